@@ -1,0 +1,249 @@
+"""The plugin author's API: base classes, results and the context a plugin is handed.
+
+Plugins import from here and nowhere else in `elspeth`. Nothing here touches SQL: the engine implements
+`Context` on top of the Landscape.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+
+from attrs import field, frozen
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+Row = dict[str, Any]
+
+
+class Capability(enum.StrEnum):
+    """What a plugin declares about itself; the conformance kit decides what applies from these."""
+
+    EXTERNAL_CALLS = "external_calls"
+    """Talks to something outside the process; every such call must go through `ctx.record_call`."""
+    RESUMABLE = "resumable"
+    """Sink: can continue an earlier attempt's output from the state its `flush` returned."""
+    PENDING = "pending"
+    """Aggregate: may answer `Pending` and be called again later, possibly after a resume."""
+    DETERMINISTIC = "deterministic"
+    """The same input always gives the same output (lets the kit compare a resumed run byte for byte)."""
+
+
+@frozen
+class NoConfig:
+    """Config class of a plugin that takes no options."""
+
+
+# ---------------------------------------------------------------- results
+
+
+@frozen(init=False)
+class Success:
+    """The row(s) a transform or aggregate produced. One row is the common case; zero rows filters the
+    input out (recorded as such); several rows fan out into child tokens."""
+
+    rows: tuple[Row, ...]
+
+    def __init__(self, *rows: Row) -> None:
+        self.__attrs_init__(tuple(rows))
+
+
+@frozen
+class Routed:
+    """Send this row to the named sink instead of continuing down the pipeline."""
+
+    sink: str
+    row: Row
+
+
+@frozen
+class Error:
+    """The row's values made processing impossible. `retryable` asks the engine to try again."""
+
+    reason: str
+    retryable: bool = False
+    details: Mapping[str, Any] | None = None
+
+
+@frozen
+class Pending:
+    """Aggregate only: the work was handed to something slow (e.g. a batch API). The engine stores
+    `checkpoint` in the Landscape and calls the plugin again later, or after a resume, with it in
+    `ctx.checkpoint`."""
+
+    checkpoint: Mapping[str, Any]
+    retry_after: float = 30.0
+
+
+@frozen
+class Quarantine:
+    """A source record that failed validation. It is recorded with its reason; it never vanishes."""
+
+    raw: Any
+    reason: str
+
+
+@frozen
+class Artifact:
+    """What a sink's `flush` made durable. `content_hash` (sha256 hex) and `size` describe ALL the bytes
+    stored so far, not the last batch. `resume` is the JSON state the sink needs to continue from exactly
+    this point after a crash."""
+
+    uri: str
+    content_hash: str
+    size: int
+    row_count: int
+    resume: Mapping[str, Any] = field(factory=dict)
+
+
+TransformResult = Success | Routed | Error
+BatchResult = Success | Error | Pending
+
+
+# ---------------------------------------------------------------- what a plugin is handed
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Wall-clock seconds since the epoch."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes backwards (triggers and timeouts)."""
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class CallScope(Protocol):
+    """Yielded by `ctx.call(...)`: set `response` before the block ends; an exception leaving the block is
+    recorded as an ERROR call and re-raised."""
+
+    response: Any
+    request: Any
+
+
+class PayloadStore(Protocol):
+    def put(self, data: bytes) -> str:
+        """Store bytes; returns their sha256 hex, which is also their address."""
+
+    def get(self, ref: str) -> bytes:
+        """Read bytes back, verifying they still hash to `ref`."""
+
+
+class Context(Protocol):
+    """One per node execution. `state_id` is the node_state open right now: every call recorded through
+    this context hangs off it."""
+
+    run_id: str
+    node_id: str
+    state_id: int
+    clock: Clock
+    payloads: PayloadStore
+    checkpoint: Mapping[str, Any] | None
+
+    def record_call(
+        self,
+        *,
+        call_type: str,
+        provider: str,
+        request: Any,
+        response: Any = None,
+        error: Any = None,
+        latency_ms: float | None = None,
+    ) -> None:
+        """Record one external call with its FULL request and response (or error). JSON-able values."""
+
+    def call(self, call_type: str, provider: str, request: Any) -> AbstractContextManager[CallScope]:
+        """Wrap an external call: `with ctx.call("http", "azure_openai", req) as c: c.response = ...`."""
+
+
+# ---------------------------------------------------------------- base classes
+
+
+class Plugin:
+    """Common to every kind. `name` is what settings refer to; `config_class` is an attrs class that the
+    engine structures the settings' `options` into (cattrs), so bad options name their field."""
+
+    name: ClassVar[str]
+    config_class: ClassVar[type] = NoConfig
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.DETERMINISTIC})
+
+    def __init__(self, config: Any) -> None:
+        self.config = config
+
+    def close(self) -> None:
+        """Release resources. Called once, whether the run succeeded or not."""
+
+
+class Source(Plugin):
+    """Yields rows (dicts of JSON-able values) or `Quarantine` records, in a stable order: a resumed run
+    reads the source again and skips what the Landscape already holds."""
+
+    def load(self, ctx: Context) -> Iterator[Row | Quarantine]:
+        raise NotImplementedError
+
+
+class Transform(Plugin):
+    def process(self, row: Row, ctx: Context) -> TransformResult:
+        raise NotImplementedError
+
+
+class Aggregate(Plugin):
+    """Receives a whole batch; the engine owns buffering, triggers and batch status."""
+
+    def process_batch(self, rows: list[Row], ctx: Context) -> BatchResult:
+        raise NotImplementedError
+
+
+class Sink(Plugin):
+    """`write` may be called many times per run; `flush` makes everything written so far durable."""
+
+    def open(self, ctx: Context, resume: Mapping[str, Any] | None) -> None:
+        """`resume` is None for a fresh run. On a resumed run it is the `resume` state of the last
+        artifact this sink flushed ({} if it never flushed): continue from exactly there, discarding
+        anything a crashed attempt wrote after it, and never truncating what it made durable."""
+
+    def write(self, rows: list[Row], ctx: Context) -> None:
+        raise NotImplementedError
+
+    def flush(self, ctx: Context) -> Artifact:
+        raise NotImplementedError
+
+
+PLUGIN_KINDS: dict[str, type[Plugin]] = {
+    "source": Source,
+    "transform": Transform,
+    "aggregate": Aggregate,
+    "sink": Sink,
+}
+
+
+class Register(Protocol):
+    def __call__(self, plugin_class: type[Plugin]) -> None: ...
+
+
+__all__ = [
+    "PLUGIN_KINDS",
+    "Aggregate",
+    "Artifact",
+    "BatchResult",
+    "CallScope",
+    "Capability",
+    "Clock",
+    "Context",
+    "Error",
+    "NoConfig",
+    "PayloadStore",
+    "Pending",
+    "Plugin",
+    "Quarantine",
+    "Register",
+    "Routed",
+    "Row",
+    "Sink",
+    "Source",
+    "Success",
+    "Transform",
+    "TransformResult",
+]

@@ -1,0 +1,102 @@
+"""Canonical JSON (RFC 8785) and the SHA-256 hashes the Landscape records.
+
+`rfc8785` is the reference; a fast path handles the common flat row (ASCII keys; str, bool, None and
+safe-range int values), where `json.dumps(sort_keys=True)` produces the very same bytes. A property test
+holds the two together.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from typing import Any
+
+import rfc8785
+
+from elspeth.errors import NonCanonicalValueError
+
+_MAX_SAFE_INT = 2**53 - 1
+_fast_dumps = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+).encode
+_store_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _is_flat_simple(obj: Any) -> bool:
+    if type(obj) is not dict:
+        return False
+    try:
+        if not "".join(obj).isascii():
+            return False
+    except TypeError:
+        return False
+    for value in obj.values():
+        t = type(value)
+        if t is str or value is None or t is bool:
+            continue
+        if t is int and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            continue
+        return False
+    return True
+
+
+def canonical_bytes(obj: Any) -> bytes:
+    """RFC 8785 bytes of `obj`. Raises NonCanonicalValueError for NaN, Infinity, unsafe ints, non-JSON types."""
+    if _is_flat_simple(obj):
+        return _fast_dumps(obj).encode()
+    try:
+        return rfc8785.dumps(obj)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
+
+
+def stable_hash(obj: Any) -> str:
+    """SHA-256 hex of the canonical JSON of `obj`."""
+    return hashlib.sha256(canonical_bytes(obj)).hexdigest()
+
+
+def bytes_hash(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def dumps(obj: Any) -> str:
+    """Storage JSON: keeps key order and the int/float distinction (canonical JSON writes 1.0 as 1), so a
+    stored row round-trips with its types. Rejects NaN and Infinity."""
+    try:
+        return _store_dumps(obj)
+    except (TypeError, ValueError) as exc:
+        raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
+
+
+def loads(text: str) -> Any:
+    return json.loads(text)
+
+
+def describe_non_canonical(obj: Any, path: str = "$") -> str | None:
+    """Where in `obj` the first value that cannot be canonically hashed sits, and why; None if all is well."""
+    if obj is None or isinstance(obj, bool | str):
+        return None
+    if isinstance(obj, int):
+        if abs(obj) > _MAX_SAFE_INT:
+            return f"{path}: integer {obj} is beyond 2**53 and cannot be hashed exactly; store it as a string"
+        return None
+    if isinstance(obj, float):
+        if math.isnan(obj) or math.isinf(obj):
+            return f"{path}: {obj!r} is not a JSON number"
+        return None
+    if isinstance(obj, dict):
+        for key, value in obj.items():
+            if not isinstance(key, str):
+                return f"{path}: key {key!r} is not a string"
+            found = describe_non_canonical(value, f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(obj, list | tuple):
+        for i, value in enumerate(obj):
+            found = describe_non_canonical(value, f"{path}[{i}]")
+            if found:
+                return found
+        return None
+    return f"{path}: {type(obj).__name__} is not a JSON type; convert it in the source (e.g. to a string)"

@@ -1,0 +1,1 @@
+"""The engine: runs a pipeline of plugins and records everything it does in the Landscape."""

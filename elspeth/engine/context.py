@@ -1,0 +1,54 @@
+"""The `ctx` handed to a plugin: one per node execution, bound to the node_state open for it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from attrs import define
+
+from elspeth.api import Clock, PayloadStore
+from elspeth.landscape.recorder import Recorder, error_info
+
+
+@define
+class CallScope:
+    request: Any
+    response: Any = None
+
+
+@define
+class NodeContext:
+    run_id: str
+    node_id: str
+    state_id: int
+    clock: Clock
+    payloads: PayloadStore
+    recorder: Recorder
+    checkpoint: Mapping[str, Any] | None = None
+
+    def record_call(self, *, call_type: str, provider: str, request: Any, response: Any = None,
+                    error: Any = None, latency_ms: float | None = None) -> None:
+        self.recorder.record_call(
+            self.state_id, call_type=call_type, provider=provider, request=request, response=response,
+            error=error, latency_ms=latency_ms,
+        )
+
+    @contextmanager
+    def call(self, call_type: str, provider: str, request: Any) -> Iterator[CallScope]:
+        scope = CallScope(request=request)
+        started = time.perf_counter()
+        try:
+            yield scope
+        except BaseException as exc:
+            self.record_call(
+                call_type=call_type, provider=provider, request=scope.request, response=scope.response,
+                error=error_info(exc), latency_ms=(time.perf_counter() - started) * 1000,
+            )
+            raise
+        self.record_call(
+            call_type=call_type, provider=provider, request=scope.request, response=scope.response,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )

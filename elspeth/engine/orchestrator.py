@@ -1,0 +1,254 @@
+"""Starting, finishing and resuming runs: the engine's public entry points."""
+
+from __future__ import annotations
+
+import os
+import secrets as _secrets
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.engine import make_url
+
+from elspeth import __version__, canonical
+from elspeth.api import Capability, Clock
+from elspeth.engine.clock import SystemClock
+from elspeth.engine.pipeline import Pipeline, build_pipeline, node_config_record, settings_document
+from elspeth.engine.runner import Runner
+from elspeth.engine.summary import ArtifactSummary, ProgressCallback, RunSummary
+from elspeth.errors import ConfigError, ResumeError
+from elspeth.landscape import schema, summaries
+from elspeth.landscape.database import default_url, open_database
+from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.recorder import Recorder, RecordedCall, error_info
+from elspeth.landscape.redaction import Redactor
+from elspeth.landscape.statuses import RunStatus
+from elspeth.landscape.unfinished import (
+    close_interrupted_states,
+    latest_sink_resume,
+    unfinished_batches,
+    unfinished_tokens,
+)
+from elspeth.plugin_manager import PluginRegistry
+from elspeth.settings import Settings
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + _secrets.token_hex(3)
+
+
+def _owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _landscape(settings: Settings, landscape_url: str | None) -> tuple[str, FilePayloadStore]:
+    url = landscape_url or settings.landscape.url or default_url()
+    if settings.landscape.payload_dir:
+        payload_dir = Path(settings.landscape.payload_dir)
+    else:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+            payload_dir = Path(parsed.database).resolve().parent / "payloads"
+        else:
+            payload_dir = Path.cwd() / ".elspeth" / "payloads"
+    return url, FilePayloadStore(payload_dir)
+
+
+class _Session:
+    """Everything one attempt at a run holds, and the one way it ends."""
+
+    def __init__(self, settings: Settings, registry: PluginRegistry, engine: Engine, payloads: FilePayloadStore,
+                 run_id: str, secrets: frozenset[str], clock: Clock | None,
+                 progress: ProgressCallback | None) -> None:
+        self.pipeline: Pipeline = build_pipeline(settings, registry)
+        self.engine = engine
+        self.redactor = Redactor.of(secrets)
+        clock = clock or SystemClock()
+        hook = registry.pm.hook
+
+        def on_call(call: RecordedCall) -> None:
+            hook.record_call(call=call)
+
+        self.recorder = Recorder(engine, payloads, run_id, redactor=self.redactor, on_call=on_call, now=clock.now)
+        self.runner = Runner(self.pipeline, self.recorder, clock=clock, payloads=payloads, engine=settings.engine,
+                             progress=progress)
+        self.settings = settings
+        self.started = time.monotonic()
+
+    def settings_record(self) -> tuple[str, str]:
+        document = settings_document(self.settings, self.redactor)
+        return canonical.dumps(document), canonical.stable_hash(document)
+
+    def drive(self, body: Any) -> RunSummary:
+        """Run `body`, then record how the attempt ended. Input errors (ConfigError, ResumeError) are re-raised
+        for the CLI's exit code 2 once recorded; other failures are recorded and returned as a failed run."""
+        error: str | None = None
+        status = RunStatus.COMPLETED
+        try:
+            body()
+        except KeyboardInterrupt:
+            status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C); finish it with `elspeth resume`"
+            self._stop(status, {"type": "Interrupted", "message": "Ctrl-C"}, error)
+        except Exception as exc:
+            status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+            self._stop(status, error_info(exc), error)
+            if isinstance(exc, ConfigError | ResumeError):
+                self._close()
+                raise
+        else:
+            self.recorder.finish_run(RunStatus.COMPLETED)
+        try:
+            return self.summary(status, error)
+        finally:
+            self._close()
+
+    def _stop(self, status: RunStatus, state_error: dict[str, str], message: str) -> None:
+        try:
+            self.recorder.close_open_states(state_error)
+            self.recorder.finish_run(status, message)
+        except SQLAlchemyError:
+            # The failure was the database's own: what was not committed cannot be, so only the run's end is.
+            self.recorder.discard()
+            self.recorder.finish_run(status, message)
+
+    def _close(self) -> None:
+        try:
+            self.pipeline.close()
+        finally:
+            self.recorder.close()
+
+    def summary(self, status: RunStatus, error: str | None) -> RunSummary:
+        run_id = self.recorder.run_id
+        with self.engine.connect() as conn:
+            return RunSummary(
+                run_id=run_id,
+                status=status.value,
+                rows_read=summaries.row_count(conn, run_id),
+                outcomes=summaries.outcome_counts(conn, run_id),
+                artifacts=tuple(
+                    ArtifactSummary(node_id.removeprefix("sink:"), uri, digest, size, rows)
+                    for node_id, uri, digest, size, rows in summaries.final_artifacts(conn, run_id)
+                ),
+                elapsed_seconds=time.monotonic() - self.started,
+                error=error,
+            )
+
+
+def run_pipeline(
+    settings: Settings,
+    *,
+    registry: PluginRegistry,
+    settings_path: str | None = None,
+    landscape_url: str | None = None,
+    run_id: str | None = None,
+    progress: ProgressCallback | None = None,
+    secrets: frozenset[str] = frozenset(),
+    clock: Clock | None = None,
+) -> RunSummary:
+    """Run a pipeline from the start, recording everything under a new run id."""
+    url, payloads = _landscape(settings, landscape_url)
+    engine = open_database(url)
+    session = _Session(settings, registry, engine, payloads, run_id or new_run_id(), secrets, clock, progress)
+    settings_json, settings_hash = session.settings_record()
+    session.recorder.begin_run(
+        settings_json=settings_json, settings_hash=settings_hash,
+        settings_path=str(Path(settings_path).resolve()) if settings_path else None,
+        version=__version__, owner=_owner(),
+    )
+    for node in session.pipeline.nodes():
+        config_json, config_hash = node_config_record(node, session.redactor)
+        session.recorder.add_node(
+            node_id=node.node_id, kind=node.kind, plugin=node.info.name, distribution=node.info.distribution,
+            plugin_version=node.info.version, position=node.position, config_json=config_json,
+            config_hash=config_hash,
+        )
+    session.recorder.commit()
+
+    def body() -> None:
+        session.runner.open_sinks(None)
+        session.runner.run()
+
+    return session.drive(body)
+
+
+def resume_run(
+    run_id: str,
+    settings: Settings,
+    *,
+    registry: PluginRegistry,
+    settings_path: str | None = None,
+    landscape_url: str | None = None,
+    progress: ProgressCallback | None = None,
+    secrets: frozenset[str] = frozenset(),
+    clock: Clock | None = None,
+) -> RunSummary:
+    """Finish a crashed, failed or interrupted run under its own run id. Unfinished work is what the
+    Landscape shows lacking a terminal outcome; the result equals an uninterrupted run's."""
+    url, payloads = _landscape(settings, landscape_url)
+    engine = open_database(url)
+    with engine.connect() as conn:
+        run = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
+    if run is None:
+        raise ResumeError(f"no run {run_id!r} in {make_url(url).render_as_string()}; `elspeth runs` lists them")
+    if run["status"] == RunStatus.COMPLETED:
+        raise ResumeError(f"run {run_id} already completed; there is nothing to resume")
+    _refuse_if_alive(run_id, run["status"], run["owner"])
+    session = _Session(settings, registry, engine, payloads, run_id, secrets, clock, progress)
+    _, settings_hash = session.settings_record()
+    if settings_hash != run["settings_hash"]:
+        session._close()
+        raise ResumeError(
+            f"the settings{' in ' + settings_path if settings_path else ''} differ from those run {run_id} started "
+            "with; resume with the same settings (the run's recorded settings: `elspeth explain " + run_id + "`)"
+        )
+    not_resumable = [
+        f"{name} ({node.info.name})" for name, node in session.pipeline.sinks.items()
+        if Capability.RESUMABLE not in node.info.cls.capabilities
+    ]
+    if not_resumable:
+        session._close()
+        raise ResumeError(
+            f"run {run_id} cannot be resumed: sink(s) {', '.join(not_resumable)} cannot continue earlier output "
+            "without truncating or duplicating it (they do not declare the 'resumable' capability); rerun instead"
+        )
+
+    def body() -> None:
+        recorder, runner = session.recorder, session.runner
+        recorder.reopen_run(owner=_owner())
+        close_interrupted_states(recorder.conn, run_id, recorder.now())
+        recorder.conn.commit()
+        runner.open_sinks({
+            name: latest_sink_resume(recorder.conn, run_id, node.node_id)
+            for name, node in session.pipeline.sinks.items()
+        })
+        batches = unfinished_batches(recorder.conn, run_id)
+        recorder.conn.rollback()
+        retries = runner.restore_batches(batches)
+        in_batches = {token_id for b in batches for token_id, _ in b.members}
+        skip_rows = recorder.rows_recorded
+        with engine.connect() as reader:
+            runner.redo(unfinished_tokens(reader, run_id, in_batches), retries)
+        runner.run(skip_rows=skip_rows)
+
+    return session.drive(body)
+
+
+def _refuse_if_alive(run_id: str, status: str, owner: str | None) -> None:
+    if status != RunStatus.RUNNING or not owner:
+        return
+    host, _, pid = owner.rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return
+    except PermissionError:
+        pass
+    if int(pid) != os.getpid():
+        raise ResumeError(
+            f"run {run_id} is still running in process {pid} on this host; stop it before resuming"
+        )

@@ -1,0 +1,343 @@
+"""The token flow: source rows through transforms and aggregations into sinks, every step recorded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from elspeth import canonical
+from elspeth.api import Clock, Error, Quarantine, Routed, Row, Success
+from elspeth.engine.aggregation import AggregationRuntime, Batch, Member
+from elspeth.engine.context import NodeContext
+from elspeth.engine.pipeline import Node, Pipeline
+from elspeth.engine.sinks import SinkRuntime
+from elspeth.engine.summary import Progress, ProgressCallback
+from elspeth.errors import ElspethError, NonCanonicalValueError, PluginCrash
+from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.recorder import Recorder, error_info
+from elspeth.landscape.statuses import StateStatus, TokenOutcome, TriggerReason
+from elspeth.landscape.unfinished import UnfinishedBatch, UnfinishedToken
+from elspeth.settings import EngineSettings
+
+_PROGRESS_EVERY = 0.5
+
+
+class Runner:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        recorder: Recorder,
+        *,
+        clock: Clock,
+        payloads: FilePayloadStore,
+        engine: EngineSettings,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.pipeline = pipeline
+        self.rec = recorder
+        self.clock = clock
+        self.payloads = payloads
+        self.settings = engine
+        self.progress = progress
+        self.run_id = recorder.run_id
+        self.rows_read = 0
+        self.sinks = {
+            name: SinkRuntime(name, node, recorder, self._ctx, engine.write_batch_rows)
+            for name, node in pipeline.sinks.items()
+        }
+        self.aggregations = [
+            AggregationRuntime(
+                node, recorder, clock, self._ctx, self._emit_from_aggregate, self._fail_members,
+                engine.retry.max_attempts, engine.retry.backoff_seconds,
+            )
+            for node in pipeline.aggregations
+        ]
+        self._agg_by_node = {a.node.node_id: i for i, a in enumerate(self.aggregations)}
+        self._transform_step = {n.node_id: i for i, n in enumerate(pipeline.transforms)}
+        self._started = time.monotonic()
+
+    def _ctx(self, node_id: str, state_id: int, checkpoint: dict[str, Any] | None = None) -> NodeContext:
+        return NodeContext(self.run_id, node_id, state_id, self.clock, self.payloads, self.rec, checkpoint)
+
+    # ------------------------------------------------------------ the main loop
+
+    def open_sinks(self, resume_states: dict[str, dict[str, Any]] | None) -> None:
+        for name, sink in self.sinks.items():
+            sink.open(None if resume_states is None else resume_states.get(name, {}))
+
+    def run(self, skip_rows: int = 0) -> None:
+        """Read the source (skipping the first `skip_rows` records, which an earlier attempt recorded) and
+        finish everything: end-of-source triggers, pending batches, final flush."""
+        source = self.pipeline.source
+        state = self.rec.open_state(source.node_id, "load")
+        ctx = self._ctx(source.node_id, state)
+        every_rows = self.settings.checkpoint_every_rows
+        every_seconds = self.settings.checkpoint_every_seconds
+        since_checkpoint = 0
+        last_checkpoint = last_progress = self.clock.monotonic()
+        timed = [a for a in self.aggregations if a.node.trigger and a.node.trigger.timeout_seconds is not None]
+        records = enumerate(source.plugin.load(ctx))
+        while True:
+            try:
+                index, item = next(records)
+            except StopIteration:
+                break
+            except Exception as exc:
+                self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
+                raise PluginCrash(f"source {source.info.name} failed while reading: {exc}") from exc
+            if index < skip_rows:
+                continue
+            self.rows_read += 1
+            self._accept(item)
+            since_checkpoint += 1
+            if since_checkpoint >= every_rows or since_checkpoint & 255 == 0:
+                now = self.clock.monotonic()
+                for a in timed:
+                    a.check_timeout()
+                self._poll_pending()
+                if since_checkpoint >= every_rows or now - last_checkpoint >= every_seconds:
+                    self.checkpoint()
+                    since_checkpoint, last_checkpoint = 0, now
+                if now - last_progress >= _PROGRESS_EVERY:
+                    self._report()
+                    last_progress = now
+            elif timed:
+                for a in timed:
+                    a.check_timeout()
+        self.rec.close_state(state, StateStatus.COMPLETED)
+        self.finish()
+
+    def finish(self) -> None:
+        self._drain_aggregations()
+        for sink in self.sinks.values():
+            sink.flush(self.rows_read)
+        self._report(done=True)
+
+    def checkpoint(self) -> None:
+        for sink in self.sinks.values():
+            if sink.has_unflushed:
+                sink.flush(self.rows_read)
+        self.rec.commit()
+
+    def _report(self, done: bool = False) -> None:
+        if self.progress is not None:
+            self.progress(Progress(self.run_id, self.rows_read, time.monotonic() - self._started, done))
+
+    def _poll_pending(self) -> None:
+        for agg in self.aggregations:
+            if agg.pending:
+                agg.poll_due()
+
+    def _drain_aggregations(self) -> None:
+        """End of source: flush every buffer in pipeline order, waiting for pending batches, whose outputs
+        may fill a later buffer that then flushes too."""
+        while True:
+            for agg in self.aggregations:
+                agg.flush_current(TriggerReason.END_OF_SOURCE)
+            waits = [w for w in (a.next_poll_in() for a in self.aggregations) if w is not None]
+            if not waits:
+                return
+            self.clock.sleep(min(waits))
+            self._poll_pending()
+
+    # ------------------------------------------------------------ one source record
+
+    def _accept(self, item: Row | Quarantine) -> None:
+        source_id = self.pipeline.source.node_id
+        if isinstance(item, Quarantine):
+            self._quarantine(item.raw, item.reason)
+            return
+        try:
+            payload = canonical.dumps(item)
+            row_hash = canonical.stable_hash(item)
+        except NonCanonicalValueError as exc:
+            self._quarantine(item, f"value cannot be recorded canonically: {exc}")
+            return
+        row_id = self.rec.add_row(payload, row_hash)
+        token_id = self.rec.add_token(origin_node_id=source_id, row_id=row_id)
+        self.continue_token(token_id, row_id, item, row_hash, 0)
+
+    def _quarantine(self, raw: Any, reason: str) -> None:
+        record = {"raw": _printable(raw), "reason": reason}
+        row_id = self.rec.add_row(canonical.dumps(record), None, quarantined=True)
+        token_id = self.rec.add_token(origin_node_id=self.pipeline.source.node_id, row_id=row_id)
+        self.requarantine(token_id, record)
+
+    def requarantine(self, token_id: int, record: dict[str, Any]) -> None:
+        source_id = self.pipeline.source.node_id
+        reason = {"reason": record["reason"]}
+        sink = self.pipeline.on_quarantine
+        if sink is None:
+            self.rec.add_outcome(token_id, TokenOutcome.QUARANTINED, node_id=source_id, reason=reason)
+        else:
+            row = {"_raw": record["raw"], "_reason": record["reason"]}
+            self.sinks[sink].deliver(token_id, row, canonical.stable_hash(row), TokenOutcome.QUARANTINED,
+                                     source_id, reason)
+
+    # ------------------------------------------------------------ the flow of one token
+
+    def continue_token(self, token_id: int, row_id: int | None, row: Row, row_hash: str, step: int) -> None:
+        """Carry a token from pipeline step `step` (transforms, then aggregations) to wherever it ends."""
+        transforms = self.pipeline.transforms
+        while step < len(transforms):
+            node = transforms[step]
+            result, out_hash = self._process(node, token_id, row, row_hash)
+            if result is None:
+                return
+            if isinstance(result, Routed):
+                self._route(node, token_id, result, out_hash)
+                return
+            rows = result.rows
+            if len(rows) == 1:
+                row, row_hash = rows[0], out_hash
+                step += 1
+                continue
+            if not rows:
+                self.rec.add_outcome(token_id, TokenOutcome.FILTERED, node_id=node.node_id)
+                return
+            self.rec.add_outcome(token_id, TokenOutcome.EXPANDED, node_id=node.node_id)
+            for child in rows:
+                child_id = self.rec.add_token(
+                    origin_node_id=node.node_id, parent_token_id=token_id, payload_json=canonical.dumps(child),
+                    row_id=row_id,
+                )
+                self.continue_token(child_id, row_id, child, canonical.stable_hash(child), step + 1)
+            return
+        agg_index = step - len(transforms)
+        if agg_index < len(self.aggregations):
+            self.aggregations[agg_index].accept(token_id, row, row_hash)
+            return
+        sink = self.pipeline.default_sink
+        self.sinks[sink].deliver(token_id, row, row_hash, TokenOutcome.COMPLETED, self.sinks[sink].node.node_id)
+
+    def _process(self, node: Node, token_id: int, row: Row, row_hash: str) -> tuple[Success | Routed | None, str]:
+        """Run one transform on one token, with retries; None when the row took the error path."""
+        attempt = 1
+        max_attempts = self.settings.retry.max_attempts
+        while True:
+            state = self.rec.open_state(node.node_id, "process", token_id=token_id, attempt=attempt,
+                                        input_hash=row_hash)
+            try:
+                result = node.plugin.process(row, self._ctx(node.node_id, state))
+            except Exception as exc:
+                self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
+                raise PluginCrash(
+                    f"transform {node.node_id} raised {type(exc).__name__}: {exc} (token {token_id}); a transform "
+                    "should return Error(...) for a bad row and raise only when it cannot go on at all"
+                ) from exc
+            if isinstance(result, Success | Routed):
+                try:
+                    out = [result.row] if isinstance(result, Routed) else result.rows
+                    out_hash = canonical.stable_hash(out[0]) if len(out) == 1 else canonical.stable_hash(out)
+                except NonCanonicalValueError as exc:
+                    result = Error(f"output cannot be recorded canonically: {exc}")
+                else:
+                    self.rec.close_state(state, StateStatus.COMPLETED, output_hash=out_hash)
+                    return result, out_hash
+            if not isinstance(result, Error):
+                self.rec.close_state(state, StateStatus.FAILED, error={
+                    "type": "TypeError", "message": f"process() returned {type(result).__name__}"})
+                raise PluginCrash(
+                    f"transform {node.node_id} returned {type(result).__name__}; return Success, Routed or Error"
+                )
+            error = {"reason": result.reason, "retryable": result.retryable, "details": result.details}
+            self.rec.close_state(state, StateStatus.FAILED, error=error)
+            if result.retryable and attempt < max_attempts:
+                self.clock.sleep(self.settings.retry.backoff_seconds * 2 ** (attempt - 1))
+                attempt += 1
+                continue
+            self._fail_token(node, token_id, row, error)
+            return None, ""
+
+    def _route(self, node: Node, token_id: int, result: Routed, row_hash: str) -> None:
+        sink = self.sinks.get(result.sink)
+        if sink is None:
+            raise ElspethError(
+                f"transform {node.node_id} routed a row to sink {result.sink!r}, which is not defined; "
+                f"add it under sinks (defined: {sorted(self.sinks)})"
+            )
+        sink.deliver(token_id, result.row, row_hash, TokenOutcome.ROUTED, node.node_id)
+
+    def _fail_token(self, node: Node, token_id: int, row: Row, error: dict[str, Any], batch_id: int | None = None
+                    ) -> None:
+        if node.on_error is None:
+            self.rec.add_outcome(token_id, TokenOutcome.FAILED, node_id=node.node_id, batch_id=batch_id,
+                                 reason=error)
+            return
+        failed_row = {**row, "_error": error["reason"], "_node": node.node_id}
+        try:
+            row_hash = canonical.stable_hash(failed_row)
+        except NonCanonicalValueError:
+            failed_row = {"_error": error["reason"], "_node": node.node_id}
+            row_hash = canonical.stable_hash(failed_row)
+        self.sinks[node.on_error].deliver(token_id, failed_row, row_hash, TokenOutcome.FAILED, node.node_id, error)
+
+    def _fail_members(self, node: Node, members: list[Member], error: dict[str, Any], batch_id: int) -> None:
+        for m in members:
+            self._fail_token(node, m.token_id, m.row, error, batch_id)
+
+    def _emit_from_aggregate(self, node: Node, token_id: int, row: Row, row_hash: str) -> None:
+        step = len(self.pipeline.transforms) + self._agg_by_node[node.node_id] + 1
+        self.continue_token(token_id, None, row, row_hash, step)
+
+    # ------------------------------------------------------------ resuming
+
+    def restore_batches(self, batches: Iterable[UnfinishedBatch]) -> list[UnfinishedBatch]:
+        """Put drafts back in their buffers and pending batches back on the poll list; returns the batches
+        that must run again (interrupted mid-flush, or failed without finishing their members)."""
+        to_retry = []
+        for b in batches:
+            agg = self.aggregations[self._agg_by_node[b.node_id]]
+            members = [Member(t, row, canonical.stable_hash(row)) for t, row in b.members]
+            if b.status == "draft":
+                agg.restore_draft(b.batch_id, b.attempt, members)
+            elif b.status == "executing" and b.checkpoint is not None:
+                agg.pending.append(Batch(b.batch_id, b.attempt, members, checkpoint=b.checkpoint, poll_at=0.0))
+            else:
+                to_retry.append(b)
+        return to_retry
+
+    def redo(self, tokens: Iterable[UnfinishedToken], retries: list[UnfinishedBatch]) -> None:
+        """Finish unfinished tokens and rerun failed batches, interleaved in the order they first happened:
+        a batch ran when its last member arrived, so it goes right after that token."""
+        retries = sorted(retries, key=lambda b: b.last_token)
+        for token in tokens:
+            while retries and retries[0].last_token < token.token_id:
+                self._rerun(retries.pop(0))
+            self._redo_token(token)
+        for batch in retries:
+            self._rerun(batch)
+
+    def _rerun(self, b: UnfinishedBatch) -> None:
+        agg = self.aggregations[self._agg_by_node[b.node_id]]
+        if b.status == "executing":
+            self.rec.update_batch(b.batch_id, status="failed", checkpoint_json=None, error_json=canonical.dumps(
+                {"type": "Interrupted", "message": "the process ended while this batch was executing"}))
+        members = [Member(t, row, canonical.stable_hash(row)) for t, row in b.members]
+        agg.retry(b.batch_id, b.attempt + 1, members)
+
+    def _redo_token(self, token: UnfinishedToken) -> None:
+        if token.quarantined:
+            self.requarantine(token.token_id, token.row)
+            return
+        row_hash = canonical.stable_hash(token.row)
+        origin = token.origin_node_id
+        if origin == self.pipeline.source.node_id:
+            step = 0
+        elif origin in self._transform_step:
+            step = self._transform_step[origin] + 1
+        else:
+            step = len(self.pipeline.transforms) + self._agg_by_node[origin] + 1
+        self.continue_token(token.token_id, token.row_id, token.row, row_hash, step)
+
+
+def _printable(raw: Any) -> Any:
+    """A quarantined record is stored as it came, made JSON-safe: what cannot be stored exactly is stored
+    as its repr, never dropped."""
+    try:
+        canonical.canonical_bytes(raw)
+        return raw
+    except NonCanonicalValueError:
+        return repr(raw)
+

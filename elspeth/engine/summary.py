@@ -1,0 +1,39 @@
+"""What a run reports back to its caller (the CLI, tests, the conformance kit)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from attrs import frozen
+
+
+@frozen
+class ArtifactSummary:
+    sink: str
+    uri: str
+    content_hash: str
+    size: int
+    row_count: int
+
+
+@frozen
+class RunSummary:
+    run_id: str
+    status: str
+    rows_read: int
+    outcomes: dict[str, int]
+    """Terminal outcome -> number of tokens, for the whole run (all attempts)."""
+    artifacts: tuple[ArtifactSummary, ...]
+    elapsed_seconds: float
+    error: str | None = None
+
+
+@frozen
+class Progress:
+    run_id: str
+    rows_read: int
+    elapsed_seconds: float
+    done: bool = False
+
+
+ProgressCallback = Callable[[Progress], None]

@@ -1,0 +1,453 @@
+"""Reading the Landscape back: runs, a run's overview, and one source row's full lineage.
+
+Pure queries on a SQLAlchemy Connection returning attrs values; rendering is the CLI's business. A row's
+lineage follows its tokens everywhere they went: children it fanned out into, and the outputs of every
+aggregation batch it joined (and their children in turn).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from attrs import frozen
+from sqlalchemy import Connection, func, select
+
+from elspeth.errors import ElspethError
+from elspeth.landscape import schema as t
+
+_PREVIEW_CHARS = 120
+_FIND_RUNS = "list the runs with 'elspeth runs' (add --landscape URL if the run used another landscape)"
+
+
+@frozen
+class RunInfo:
+    run_id: str
+    status: str
+    attempt: int
+    settings_hash: str
+    settings_path: str | None
+    elspeth_version: str
+    started_at: float
+    ended_at: float | None
+    error: str | None
+    rows: int
+
+
+@frozen
+class NodeInfo:
+    node_id: str
+    kind: str
+    plugin: str
+    distribution: str
+    plugin_version: str
+    position: int
+
+
+@frozen
+class ArtifactInfo:
+    artifact_id: int
+    node_id: str
+    uri: str
+    content_hash: str
+    size: int
+    row_count: int
+    created_at: float
+
+
+@frozen
+class RunOverview:
+    run: RunInfo
+    nodes: list[NodeInfo]
+    outcomes: dict[str, int]
+    artifacts: list[ArtifactInfo]
+    """The latest artifact of each sink: each flush's artifact describes everything stored so far."""
+    flushes: int
+    calls: int
+    quarantined: int
+
+
+@frozen
+class TokenInfo:
+    token_id: int
+    row_id: int | None
+    parent_token_id: int | None
+    origin_node_id: str
+    origin_batch_id: int | None
+
+
+@frozen
+class CallInfo:
+    state_id: int
+    call_index: int
+    call_type: str
+    provider: str
+    status: str
+    request_hash: str
+    response_hash: str | None
+    request_preview: str
+    response_preview: str | None
+    error: Any
+    latency_ms: float | None
+
+
+@frozen
+class StateInfo:
+    state_id: int
+    node_id: str
+    token_id: int | None
+    operation: str
+    attempt: int
+    status: str
+    input_hash: str | None
+    output_hash: str | None
+    error: Any
+    started_at: float
+    ended_at: float | None
+    calls: list[CallInfo]
+
+
+@frozen
+class BatchInfo:
+    batch_id: int
+    node_id: str
+    attempt: int
+    status: str
+    trigger: str | None
+    flush_state_id: int | None
+    retry_of: int | None
+    members: int
+    """How many tokens the whole batch held."""
+    row_tokens: list[int]
+    """Which of them came from this row."""
+    error: Any
+
+
+@frozen
+class OutcomeInfo:
+    token_id: int
+    outcome: str
+    node_id: str
+    sink_node_id: str | None
+    batch_id: int | None
+    reason: Any
+    artifact: ArtifactInfo | None
+
+
+@frozen
+class RowLineage:
+    run_id: str
+    row_id: int
+    payload: Any
+    payload_hash: str | None
+    quarantined: bool
+    quarantine_reason: Any
+    tokens: list[TokenInfo]
+    states: list[StateInfo]
+    batches: list[BatchInfo]
+    outcomes: list[OutcomeInfo]
+
+
+def _json(text: str | None) -> Any:
+    return json.loads(text) if text is not None else None
+
+
+def _preview(text: str | None, ref: str | None) -> str | None:
+    if text is None:
+        return f"(stored payload {ref})" if ref else None
+    return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
+
+
+def _row_counts() -> Any:
+    return (
+        select(t.rows.c.run_id, func.count().label("rows")).group_by(t.rows.c.run_id).subquery("row_counts")
+    )
+
+
+def _run_query() -> Any:
+    counts = _row_counts()
+    r = t.runs.c
+    return select(
+        r.run_id,
+        r.status,
+        r.attempt,
+        r.settings_hash,
+        r.settings_path,
+        r.elspeth_version,
+        r.started_at,
+        r.ended_at,
+        r.error,
+        func.coalesce(counts.c.rows, 0).label("rows"),
+    ).outerjoin(counts, counts.c.run_id == r.run_id)
+
+
+def list_runs(conn: Connection) -> list[RunInfo]:
+    """Every run, newest first."""
+    rows = conn.execute(_run_query().order_by(t.runs.c.started_at.desc(), t.runs.c.run_id)).all()
+    return [RunInfo(**row._mapping) for row in rows]
+
+
+def get_run(conn: Connection, run_id: str) -> RunInfo:
+    row = conn.execute(_run_query().where(t.runs.c.run_id == run_id)).first()
+    if row is None:
+        raise ElspethError(f"no run {run_id!r} in this landscape; {_FIND_RUNS}")
+    return RunInfo(**row._mapping)
+
+
+def run_overview(conn: Connection, run_id: str) -> RunOverview:
+    run = get_run(conn, run_id)
+    n = t.nodes.c
+    nodes = [
+        NodeInfo(
+            node_id=row.node_id,
+            kind=row.kind,
+            plugin=row.plugin,
+            distribution=row.distribution,
+            plugin_version=row.plugin_version,
+            position=row.position,
+        )
+        for row in conn.execute(select(t.nodes).where(n.run_id == run_id).order_by(n.position, n.node_id))
+    ]
+    o = t.token_outcomes.c
+    outcomes = {
+        row.outcome: row.n
+        for row in conn.execute(
+            select(o.outcome, func.count().label("n"))
+            .where(o.run_id == run_id)
+            .group_by(o.outcome)
+            .order_by(o.outcome)
+        )
+    }
+    a = t.artifacts.c
+    latest = select(func.max(a.artifact_id)).where(a.run_id == run_id).group_by(a.node_id).scalar_subquery()
+    artifacts = _artifacts(
+        conn, select(t.artifacts).where(a.run_id == run_id, a.artifact_id.in_(latest)).order_by(a.node_id)
+    )
+    flushes = conn.execute(
+        select(func.count()).select_from(t.artifacts).where(a.run_id == run_id)
+    ).scalar_one()
+    calls = conn.execute(
+        select(func.count()).select_from(t.calls).where(t.calls.c.run_id == run_id)
+    ).scalar_one()
+    quarantined = conn.execute(
+        select(func.count()).select_from(t.rows).where(t.rows.c.run_id == run_id, t.rows.c.quarantined)
+    ).scalar_one()
+    return RunOverview(
+        run=run,
+        nodes=nodes,
+        outcomes=outcomes,
+        artifacts=artifacts,
+        flushes=flushes,
+        calls=calls,
+        quarantined=quarantined,
+    )
+
+
+def _artifacts(conn: Connection, query: Any) -> list[ArtifactInfo]:
+    return [
+        ArtifactInfo(
+            artifact_id=row.artifact_id,
+            node_id=row.node_id,
+            uri=row.uri,
+            content_hash=row.content_hash,
+            size=row.size,
+            row_count=row.row_count,
+            created_at=row.created_at,
+        )
+        for row in conn.execute(query)
+    ]
+
+
+def row_lineage(conn: Connection, run_id: str, row_id: int) -> RowLineage:
+    """Everything the Landscape knows about source row `row_id` of `run_id`."""
+    get_run(conn, run_id)
+    source_row = conn.execute(
+        select(t.rows).where(t.rows.c.run_id == run_id, t.rows.c.row_id == row_id)
+    ).first()
+    if source_row is None:
+        low, high = conn.execute(
+            select(func.min(t.rows.c.row_id), func.max(t.rows.c.row_id)).where(t.rows.c.run_id == run_id)
+        ).one()
+        known = f"its rows are numbered {low} to {high}" if low is not None else "it recorded no rows"
+        raise ElspethError(f"run {run_id!r} has no row {row_id}; {known}")
+
+    tokens = _token_closure(conn, run_id, row_id)
+    token_ids = [tok.token_id for tok in tokens]
+    batches = _batches(conn, run_id, token_ids)
+    outcomes = _outcomes(conn, run_id, token_ids)
+    state_ids = set(_state_ids_of_tokens(conn, run_id, token_ids))
+    state_ids.update(b.flush_state_id for b in batches if b.flush_state_id is not None)
+    state_ids.update(
+        conn.execute(
+            select(t.artifacts.c.state_id).where(
+                t.artifacts.c.run_id == run_id,
+                t.artifacts.c.artifact_id.in_([o.artifact.artifact_id for o in outcomes if o.artifact]),
+            )
+        ).scalars()
+    )
+    quarantine = next((o.reason for o in outcomes if o.outcome == "quarantined"), None)
+    return RowLineage(
+        run_id=run_id,
+        row_id=row_id,
+        payload=_json(source_row.payload_json),
+        payload_hash=source_row.payload_hash,
+        quarantined=bool(source_row.quarantined),
+        quarantine_reason=quarantine,
+        tokens=tokens,
+        states=_states(conn, run_id, sorted(state_ids)),
+        batches=batches,
+        outcomes=outcomes,
+    )
+
+
+def _token_closure(conn: Connection, run_id: str, row_id: int) -> list[TokenInfo]:
+    """The row's own tokens, then repeatedly their children and the outputs of batches they joined."""
+    tok = t.tokens.c
+    found = {
+        r.token_id: r
+        for r in conn.execute(select(t.tokens).where(tok.run_id == run_id, tok.row_id == row_id))
+    }
+    frontier = list(found)
+    while frontier:
+        joined = select(t.batch_members.c.batch_id).where(
+            t.batch_members.c.run_id == run_id, t.batch_members.c.token_id.in_(frontier)
+        )
+        step = conn.execute(
+            select(t.tokens).where(
+                tok.run_id == run_id, tok.parent_token_id.in_(frontier) | tok.origin_batch_id.in_(joined)
+            )
+        ).all()
+        frontier = [r.token_id for r in step if r.token_id not in found]
+        found.update((r.token_id, r) for r in step)
+    return [
+        TokenInfo(
+            token_id=r.token_id,
+            row_id=r.row_id,
+            parent_token_id=r.parent_token_id,
+            origin_node_id=r.origin_node_id,
+            origin_batch_id=r.origin_batch_id,
+        )
+        for r in sorted(found.values(), key=lambda r: r.token_id)
+    ]
+
+
+def _state_ids_of_tokens(conn: Connection, run_id: str, token_ids: Iterable[int]) -> Iterable[int]:
+    s = t.node_states.c
+    return conn.execute(
+        select(s.state_id).where(s.run_id == run_id, s.token_id.in_(list(token_ids)))
+    ).scalars()
+
+
+def _states(conn: Connection, run_id: str, state_ids: list[int]) -> list[StateInfo]:
+    c = t.calls.c
+    calls: dict[int, list[CallInfo]] = {}
+    for r in conn.execute(
+        select(t.calls)
+        .where(c.run_id == run_id, c.state_id.in_(state_ids))
+        .order_by(c.state_id, c.call_index)
+    ):
+        calls.setdefault(r.state_id, []).append(
+            CallInfo(
+                state_id=r.state_id,
+                call_index=r.call_index,
+                call_type=r.call_type,
+                provider=r.provider,
+                status=r.status,
+                request_hash=r.request_hash,
+                response_hash=r.response_hash,
+                request_preview=_preview(r.request_json, r.request_ref) or "",
+                response_preview=_preview(r.response_json, r.response_ref),
+                error=_json(r.error_json),
+                latency_ms=r.latency_ms,
+            )
+        )
+    s = t.node_states.c
+    return [
+        StateInfo(
+            state_id=r.state_id,
+            node_id=r.node_id,
+            token_id=r.token_id,
+            operation=r.operation,
+            attempt=r.attempt,
+            status=r.status,
+            input_hash=r.input_hash,
+            output_hash=r.output_hash,
+            error=_json(r.error_json),
+            started_at=r.started_at,
+            ended_at=r.ended_at,
+            calls=calls.get(r.state_id, []),
+        )
+        for r in conn.execute(
+            select(t.node_states).where(s.run_id == run_id, s.state_id.in_(state_ids)).order_by(s.state_id)
+        )
+    ]
+
+
+def _batches(conn: Connection, run_id: str, token_ids: list[int]) -> list[BatchInfo]:
+    m = t.batch_members.c
+    mine: dict[int, list[int]] = {}
+    for r in conn.execute(
+        select(m.batch_id, m.token_id)
+        .where(m.run_id == run_id, m.token_id.in_(token_ids))
+        .order_by(m.ordinal)
+    ):
+        mine.setdefault(r.batch_id, []).append(r.token_id)
+    sizes = dict(
+        conn.execute(
+            select(m.batch_id, func.count())
+            .where(m.run_id == run_id, m.batch_id.in_(list(mine)))
+            .group_by(m.batch_id)
+        ).tuples()
+    )
+    b = t.batches.c
+    return [
+        BatchInfo(
+            batch_id=r.batch_id,
+            node_id=r.node_id,
+            attempt=r.attempt,
+            status=r.status,
+            trigger=r.trigger,
+            flush_state_id=r.flush_state_id,
+            retry_of=r.retry_of,
+            members=sizes.get(r.batch_id, 0),
+            row_tokens=mine[r.batch_id],
+            error=_json(r.error_json),
+        )
+        for r in conn.execute(
+            select(t.batches).where(b.run_id == run_id, b.batch_id.in_(list(mine))).order_by(b.batch_id)
+        )
+    ]
+
+
+def _outcomes(conn: Connection, run_id: str, token_ids: list[int]) -> list[OutcomeInfo]:
+    o = t.token_outcomes.c
+    a = t.artifacts.c
+    query = (
+        select(t.token_outcomes, t.artifacts.c.uri, a.content_hash, a.size, a.row_count, a.created_at)
+        .outerjoin(t.artifacts, (a.run_id == o.run_id) & (a.artifact_id == o.artifact_id))
+        .where(o.run_id == run_id, o.token_id.in_(token_ids))
+        .order_by(o.token_id)
+    )
+    return [
+        OutcomeInfo(
+            token_id=r.token_id,
+            outcome=r.outcome,
+            node_id=r.node_id,
+            sink_node_id=r.sink_node_id,
+            batch_id=r.batch_id,
+            reason=_json(r.reason_json),
+            artifact=ArtifactInfo(
+                artifact_id=r.artifact_id,
+                node_id=r.sink_node_id,
+                uri=r.uri,
+                content_hash=r.content_hash,
+                size=r.size,
+                row_count=r.row_count,
+                created_at=r.created_at,
+            )
+            if r.artifact_id is not None
+            else None,
+        )
+        for r in conn.execute(query)
+    ]

@@ -1,0 +1,419 @@
+"""The recorder: the only code that writes a run's audit trail.
+
+Writes are buffered per table and sent with executemany; `commit()` makes everything so far durable in
+one transaction. Because the engine only records terminal outcomes after a sink flush, and every commit
+covers a prefix of the engine's history, a crash at any point leaves a Landscape from which recovery can
+compute exactly what is unfinished. External calls are the exception to batching: `record_call` commits
+at once (with everything before it), so a call is durable before any observer hears of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import operator
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from attrs import frozen
+from sqlalchemy import Connection, Engine, Table, func, select, update
+
+from elspeth import canonical
+from elspeth.errors import ElspethError, NonCanonicalValueError
+from elspeth.landscape import schema
+from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.redaction import Redactor
+from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, StateStatus, TokenOutcome
+
+INLINE_LIMIT = 32 * 1024
+"""Request/response bodies above this many bytes go to the payload store; the row keeps the hash."""
+
+# Order of executemany per flush. Foreign keys are deferred to commit, so this is only for readability.
+_TABLE_ORDER = (
+    schema.nodes,
+    schema.rows,
+    schema.tokens,
+    schema.node_states,
+    schema.batches,
+    schema.batch_members,
+    schema.artifacts,
+    schema.checkpoints,
+    schema.token_outcomes,
+)
+_AUTO_FLUSH_ENTRIES = 20_000
+
+
+@frozen
+class RecordedCall:
+    """An external call as it stands in the Landscape; what `record_call` observers receive."""
+
+    run_id: str
+    node_id: str
+    state_id: int
+    call_index: int
+    call_type: str
+    provider: str
+    status: CallStatus
+    request: Any
+    response: Any
+    error: Any
+    request_hash: str
+    response_hash: str | None
+    latency_ms: float | None
+
+
+def error_info(exc: BaseException) -> dict[str, str]:
+    return {"type": type(exc).__name__, "message": str(exc)}
+
+
+def to_jsonable(value: Any) -> Any:
+    """Bodies as JSON: bytes become text when they are UTF-8, else {"base64": ...}; tuples become lists."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        raw = bytes(value)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return {"base64": base64.b64encode(raw).decode("ascii")}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+class _IdCounter:
+    def __init__(self, start: int) -> None:
+        self.next = start
+
+    def take(self) -> int:
+        value = self.next
+        self.next += 1
+        return value
+
+
+class Recorder:
+    def __init__(
+        self,
+        engine: Engine,
+        payloads: FilePayloadStore,
+        run_id: str,
+        *,
+        redactor: Redactor = Redactor(),
+        on_call: Callable[[RecordedCall], None] | None = None,
+        now: Callable[[], float] = time.time,
+    ) -> None:
+        self.engine = engine
+        self.payloads = payloads
+        self.run_id = run_id
+        self.redact = redactor
+        self.on_call = on_call
+        self.now = now
+        self.conn: Connection = engine.connect()
+        self._inserts: dict[Table, list[dict[str, Any]]] = {t: [] for t in _TABLE_ORDER}
+        self._updates: list[tuple[Any, dict[str, Any]]] = []
+        self._entries = 0
+        # Rows still in the insert buffer can be changed in place instead of by UPDATE.
+        self._buffered_states: dict[int, dict[str, Any]] = {}
+        self._buffered_batches: dict[int, dict[str, Any]] = {}
+        self._open_states: dict[int, str] = {}
+        self._call_counts: dict[int, int] = {}
+        self._ids: dict[str, _IdCounter] = {}
+        self._insert_sql = {t: _compiled_insert(t, self.conn) for t in _TABLE_ORDER}
+        self._load_counters()
+
+    # ------------------------------------------------------------ ids and buffering
+
+    def _load_counters(self) -> None:
+        """Continue numbering after whatever an earlier attempt of this run committed."""
+        for name, table, column in (
+            ("row", schema.rows, "row_id"),
+            ("token", schema.tokens, "token_id"),
+            ("state", schema.node_states, "state_id"),
+            ("batch", schema.batches, "batch_id"),
+            ("artifact", schema.artifacts, "artifact_id"),
+            ("checkpoint", schema.checkpoints, "checkpoint_id"),
+        ):
+            highest = self.conn.execute(
+                select(func.max(table.c[column])).where(table.c.run_id == self.run_id)
+            ).scalar()
+            self._ids[name] = _IdCounter(0 if highest is None else highest + 1)
+        self.conn.rollback()
+
+    @property
+    def rows_recorded(self) -> int:
+        return self._ids["row"].next
+
+    def _insert(self, table: Table, values: dict[str, Any]) -> None:
+        self._inserts[table].append(values)
+        self._entries += 1
+        if self._entries >= _AUTO_FLUSH_ENTRIES:
+            self._flush_buffer()
+
+    def _flush_buffer(self) -> None:
+        for table in _TABLE_ORDER:
+            pending = self._inserts[table]
+            if pending:
+                sql, arrange = self._insert_sql[table]
+                self.conn.exec_driver_sql(sql, [arrange(values) for values in pending])
+                self._inserts[table] = []
+        for statement, params in self._updates:
+            self.conn.execute(statement, params)
+        self._updates = []
+        self._buffered_states.clear()
+        self._buffered_batches.clear()
+        self._entries = 0
+
+    def commit(self) -> None:
+        """Everything recorded so far becomes durable, atomically."""
+        self._flush_buffer()
+        self.conn.commit()
+
+    def discard(self) -> None:
+        """Drop everything not yet committed (after the database itself refused a write)."""
+        self.conn.rollback()
+        self._inserts = {t: [] for t in _TABLE_ORDER}
+        self._updates = []
+        self._entries = 0
+        self._buffered_states.clear()
+        self._buffered_batches.clear()
+        self._open_states.clear()
+
+    def close(self) -> None:
+        self.conn.close()
+
+    # ------------------------------------------------------------ runs and nodes
+
+    def begin_run(self, *, settings_json: str, settings_hash: str, settings_path: str | None,
+                  version: str, owner: str) -> None:
+        now = self.now()
+        self.conn.execute(
+            schema.runs.insert().values(
+                run_id=self.run_id, status=RunStatus.RUNNING, settings_json=settings_json,
+                settings_hash=settings_hash, settings_path=settings_path, elspeth_version=version,
+                attempt=1, owner=owner, started_at=now,
+            )
+        )
+        self.conn.commit()
+
+    def reopen_run(self, *, owner: str) -> int:
+        """Mark a resumed run running again; returns its new attempt number."""
+        attempt = self.conn.execute(
+            select(schema.runs.c.attempt).where(schema.runs.c.run_id == self.run_id)
+        ).scalar_one() + 1
+        self.conn.execute(
+            update(schema.runs).where(schema.runs.c.run_id == self.run_id).values(
+                status=RunStatus.RUNNING, attempt=attempt, owner=owner, ended_at=None, error=None
+            )
+        )
+        self.conn.commit()
+        return attempt
+
+    def finish_run(self, status: RunStatus, error: str | None = None) -> None:
+        self._flush_buffer()
+        self.conn.execute(
+            update(schema.runs).where(schema.runs.c.run_id == self.run_id).values(
+                status=status, ended_at=self.now(), error=error
+            )
+        )
+        self.conn.commit()
+
+    def add_node(self, *, node_id: str, kind: str, plugin: str, distribution: str, plugin_version: str,
+                 position: int, config_json: str, config_hash: str) -> None:
+        self._insert(schema.nodes, {
+            "run_id": self.run_id, "node_id": node_id, "kind": kind, "plugin": plugin,
+            "distribution": distribution, "plugin_version": plugin_version, "position": position,
+            "config_json": config_json, "config_hash": config_hash,
+        })
+
+    # ------------------------------------------------------------ rows and tokens
+
+    def add_row(self, payload_json: str, payload_hash: str | None, *, quarantined: bool = False) -> int:
+        row_id = self._ids["row"].take()
+        self._insert(schema.rows, {
+            "run_id": self.run_id, "row_id": row_id, "payload_json": payload_json,
+            "payload_hash": payload_hash, "quarantined": quarantined,
+        })
+        return row_id
+
+    def add_token(self, *, origin_node_id: str, row_id: int | None = None, parent_token_id: int | None = None,
+                  origin_batch_id: int | None = None, payload_json: str | None = None) -> int:
+        token_id = self._ids["token"].take()
+        self._insert(schema.tokens, {
+            "run_id": self.run_id, "token_id": token_id, "row_id": row_id,
+            "parent_token_id": parent_token_id, "origin_node_id": origin_node_id,
+            "origin_batch_id": origin_batch_id, "payload_json": payload_json,
+        })
+        return token_id
+
+    def add_outcome(self, token_id: int, outcome: TokenOutcome, *, node_id: str, sink_node_id: str | None = None,
+                    artifact_id: int | None = None, batch_id: int | None = None,
+                    reason: Mapping[str, Any] | None = None) -> None:
+        self._insert(schema.token_outcomes, {
+            "run_id": self.run_id, "token_id": token_id, "outcome": outcome, "node_id": node_id,
+            "sink_node_id": sink_node_id, "artifact_id": artifact_id, "batch_id": batch_id,
+            "reason_json": None if reason is None else canonical.dumps(self.redact(dict(reason))),
+            "recorded_at": self.now(),
+        })
+
+    # ------------------------------------------------------------ node states
+
+    def open_state(self, node_id: str, operation: str, *, token_id: int | None = None, attempt: int = 1,
+                   input_hash: str | None = None) -> int:
+        state_id = self._ids["state"].take()
+        values = {
+            "run_id": self.run_id, "state_id": state_id, "node_id": node_id, "token_id": token_id,
+            "operation": operation, "attempt": attempt, "status": StateStatus.OPEN, "input_hash": input_hash,
+            "output_hash": None, "error_json": None, "started_at": self.now(), "ended_at": None,
+        }
+        # Registered before the insert: an automatic flush inside _insert must see it as already written.
+        self._buffered_states[state_id] = values
+        self._open_states[state_id] = node_id
+        self._insert(schema.node_states, values)
+        return state_id
+
+    def close_state(self, state_id: int, status: StateStatus, *, output_hash: str | None = None,
+                    error: Mapping[str, Any] | None = None) -> None:
+        if self._open_states.pop(state_id, None) is None:
+            raise ElspethError(f"node_state {state_id} of run {self.run_id} is not open")
+        self._call_counts.pop(state_id, None)
+        changes = {
+            "status": status, "output_hash": output_hash, "ended_at": self.now(),
+            "error_json": None if error is None else canonical.dumps(self.redact(to_jsonable(dict(error)))),
+        }
+        buffered = self._buffered_states.get(state_id)
+        if buffered is not None:
+            buffered.update(changes)
+        else:
+            table = schema.node_states
+            self._updates.append((
+                update(table).where(table.c.run_id == self.run_id, table.c.state_id == state_id).values(changes),
+                {},
+            ))
+
+    def is_open(self, state_id: int) -> bool:
+        return state_id in self._open_states
+
+    def close_open_states(self, error: Mapping[str, Any]) -> None:
+        """A run stopping on an error closes whatever it had open, so no state is left dangling."""
+        for state_id in list(self._open_states):
+            self.close_state(state_id, StateStatus.FAILED, error=error)
+
+    # ------------------------------------------------------------ external calls
+
+    def record_call(self, state_id: int, *, call_type: str, provider: str, request: Any, response: Any = None,
+                    error: Any = None, latency_ms: float | None = None) -> RecordedCall:
+        """Write one call under an OPEN node_state, commit, then tell the observers."""
+        node_id = self._open_states.get(state_id)
+        if node_id is None:
+            raise ElspethError(
+                f"call {call_type}/{provider} recorded under node_state {state_id}, which is not open in run "
+                f"{self.run_id}; record calls through the ctx of the operation that makes them"
+            )
+        status = CallStatus.ERROR if error is not None else CallStatus.OK
+        request = self.redact(to_jsonable(request))
+        response = None if response is None else self.redact(to_jsonable(response))
+        error = None if error is None else self.redact(to_jsonable(error))
+        request_json, request_ref, request_hash = self._body(request)
+        if response is None:
+            response_json = response_ref = response_hash = None
+        else:
+            response_json, response_ref, response_hash = self._body(response)
+        call_index = self._call_counts.get(state_id, 0)
+        self._flush_buffer()
+        self.conn.execute(schema.calls.insert().values(
+            run_id=self.run_id, state_id=state_id, call_index=call_index, call_type=call_type, provider=provider,
+            status=status, request_json=request_json, request_ref=request_ref, request_hash=request_hash,
+            response_json=response_json, response_ref=response_ref, response_hash=response_hash,
+            error_json=None if error is None else canonical.dumps(_storable(error)),
+            latency_ms=latency_ms, created_at=self.now(),
+        ))
+        self.conn.commit()
+        self._call_counts[state_id] = call_index + 1
+        call = RecordedCall(
+            run_id=self.run_id, node_id=node_id, state_id=state_id, call_index=call_index, call_type=call_type,
+            provider=provider, status=status, request=request, response=response, error=error,
+            request_hash=request_hash, response_hash=response_hash, latency_ms=latency_ms,
+        )
+        if self.on_call is not None:
+            self.on_call(call)
+        return call
+
+    def _body(self, value: Any) -> tuple[str | None, str | None, str]:
+        value = _storable(value)
+        text = canonical.dumps(value)
+        digest = canonical.stable_hash(value)
+        data = text.encode()
+        if len(data) > INLINE_LIMIT:
+            return None, self.payloads.put(data), digest
+        return text, None, digest
+
+    # ------------------------------------------------------------ batches
+
+    def add_batch(self, node_id: str, *, attempt: int = 1, retry_of: int | None = None) -> int:
+        batch_id = self._ids["batch"].take()
+        now = self.now()
+        values = {
+            "run_id": self.run_id, "batch_id": batch_id, "node_id": node_id, "attempt": attempt,
+            "status": BatchStatus.DRAFT, "trigger": None, "flush_state_id": None, "retry_of": retry_of,
+            "checkpoint_json": None, "error_json": None, "created_at": now, "updated_at": now,
+        }
+        self._buffered_batches[batch_id] = values
+        self._insert(schema.batches, values)
+        return batch_id
+
+    def add_batch_member(self, batch_id: int, ordinal: int, token_id: int, payload_json: str) -> None:
+        self._insert(schema.batch_members, {
+            "run_id": self.run_id, "batch_id": batch_id, "ordinal": ordinal, "token_id": token_id,
+            "payload_json": payload_json,
+        })
+
+    def update_batch(self, batch_id: int, **changes: Any) -> None:
+        """Change status, trigger, flush_state_id, checkpoint_json or error_json of a batch."""
+        changes["updated_at"] = self.now()
+        buffered = self._buffered_batches.get(batch_id)
+        if buffered is not None:
+            buffered.update(changes)
+        else:
+            table = schema.batches
+            self._updates.append((
+                update(table).where(table.c.run_id == self.run_id, table.c.batch_id == batch_id).values(changes),
+                {},
+            ))
+
+    # ------------------------------------------------------------ artifacts and checkpoints
+
+    def add_artifact(self, node_id: str, state_id: int, *, uri: str, content_hash: str, size: int,
+                     row_count: int) -> int:
+        artifact_id = self._ids["artifact"].take()
+        self._insert(schema.artifacts, {
+            "run_id": self.run_id, "artifact_id": artifact_id, "node_id": node_id, "state_id": state_id,
+            "uri": self.redact.text(uri), "content_hash": content_hash, "size": size, "row_count": row_count,
+            "created_at": self.now(),
+        })
+        return artifact_id
+
+    def add_checkpoint(self, node_id: str, artifact_id: int, resume: Mapping[str, Any], rows_read: int) -> None:
+        self._insert(schema.checkpoints, {
+            "run_id": self.run_id, "checkpoint_id": self._ids["checkpoint"].take(), "node_id": node_id,
+            "artifact_id": artifact_id, "resume_json": canonical.dumps(dict(resume)), "rows_read": rows_read,
+            "created_at": self.now(),
+        })
+
+
+def _compiled_insert(table: Table, conn: Connection) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+    """The INSERT for `table` compiled once for this dialect, and how to lay out one row's values for it.
+    The hot path hands rows straight to the driver's executemany: SQLAlchemy's per-row parameter
+    processing costs more than SQLite's insert itself, and these columns need no conversion."""
+    compiled = table.insert().compile(dialect=conn.dialect)
+    if compiled.positional:
+        return str(compiled), operator.itemgetter(*compiled.positiontup)  # type: ignore[misc]
+    return str(compiled), dict
+
+
+def _storable(value: Any) -> Any:
+    """A body that cannot be canonically hashed (a NaN in a response, say) is still recorded, as text."""
+    try:
+        canonical.canonical_bytes(value)
+        return value
+    except NonCanonicalValueError as exc:
+        return {"unrepresentable": repr(value), "why": str(exc)}

@@ -1,7 +1,8 @@
 """The plugin author's API: base classes, results and the context a plugin is handed.
 
-Plugins import from here and nowhere else in `elspeth`. Nothing here touches SQL: the engine implements
-`Context` on top of the Landscape.
+Plugins import from here, plus `elspeth.errors` (exceptions) and `elspeth.canonical` (hashing and JSON);
+nothing else in `elspeth` is theirs to use. Nothing here touches SQL: the engine implements `Context` on
+top of the Landscape.
 """
 
 from __future__ import annotations

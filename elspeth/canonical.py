@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Callable
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import Any
 
 import rfc8785
@@ -17,10 +19,31 @@ import rfc8785
 from elspeth.errors import NonCanonicalValueError
 
 _MAX_SAFE_INT = 2**53 - 1
-_fast_dumps = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-).encode
-_store_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _refuse(value: Any) -> Any:
+    raise TypeError(f"{type(value).__name__} is not a JSON type")
+
+
+def _encoder(sort_keys: bool) -> Callable[[Any], str]:
+    """json's C encoder, built once: `json.dumps` rebuilds it on every call, which costs more than the
+    encoding of a small row. No circular-reference markers: rows are trees, and a cycle still fails (as
+    RecursionError, which callers treat as a non-canonical value)."""
+    if c_make_encoder is None:  # pragma: no cover - CPython always has the accelerator
+        encoder = json.JSONEncoder(sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        return encoder.encode
+    make = c_make_encoder(None, _refuse, encode_basestring, None, ":", ",", sort_keys, False, False)
+
+    def encode(obj: Any) -> str:
+        if isinstance(obj, str):
+            return encode_basestring(obj)  # type: ignore[no-any-return]
+        return "".join(make(obj, 0))
+
+    return encode
+
+
+_fast_dumps = _encoder(sort_keys=True)
+_store_dumps = _encoder(sort_keys=False)
 
 
 def _is_flat_simple(obj: Any) -> bool:
@@ -44,10 +67,13 @@ def _is_flat_simple(obj: Any) -> bool:
 def canonical_bytes(obj: Any) -> bytes:
     """RFC 8785 bytes of `obj`. Raises NonCanonicalValueError for NaN, Infinity, unsafe ints, non-JSON types."""
     if _is_flat_simple(obj):
-        return _fast_dumps(obj).encode()
+        try:
+            return _fast_dumps(obj).encode()
+        except UnicodeEncodeError as exc:
+            raise NonCanonicalValueError(f"a string holds a lone surrogate and is not valid Unicode: {exc}") from exc
     try:
         return rfc8785.dumps(obj)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
         raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
 
 
@@ -65,7 +91,7 @@ def dumps(obj: Any) -> str:
     stored row round-trips with its types. Rejects NaN and Infinity."""
     try:
         return _store_dumps(obj)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
         raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
 
 

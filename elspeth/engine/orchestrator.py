@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from elspeth import __version__, canonical
 from elspeth.api import Capability, Clock
@@ -23,7 +23,7 @@ from elspeth.errors import ConfigError, ResumeError
 from elspeth.landscape import schema, summaries
 from elspeth.landscape.database import default_url, open_database
 from elspeth.landscape.payloads import FilePayloadStore
-from elspeth.landscape.recorder import Recorder, RecordedCall, error_info
+from elspeth.landscape.recorder import RecordedCall, Recorder, error_info
 from elspeth.landscape.redaction import Redactor
 from elspeth.landscape.statuses import RunStatus
 from elspeth.landscape.unfinished import (
@@ -218,8 +218,7 @@ def resume_run(
     def body() -> None:
         recorder, runner = session.recorder, session.runner
         recorder.reopen_run(owner=_owner())
-        close_interrupted_states(recorder.conn, run_id, recorder.now())
-        recorder.conn.commit()
+        recorder.execute_now(lambda conn: close_interrupted_states(conn, run_id, recorder.now()))
         runner.open_sinks({
             name: latest_sink_resume(recorder.conn, run_id, node.node_id)
             for name, node in session.pipeline.sinks.items()

@@ -160,9 +160,7 @@ def _preview(text: str | None, ref: str | None) -> str | None:
 
 
 def _row_counts() -> Any:
-    return (
-        select(t.rows.c.run_id, func.count().label("rows")).group_by(t.rows.c.run_id).subquery("row_counts")
-    )
+    return select(t.rows.c.run_id, func.count().label("rows")).group_by(t.rows.c.run_id).subquery("row_counts")
 
 
 def _run_query() -> Any:
@@ -213,10 +211,7 @@ def run_overview(conn: Connection, run_id: str) -> RunOverview:
     outcomes = {
         row.outcome: row.n
         for row in conn.execute(
-            select(o.outcome, func.count().label("n"))
-            .where(o.run_id == run_id)
-            .group_by(o.outcome)
-            .order_by(o.outcome)
+            select(o.outcome, func.count().label("n")).where(o.run_id == run_id).group_by(o.outcome).order_by(o.outcome)
         )
     }
     a = t.artifacts.c
@@ -224,12 +219,8 @@ def run_overview(conn: Connection, run_id: str) -> RunOverview:
     artifacts = _artifacts(
         conn, select(t.artifacts).where(a.run_id == run_id, a.artifact_id.in_(latest)).order_by(a.node_id)
     )
-    flushes = conn.execute(
-        select(func.count()).select_from(t.artifacts).where(a.run_id == run_id)
-    ).scalar_one()
-    calls = conn.execute(
-        select(func.count()).select_from(t.calls).where(t.calls.c.run_id == run_id)
-    ).scalar_one()
+    flushes = conn.execute(select(func.count()).select_from(t.artifacts).where(a.run_id == run_id)).scalar_one()
+    calls = conn.execute(select(func.count()).select_from(t.calls).where(t.calls.c.run_id == run_id)).scalar_one()
     quarantined = conn.execute(
         select(func.count()).select_from(t.rows).where(t.rows.c.run_id == run_id, t.rows.c.quarantined)
     ).scalar_one()
@@ -262,9 +253,7 @@ def _artifacts(conn: Connection, query: Any) -> list[ArtifactInfo]:
 def row_lineage(conn: Connection, run_id: str, row_id: int) -> RowLineage:
     """Everything the Landscape knows about source row `row_id` of `run_id`."""
     get_run(conn, run_id)
-    source_row = conn.execute(
-        select(t.rows).where(t.rows.c.run_id == run_id, t.rows.c.row_id == row_id)
-    ).first()
+    source_row = conn.execute(select(t.rows).where(t.rows.c.run_id == run_id, t.rows.c.row_id == row_id)).first()
     if source_row is None:
         low, high = conn.execute(
             select(func.min(t.rows.c.row_id), func.max(t.rows.c.row_id)).where(t.rows.c.run_id == run_id)
@@ -304,10 +293,7 @@ def row_lineage(conn: Connection, run_id: str, row_id: int) -> RowLineage:
 def _token_closure(conn: Connection, run_id: str, row_id: int) -> list[TokenInfo]:
     """The row's own tokens, then repeatedly their children and the outputs of batches they joined."""
     tok = t.tokens.c
-    found = {
-        r.token_id: r
-        for r in conn.execute(select(t.tokens).where(tok.run_id == run_id, tok.row_id == row_id))
-    }
+    found = {r.token_id: r for r in conn.execute(select(t.tokens).where(tok.run_id == run_id, tok.row_id == row_id))}
     frontier = list(found)
     while frontier:
         joined = select(t.batch_members.c.batch_id).where(
@@ -334,18 +320,14 @@ def _token_closure(conn: Connection, run_id: str, row_id: int) -> list[TokenInfo
 
 def _state_ids_of_tokens(conn: Connection, run_id: str, token_ids: Iterable[int]) -> Iterable[int]:
     s = t.node_states.c
-    return conn.execute(
-        select(s.state_id).where(s.run_id == run_id, s.token_id.in_(list(token_ids)))
-    ).scalars()
+    return conn.execute(select(s.state_id).where(s.run_id == run_id, s.token_id.in_(list(token_ids)))).scalars()
 
 
 def _states(conn: Connection, run_id: str, state_ids: list[int]) -> list[StateInfo]:
     c = t.calls.c
     calls: dict[int, list[CallInfo]] = {}
     for r in conn.execute(
-        select(t.calls)
-        .where(c.run_id == run_id, c.state_id.in_(state_ids))
-        .order_by(c.state_id, c.call_index)
+        select(t.calls).where(c.run_id == run_id, c.state_id.in_(state_ids)).order_by(c.state_id, c.call_index)
     ):
         calls.setdefault(r.state_id, []).append(
             CallInfo(
@@ -388,18 +370,17 @@ def _batches(conn: Connection, run_id: str, token_ids: list[int]) -> list[BatchI
     m = t.batch_members.c
     mine: dict[int, list[int]] = {}
     for r in conn.execute(
-        select(m.batch_id, m.token_id)
-        .where(m.run_id == run_id, m.token_id.in_(token_ids))
-        .order_by(m.ordinal)
+        select(m.batch_id, m.token_id).where(m.run_id == run_id, m.token_id.in_(token_ids)).order_by(m.ordinal)
     ):
         mine.setdefault(r.batch_id, []).append(r.token_id)
-    sizes = dict(
-        conn.execute(
-            select(m.batch_id, func.count())
+    sizes = {
+        r.batch_id: r.n
+        for r in conn.execute(
+            select(m.batch_id, func.count().label("n"))
             .where(m.run_id == run_id, m.batch_id.in_(list(mine)))
             .group_by(m.batch_id)
-        ).tuples()
-    )
+        )
+    }
     b = t.batches.c
     return [
         BatchInfo(

@@ -10,7 +10,6 @@ at once (with everything before it), so a call is durable before any observer he
 from __future__ import annotations
 
 import base64
-import operator
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -41,6 +40,7 @@ _TABLE_ORDER = (
     schema.token_outcomes,
 )
 _AUTO_FLUSH_ENTRIES = 20_000
+_BATCH_COLUMN = {c.name: i for i, c in enumerate(schema.batches.columns)}
 
 
 @frozen
@@ -98,23 +98,23 @@ class Recorder:
         payloads: FilePayloadStore,
         run_id: str,
         *,
-        redactor: Redactor = Redactor(),
+        redactor: Redactor | None = None,
         on_call: Callable[[RecordedCall], None] | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
         self.payloads = payloads
         self.run_id = run_id
-        self.redact = redactor
+        self.redact = redactor or Redactor()
         self.on_call = on_call
         self.now = now
         self.conn: Connection = engine.connect()
-        self._inserts: dict[Table, list[dict[str, Any]]] = {t: [] for t in _TABLE_ORDER}
-        self._updates: list[tuple[Any, dict[str, Any]]] = []
+        self._inserts: dict[Table, list[list[Any]]] = {t: [] for t in _TABLE_ORDER}
+        self._updates: list[Any] = []
         self._entries = 0
         # Rows still in the insert buffer can be changed in place instead of by UPDATE.
-        self._buffered_states: dict[int, dict[str, Any]] = {}
-        self._buffered_batches: dict[int, dict[str, Any]] = {}
+        self._buffered_states: dict[int, list[Any]] = {}
+        self._buffered_batches: dict[int, list[Any]] = {}
         self._open_states: dict[int, str] = {}
         self._call_counts: dict[int, int] = {}
         self._ids: dict[str, _IdCounter] = {}
@@ -143,21 +143,24 @@ class Recorder:
     def rows_recorded(self) -> int:
         return self._ids["row"].next
 
-    def _insert(self, table: Table, values: dict[str, Any]) -> None:
+    def _insert(self, table: Table, values: list[Any]) -> None:
+        """Buffer one row, given as a list in the table's column order (schema.py)."""
         self._inserts[table].append(values)
         self._entries += 1
         if self._entries >= _AUTO_FLUSH_ENTRIES:
             self._flush_buffer()
 
     def _flush_buffer(self) -> None:
+        """Send the buffered writes to the database (inside the open transaction), in order."""
         for table in _TABLE_ORDER:
             pending = self._inserts[table]
             if pending:
                 sql, arrange = self._insert_sql[table]
-                self.conn.exec_driver_sql(sql, [arrange(values) for values in pending])
+                rows = list(map(tuple if arrange is None else arrange, pending))
+                self.conn.exec_driver_sql(sql, rows)
                 self._inserts[table] = []
-        for statement, params in self._updates:
-            self.conn.execute(statement, params)
+        for statement in self._updates:
+            self.conn.execute(statement)
         self._updates = []
         self._buffered_states.clear()
         self._buffered_batches.clear()
@@ -167,6 +170,13 @@ class Recorder:
         """Everything recorded so far becomes durable, atomically."""
         self._flush_buffer()
         self.conn.commit()
+
+    def execute_now(self, job: Callable[[Connection], Any]) -> Any:
+        """Run a write `job` after everything recorded so far, and commit it all."""
+        self._flush_buffer()
+        result = job(self.conn)
+        self.conn.commit()
+        return result
 
     def discard(self) -> None:
         """Drop everything not yet committed (after the database itself refused a write)."""
@@ -185,86 +195,67 @@ class Recorder:
 
     def begin_run(self, *, settings_json: str, settings_hash: str, settings_path: str | None,
                   version: str, owner: str) -> None:
-        now = self.now()
-        self.conn.execute(
-            schema.runs.insert().values(
-                run_id=self.run_id, status=RunStatus.RUNNING, settings_json=settings_json,
-                settings_hash=settings_hash, settings_path=settings_path, elspeth_version=version,
-                attempt=1, owner=owner, started_at=now,
-            )
+        statement = schema.runs.insert().values(
+            run_id=self.run_id, status=RunStatus.RUNNING, settings_json=settings_json,
+            settings_hash=settings_hash, settings_path=settings_path, elspeth_version=version,
+            attempt=1, owner=owner, started_at=self.now(),
         )
-        self.conn.commit()
+        self.execute_now(lambda conn: conn.execute(statement))
 
     def reopen_run(self, *, owner: str) -> int:
         """Mark a resumed run running again; returns its new attempt number."""
-        attempt = self.conn.execute(
-            select(schema.runs.c.attempt).where(schema.runs.c.run_id == self.run_id)
-        ).scalar_one() + 1
-        self.conn.execute(
-            update(schema.runs).where(schema.runs.c.run_id == self.run_id).values(
-                status=RunStatus.RUNNING, attempt=attempt, owner=owner, ended_at=None, error=None
-            )
+        runs = schema.runs
+        attempt: int = self.conn.execute(select(runs.c.attempt).where(runs.c.run_id == self.run_id)).scalar_one() + 1
+        statement = update(runs).where(runs.c.run_id == self.run_id).values(
+            status=RunStatus.RUNNING, attempt=attempt, owner=owner, ended_at=None, error=None
         )
-        self.conn.commit()
+        self.execute_now(lambda conn: conn.execute(statement))
         return attempt
 
     def finish_run(self, status: RunStatus, error: str | None = None) -> None:
-        self._flush_buffer()
-        self.conn.execute(
-            update(schema.runs).where(schema.runs.c.run_id == self.run_id).values(
-                status=status, ended_at=self.now(), error=error
-            )
+        statement = update(schema.runs).where(schema.runs.c.run_id == self.run_id).values(
+            status=status, ended_at=self.now(), error=error
         )
-        self.conn.commit()
+        self.execute_now(lambda conn: conn.execute(statement))
 
     def add_node(self, *, node_id: str, kind: str, plugin: str, distribution: str, plugin_version: str,
                  position: int, config_json: str, config_hash: str) -> None:
-        self._insert(schema.nodes, {
-            "run_id": self.run_id, "node_id": node_id, "kind": kind, "plugin": plugin,
-            "distribution": distribution, "plugin_version": plugin_version, "position": position,
-            "config_json": config_json, "config_hash": config_hash,
-        })
+        self._insert(schema.nodes, [
+            self.run_id, node_id, kind, plugin, distribution, plugin_version, position, config_json, config_hash,
+        ])
 
     # ------------------------------------------------------------ rows and tokens
 
     def add_row(self, payload_json: str, payload_hash: str | None, *, quarantined: bool = False) -> int:
         row_id = self._ids["row"].take()
-        self._insert(schema.rows, {
-            "run_id": self.run_id, "row_id": row_id, "payload_json": payload_json,
-            "payload_hash": payload_hash, "quarantined": quarantined,
-        })
+        self._insert(schema.rows, [self.run_id, row_id, payload_json, payload_hash, quarantined])
         return row_id
 
     def add_token(self, *, origin_node_id: str, row_id: int | None = None, parent_token_id: int | None = None,
                   origin_batch_id: int | None = None, payload_json: str | None = None) -> int:
         token_id = self._ids["token"].take()
-        self._insert(schema.tokens, {
-            "run_id": self.run_id, "token_id": token_id, "row_id": row_id,
-            "parent_token_id": parent_token_id, "origin_node_id": origin_node_id,
-            "origin_batch_id": origin_batch_id, "payload_json": payload_json,
-        })
+        self._insert(schema.tokens, [
+            self.run_id, token_id, row_id, parent_token_id, origin_node_id, origin_batch_id, payload_json,
+        ])
         return token_id
 
     def add_outcome(self, token_id: int, outcome: TokenOutcome, *, node_id: str, sink_node_id: str | None = None,
                     artifact_id: int | None = None, batch_id: int | None = None,
                     reason: Mapping[str, Any] | None = None) -> None:
-        self._insert(schema.token_outcomes, {
-            "run_id": self.run_id, "token_id": token_id, "outcome": outcome, "node_id": node_id,
-            "sink_node_id": sink_node_id, "artifact_id": artifact_id, "batch_id": batch_id,
-            "reason_json": None if reason is None else canonical.dumps(self.redact(dict(reason))),
-            "recorded_at": self.now(),
-        })
+        reason_json = None if reason is None else canonical.dumps(self.redact(to_jsonable(dict(reason))))
+        self._insert(schema.token_outcomes, [
+            self.run_id, token_id, outcome, node_id, sink_node_id, artifact_id, batch_id, reason_json, self.now(),
+        ])
 
     # ------------------------------------------------------------ node states
 
     def open_state(self, node_id: str, operation: str, *, token_id: int | None = None, attempt: int = 1,
                    input_hash: str | None = None) -> int:
         state_id = self._ids["state"].take()
-        values = {
-            "run_id": self.run_id, "state_id": state_id, "node_id": node_id, "token_id": token_id,
-            "operation": operation, "attempt": attempt, "status": StateStatus.OPEN, "input_hash": input_hash,
-            "output_hash": None, "error_json": None, "started_at": self.now(), "ended_at": None,
-        }
+        values = [
+            self.run_id, state_id, node_id, token_id, operation, attempt, StateStatus.OPEN, input_hash,
+            None, None, self.now(), None,
+        ]
         # Registered before the insert: an automatic flush inside _insert must see it as already written.
         self._buffered_states[state_id] = values
         self._open_states[state_id] = node_id
@@ -276,19 +267,17 @@ class Recorder:
         if self._open_states.pop(state_id, None) is None:
             raise ElspethError(f"node_state {state_id} of run {self.run_id} is not open")
         self._call_counts.pop(state_id, None)
-        changes = {
-            "status": status, "output_hash": output_hash, "ended_at": self.now(),
-            "error_json": None if error is None else canonical.dumps(self.redact(to_jsonable(dict(error)))),
-        }
+        error_json = None if error is None else canonical.dumps(self.redact(to_jsonable(dict(error))))
+        ended_at = self.now()
         buffered = self._buffered_states.get(state_id)
         if buffered is not None:
-            buffered.update(changes)
+            buffered[6], buffered[8], buffered[9], buffered[11] = status, output_hash, error_json, ended_at
         else:
+            changes = {"status": status, "output_hash": output_hash, "error_json": error_json, "ended_at": ended_at}
             table = schema.node_states
-            self._updates.append((
-                update(table).where(table.c.run_id == self.run_id, table.c.state_id == state_id).values(changes),
-                {},
-            ))
+            self._updates.append(
+                update(table).where(table.c.run_id == self.run_id, table.c.state_id == state_id).values(changes)
+            )
 
     def is_open(self, state_id: int) -> bool:
         return state_id in self._open_states
@@ -319,15 +308,14 @@ class Recorder:
         else:
             response_json, response_ref, response_hash = self._body(response)
         call_index = self._call_counts.get(state_id, 0)
-        self._flush_buffer()
-        self.conn.execute(schema.calls.insert().values(
+        statement = schema.calls.insert().values(
             run_id=self.run_id, state_id=state_id, call_index=call_index, call_type=call_type, provider=provider,
             status=status, request_json=request_json, request_ref=request_ref, request_hash=request_hash,
             response_json=response_json, response_ref=response_ref, response_hash=response_hash,
             error_json=None if error is None else canonical.dumps(_storable(error)),
             latency_ms=latency_ms, created_at=self.now(),
-        ))
-        self.conn.commit()
+        )
+        self.execute_now(lambda conn: conn.execute(statement))
         self._call_counts[state_id] = call_index + 1
         call = RecordedCall(
             run_id=self.run_id, node_id=node_id, state_id=state_id, call_index=call_index, call_type=call_type,
@@ -352,62 +340,60 @@ class Recorder:
     def add_batch(self, node_id: str, *, attempt: int = 1, retry_of: int | None = None) -> int:
         batch_id = self._ids["batch"].take()
         now = self.now()
-        values = {
-            "run_id": self.run_id, "batch_id": batch_id, "node_id": node_id, "attempt": attempt,
-            "status": BatchStatus.DRAFT, "trigger": None, "flush_state_id": None, "retry_of": retry_of,
-            "checkpoint_json": None, "error_json": None, "created_at": now, "updated_at": now,
-        }
+        values = [
+            self.run_id, batch_id, node_id, attempt, BatchStatus.DRAFT, None, None, retry_of, None, None, now, now,
+        ]
         self._buffered_batches[batch_id] = values
         self._insert(schema.batches, values)
         return batch_id
 
     def add_batch_member(self, batch_id: int, ordinal: int, token_id: int, payload_json: str) -> None:
-        self._insert(schema.batch_members, {
-            "run_id": self.run_id, "batch_id": batch_id, "ordinal": ordinal, "token_id": token_id,
-            "payload_json": payload_json,
-        })
+        self._insert(schema.batch_members, [self.run_id, batch_id, ordinal, token_id, payload_json])
 
     def update_batch(self, batch_id: int, **changes: Any) -> None:
         """Change status, trigger, flush_state_id, checkpoint_json or error_json of a batch."""
         changes["updated_at"] = self.now()
         buffered = self._buffered_batches.get(batch_id)
         if buffered is not None:
-            buffered.update(changes)
+            for name, value in changes.items():
+                buffered[_BATCH_COLUMN[name]] = value
         else:
             table = schema.batches
-            self._updates.append((
-                update(table).where(table.c.run_id == self.run_id, table.c.batch_id == batch_id).values(changes),
-                {},
-            ))
+            self._updates.append(
+                update(table).where(table.c.run_id == self.run_id, table.c.batch_id == batch_id).values(changes)
+            )
 
     # ------------------------------------------------------------ artifacts and checkpoints
 
     def add_artifact(self, node_id: str, state_id: int, *, uri: str, content_hash: str, size: int,
                      row_count: int) -> int:
         artifact_id = self._ids["artifact"].take()
-        self._insert(schema.artifacts, {
-            "run_id": self.run_id, "artifact_id": artifact_id, "node_id": node_id, "state_id": state_id,
-            "uri": self.redact.text(uri), "content_hash": content_hash, "size": size, "row_count": row_count,
-            "created_at": self.now(),
-        })
+        self._insert(schema.artifacts, [
+            self.run_id, artifact_id, node_id, state_id, self.redact.text(uri), content_hash, size, row_count,
+            self.now(),
+        ])
         return artifact_id
 
     def add_checkpoint(self, node_id: str, artifact_id: int, resume: Mapping[str, Any], rows_read: int) -> None:
-        self._insert(schema.checkpoints, {
-            "run_id": self.run_id, "checkpoint_id": self._ids["checkpoint"].take(), "node_id": node_id,
-            "artifact_id": artifact_id, "resume_json": canonical.dumps(dict(resume)), "rows_read": rows_read,
-            "created_at": self.now(),
-        })
+        self._insert(schema.checkpoints, [
+            self.run_id, self._ids["checkpoint"].take(), node_id, artifact_id, canonical.dumps(dict(resume)),
+            rows_read, self.now(),
+        ])
 
 
-def _compiled_insert(table: Table, conn: Connection) -> tuple[str, Callable[[dict[str, Any]], Any]]:
-    """The INSERT for `table` compiled once for this dialect, and how to lay out one row's values for it.
-    The hot path hands rows straight to the driver's executemany: SQLAlchemy's per-row parameter
-    processing costs more than SQLite's insert itself, and these columns need no conversion."""
+def _compiled_insert(table: Table, conn: Connection) -> tuple[str, Callable[[list[Any]], Any] | None]:
+    """The INSERT for `table` compiled once for this dialect, and how to turn one buffered row (a list in
+    the table's column order) into the driver's parameters. The hot path hands rows straight to the
+    driver's executemany: SQLAlchemy's per-row parameter processing costs more than SQLite's insert
+    itself, and these columns need no conversion."""
+    columns = [c.name for c in table.columns]
     compiled = table.insert().compile(dialect=conn.dialect)
+    if compiled.positional and list(compiled.positiontup or ()) == columns:
+        return str(compiled), None
     if compiled.positional:
-        return str(compiled), operator.itemgetter(*compiled.positiontup)  # type: ignore[misc]
-    return str(compiled), dict
+        order = [columns.index(name) for name in compiled.positiontup or ()]
+        return str(compiled), lambda values: tuple(values[i] for i in order)
+    return str(compiled), lambda values: dict(zip(columns, values, strict=True))
 
 
 def _storable(value: Any) -> Any:

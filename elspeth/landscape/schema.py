@@ -28,7 +28,14 @@ from sqlalchemy import (
     Text,
 )
 
-from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, StateStatus, TokenOutcome, TriggerReason
+from elspeth.landscape.statuses import (
+    BatchStatus,
+    CallStatus,
+    RunStatus,
+    StateStatus,
+    TokenOutcome,
+    TriggerReason,
+)
 
 metadata = MetaData()
 

@@ -50,7 +50,9 @@ def close_interrupted_states(conn: Connection, run_id: str, now: float) -> int:
         .values(
             status=StateStatus.FAILED,
             ended_at=now,
-            error_json=canonical.dumps({"type": "Interrupted", "message": "the process ended before this state closed"}),
+            error_json=canonical.dumps(
+                {"type": "Interrupted", "message": "the process ended before this state closed"}
+            ),
         )
     )
     return result.rowcount or 0

@@ -1,0 +1,254 @@
+"""The `csv` source and sink."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, TextIO
+
+from attrs import field, frozen
+
+from elspeth.api import Context, Quarantine, Row, Source
+from elspeth.canonical import dumps
+from elspeth.errors import ConfigError, ElspethError, NonCanonicalValueError, ResumeError
+from elspeth.plugins.local_file_sink import LocalFileSink, LocalFileSinkConfig
+from elspeth.plugins.options import known_encoding, no_duplicates, single_character, values_one_of
+from elspeth.plugins.source_files import UNDECODABLE, open_text, show_undecodable
+
+_MAX_SAFE_INT = 2**53 - 1
+_TRUE = frozenset({"true", "yes", "1"})
+_FALSE = frozenset({"false", "no", "0"})
+
+
+def _to_int(text: str) -> int | None:
+    if text == "":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not an int") from None
+    if abs(value) > _MAX_SAFE_INT:
+        raise ValueError(f"{text} is beyond 2**53 and cannot be hashed exactly; leave the column as str")
+    return value
+
+
+def _to_float(text: str) -> float | None:
+    if text == "":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
+def _to_bool(text: str) -> bool | None:
+    if text == "":
+        return None
+    folded = text.strip().lower()
+    if folded in _TRUE:
+        return True
+    if folded in _FALSE:
+        return False
+    raise ValueError(f"{text!r} is not a bool (true/false, yes/no, 1/0)")
+
+
+_COERCIONS: dict[str, Callable[[str], Any]] = {"int": _to_int, "float": _to_float, "bool": _to_bool}
+
+
+@frozen
+class CsvSourceConfig:
+    path: str
+    delimiter: str = field(default=",", validator=single_character)
+    encoding: str = field(default="utf-8", validator=known_encoding)
+    types: dict[str, str] = field(factory=dict, validator=values_one_of("int", "float", "bool", "str"))
+    """Column -> int, float, bool or str (the default). An empty value becomes None."""
+
+
+class _RecordText:
+    """Feeds a file's lines to csv.reader and keeps those of the record being parsed, so a bad record can be
+    quarantined as it stands in the file."""
+
+    def __init__(self, lines: TextIO) -> None:
+        self._lines = lines
+        self._pending: list[str] = []
+        self.line_number = 0
+
+    def __iter__(self) -> _RecordText:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._pending.append(line)
+        self.line_number += 1
+        return line
+
+    def take(self) -> tuple[int, str]:
+        """The line number the record started on, and its text without the final line break."""
+        start = self.line_number - len(self._pending) + 1
+        text = "".join(self._pending).rstrip("\r\n")
+        self._pending.clear()
+        return start, text
+
+
+class CsvSource(Source):
+    """Rows of a CSV file with a header line, as dicts in column order. Malformed records are quarantined."""
+
+    name = "csv"
+    config_class = CsvSourceConfig
+    config: CsvSourceConfig
+
+    def load(self, ctx: Context) -> Iterator[Row | Quarantine]:
+        cfg = self.config
+        with open_text(cfg.path, cfg.encoding, kind="csv source", newline="") as f:
+            records = _RecordText(f)
+            reader = csv.reader(records, delimiter=cfg.delimiter, strict=True)
+            header = self._header(reader, records)
+            if not header:
+                return
+            coercions = [(col, _COERCIONS[kind]) for col, kind in cfg.types.items() if kind != "str"]
+            while True:
+                try:
+                    values = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as exc:
+                    line, text = records.take()
+                    yield self._quarantine(text, f"line {line}: malformed CSV: {exc}")
+                    continue
+                line, text = records.take()
+                if not values:
+                    continue
+                if UNDECODABLE.search(text):
+                    yield self._quarantine(
+                        text,
+                        f"line {line}: not valid {cfg.encoding} (bad bytes shown as \\xNN); fix the file, "
+                        "or set the `encoding` option to the file's encoding",
+                    )
+                    continue
+                if len(values) != len(header):
+                    yield self._quarantine(
+                        text, f"line {line}: the header has {len(header)} fields, this record {len(values)}"
+                    )
+                    continue
+                row: Row = dict(zip(header, values, strict=True))
+                try:
+                    for col, coerce in coercions:
+                        row[col] = coerce(row[col])
+                except ValueError as exc:
+                    yield self._quarantine(text, f"line {line}: column {col!r}: {exc}")
+                    continue
+                yield row
+
+    def _header(self, reader: Iterator[list[str]], records: _RecordText) -> list[str]:
+        path = self.config.path
+        try:
+            header = next((values for values in reader if values), [])
+        except csv.Error as exc:
+            raise ConfigError(
+                f"csv source: the header of {path} is not valid CSV ({exc}); fix the file"
+            ) from None
+        _, text = records.take()
+        if not header:
+            return header
+        if UNDECODABLE.search(text):
+            raise ConfigError(
+                f"csv source: the header of {path} is not valid {self.config.encoding}; "
+                "set the `encoding` option to the file's encoding"
+            )
+        seen: set[str] = set()
+        for col in header:
+            if col in seen:
+                raise ConfigError(
+                    f"csv source: column {col!r} appears twice in the header of {path}; rename one"
+                )
+            seen.add(col)
+        for col in self.config.types:
+            if col not in seen:
+                raise ConfigError(
+                    f"csv source: option `types` names {col!r}, which is not a column of {path} "
+                    f"(columns: {', '.join(header)})"
+                )
+        return header
+
+    def _quarantine(self, text: str, reason: str) -> Quarantine:
+        return Quarantine(raw=show_undecodable(text, self.config.encoding), reason=reason)
+
+
+@frozen
+class CsvSinkConfig(LocalFileSinkConfig):
+    delimiter: str = field(default=",", validator=single_character)
+    fields: list[str] | None = field(default=None, validator=no_duplicates)
+    """Columns in order; default: the keys of the first row written."""
+
+
+def _cell(column: str, value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and not math.isfinite(value):
+        raise NonCanonicalValueError(f"csv sink: column {column!r} is {value!r}, which is not a number")
+    if isinstance(value, int | float):
+        return repr(value)
+    return dumps(value)
+
+
+class CsvSink(LocalFileSink):
+    """Rows as CSV lines (UTF-8) under one header. None is written empty; lists and dicts as JSON."""
+
+    name = "csv"
+    config_class = CsvSinkConfig
+    config: CsvSinkConfig
+
+    def __init__(self, config: CsvSinkConfig) -> None:
+        super().__init__(config)
+        self._fields: list[str] | None = None
+        self._known: frozenset[str] = frozenset()
+
+    def encode(self, rows: list[Row]) -> bytes:
+        fields = self._fields
+        if fields is None:
+            if not rows:
+                return b""
+            fields = self._set_fields(list(rows[0]))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=self.config.delimiter)
+        if self.size == 0:
+            writer.writerow(fields)
+        for row in rows:
+            if not row.keys() <= self._known:
+                extra = next(key for key in row if key not in self._known)
+                raise ElspethError(
+                    f"csv sink: a row has field {extra!r}, which is not a column of {self.path} "
+                    f"(columns: {', '.join(fields)}); list it in the sink's `fields` option, or drop or "
+                    "rename it with a field_map transform"
+                )
+            writer.writerow([_cell(col, row.get(col)) for col in fields])
+        return buffer.getvalue().encode("utf-8")
+
+    def resume_extra(self) -> dict[str, Any]:
+        return {"fields": self._fields}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        stored = state.get("fields")
+        wanted = self.config.fields
+        if stored is not None and wanted is not None and list(stored) != wanted:
+            raise ResumeError(
+                f"csv sink: {self.path} was started with columns {list(stored)}, but option `fields` is now "
+                f"{wanted}; set it back to resume, or start a new run"
+            )
+        fields = stored if stored is not None else wanted
+        if fields is not None:
+            self._set_fields(list(fields))
+
+    def _set_fields(self, fields: list[str]) -> list[str]:
+        self._fields = fields
+        self._known = frozenset(fields)
+        return fields

@@ -1,0 +1,484 @@
+"""The `elspeth` command: run, resume, validate, explain, runs, plugins.
+
+Every ElspethError becomes `Error: <message>` on stderr and exit code 2, without a traceback (`--debug`
+shows it). Commands only parse, call the library and render; the queries live in landscape/lineage.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import attrs
+import click
+from sqlalchemy import Connection
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from elspeth import __version__
+from elspeth.console import LiveStatus, duration, plural, rate, short_hash, table, when
+from elspeth.engine.orchestrator import resume_run, run_pipeline
+from elspeth.engine.summary import RunSummary
+from elspeth.errors import ConfigError, ElspethError, PluginError
+from elspeth.landscape import lineage
+from elspeth.landscape.database import default_url, open_database
+from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
+from elspeth.settings import (
+    AggregationSettings,
+    Settings,
+    TransformSettings,
+    TriggerSettings,
+    read_settings_file,
+    secret_values,
+    settings_from_raw,
+    structure,
+)
+
+
+class _Group(click.Group):
+    """Turns ElspethError into a one-line message and exit code 2, unless --debug asks for the traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ElspethError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show full tracebacks instead of one-line errors.")
+@click.version_option(__version__, prog_name="elspeth")
+def main(debug: bool) -> None:
+    """Auditable data pipelines: every row, call and artifact recorded in the Landscape.
+
+    \b
+    Try the demo, then trace a row:
+      elspeth run examples/demo/settings.yaml
+      elspeth explain RUN_ID --row 3
+    """
+
+
+def _landscape_option(default: str) -> Any:
+    return click.option(
+        "--landscape", "landscape_url", metavar="URL", help=f"Landscape database URL (default: {default})."
+    )
+
+
+_FROM_SETTINGS = "the settings' landscape.url, else sqlite:///.elspeth/landscape.db"
+_LOCAL = "sqlite:///.elspeth/landscape.db in this directory"
+
+
+# ---------------------------------------------------------------- run / resume
+
+
+@main.command()
+@click.argument("settings_file", metavar="SETTINGS.yaml", type=click.Path(dir_okay=False))
+@_landscape_option(_FROM_SETTINGS)
+@click.option("--run-id", metavar="ID", help="Use this run id instead of a generated one.")
+@click.option("--quiet", "-q", is_flag=True, help="No live progress line; the summary is still printed.")
+def run(settings_file: str, landscape_url: str | None, run_id: str | None, quiet: bool) -> None:
+    """Run a pipeline and record everything it does in the Landscape.
+
+    \b
+    Example:
+      elspeth run examples/demo/settings.yaml
+    """
+    settings, secrets = _load(settings_file)
+    url = landscape_url or settings.landscape.url or default_url()
+    status = _live_status(quiet)
+    summary = run_pipeline(
+        settings,
+        registry=PluginRegistry(make_plugin_manager()),
+        settings_path=str(Path(settings_file).resolve()),
+        landscape_url=url,
+        run_id=run_id,
+        progress=status,
+        secrets=secrets,
+    )
+    _finish(status, summary, url)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option(
+    "--settings",
+    "settings_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Settings to resume with (default: the file the run recorded).",
+)
+@_landscape_option(f"with --settings, {_FROM_SETTINGS}; without, {_LOCAL}")
+@click.option("--quiet", "-q", is_flag=True, help="No live progress line; the summary is still printed.")
+def resume(run_id: str, settings_file: str | None, landscape_url: str | None, quiet: bool) -> None:
+    """Finish a crashed, failed or interrupted run.
+
+    Picks up exactly the work the Landscape shows unfinished: nothing is lost or written twice.
+
+    \b
+    Example:
+      elspeth resume 20250101-120000-ab12cd
+    """
+    if settings_file is None:
+        url = landscape_url or default_url()
+        with _connect(url) as conn:
+            settings_file = lineage.get_run(conn, run_id).settings_path
+        if settings_file is None:
+            raise ElspethError(f"run {run_id!r} recorded no settings file; pass it with --settings FILE")
+        settings, secrets = _load(settings_file)
+    else:
+        settings, secrets = _load(settings_file)
+        url = landscape_url or settings.landscape.url or default_url()
+    status = _live_status(quiet)
+    summary = resume_run(
+        run_id,
+        settings,
+        registry=PluginRegistry(make_plugin_manager()),
+        settings_path=str(Path(settings_file).resolve()),
+        landscape_url=url,
+        progress=status,
+        secrets=secrets,
+    )
+    _finish(status, summary, url)
+
+
+def _load(settings_file: str) -> tuple[Settings, frozenset[str]]:
+    raw = read_settings_file(settings_file)
+    return settings_from_raw(raw, file=settings_file), frozenset(secret_values(raw))
+
+
+def _live_status(quiet: bool) -> LiveStatus:
+    stream = click.get_text_stream("stderr")
+    return LiveStatus(stream, enabled=not quiet and stream.isatty())
+
+
+def _finish(status: LiveStatus, summary: RunSummary, url: str) -> None:
+    """Print the summary and the next command to type; a run that did not complete exits 1."""
+    status.finish()
+    click.echo(_render_summary(summary))
+    landscape = _landscape_hint(url)
+    if summary.status == "completed":
+        click.echo(f"Trace a row: elspeth explain {summary.run_id} --row N{landscape}")
+        return
+    click.echo(f"Error: run {summary.run_id} {summary.status}: {summary.error or 'no error recorded'}", err=True)
+    click.echo(f"Finish it once the cause is fixed: elspeth resume {summary.run_id}{landscape}", err=True)
+    sys.exit(1)
+
+
+def _landscape_hint(url: str) -> str:
+    """What to add to an `elspeth explain`/`resume` hint: they read no settings, so a landscape other than
+    the default must be named."""
+    return f" --landscape {url}" if url != default_url() else ""
+
+
+def _render_summary(summary: RunSummary) -> str:
+    outcomes = ", ".join(f"{name} {count:,}" for name, count in sorted(summary.outcomes.items())) or "none"
+    lines = [
+        f"Run {summary.run_id} {summary.status} in {duration(summary.elapsed_seconds)} "
+        f"({rate(summary.rows_read, summary.elapsed_seconds)})",
+        f"  rows read  {summary.rows_read:,}",
+        f"  outcomes   {outcomes}",
+    ]
+    if summary.artifacts:
+        lines.append("  artifacts")
+        rows = [
+            (
+                a.sink,
+                a.uri,
+                plural(a.row_count, "row"),
+                plural(a.size, "byte"),
+                f"sha256 {short_hash(a.content_hash)}",
+            )
+            for a in summary.artifacts
+        ]
+        lines += ["    " + line for line in table(None, rows).splitlines()]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- validate
+
+
+@main.command()
+@click.argument("settings_file", metavar="SETTINGS.yaml", type=click.Path(dir_okay=False))
+def validate(settings_file: str) -> None:
+    """Check settings and plugin options; run nothing.
+
+    \b
+    Example:
+      elspeth validate examples/demo/settings.yaml
+    """
+    settings, _ = _load(settings_file)
+    registry = PluginRegistry(make_plugin_manager())
+    problems: list[str] = []
+    plugins: dict[str, str] = {}
+    for where, kind, plugin, options in _steps(settings):
+        try:
+            info = registry.get(kind, plugin)
+        except PluginError as exc:
+            problems.append(f"{settings_file}: {where}.plugin: {exc}; see 'elspeth plugins'")
+            continue
+        try:
+            structure(options, info.cls.config_class, where=f"{where}.options", file=settings_file)
+        except ConfigError as exc:
+            problems.append(str(exc))
+        plugins[where] = f"{info.distribution} {info.version}".strip()
+    if problems:
+        raise ConfigError("\n".join(problems))
+    click.echo(f"OK {settings_file}")
+    click.echo(_render_pipeline(settings, plugins))
+
+
+def _steps(settings: Settings) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
+    """(key path, plugin kind, plugin name, options) of every node, in pipeline order."""
+    yield "source", "source", settings.source.plugin, settings.source.options
+    for i, t in enumerate(settings.transforms):
+        yield f"transforms[{i}]", "transform", t.plugin, t.options
+    for i, a in enumerate(settings.aggregations):
+        yield f"aggregations[{i}]", "aggregate", a.plugin, a.options
+    for name, s in settings.sinks.items():
+        yield f"sinks.{name}", "sink", s.plugin, s.options
+
+
+def _describe_trigger(trigger: TriggerSettings) -> str:
+    when = []
+    if trigger.count:
+        when.append(f"every {trigger.count} rows")
+    if trigger.timeout_seconds:
+        when.append(f"after {trigger.timeout_seconds}s")
+    return "flush " + " or ".join([*when, "at end of source"])
+
+
+def _render_pipeline(settings: Settings, plugins: dict[str, str]) -> str:
+    rows: list[tuple[str, str, str, str, str]] = []
+    source = settings.source
+    quarantine = f"quarantine -> {source.on_quarantine}" if source.on_quarantine else ""
+    rows.append(("source", source.plugin, source.plugin, plugins["source"], quarantine))
+    names = [source.plugin]
+    steps: list[tuple[str, str, TransformSettings | AggregationSettings]] = [
+        *((f"transforms[{i}]", "transform", step) for i, step in enumerate(settings.transforms)),
+        *((f"aggregations[{i}]", "aggregate", step) for i, step in enumerate(settings.aggregations)),
+    ]
+    for where, kind, step in steps:
+        name = step.name or step.plugin
+        names.append(name)
+        notes = [f"errors -> {step.on_error}"] if step.on_error else []
+        if isinstance(step, AggregationSettings):
+            notes.append(_describe_trigger(step.trigger))
+        rows.append((kind, name, step.plugin, plugins[where], "; ".join(notes)))
+    default = settings.default_sink or next(iter(settings.sinks))
+    for name, sink in settings.sinks.items():
+        roles = [
+            role
+            for role, target in (
+                ("default", default),
+                ("errors", settings.on_error),
+                ("quarantine", source.on_quarantine),
+            )
+            if target == name
+        ]
+        rows.append(("sink", name, sink.plugin, plugins[f"sinks.{name}"], ", ".join(roles)))
+    flow = " -> ".join([*names, "{" + ", ".join(settings.sinks) + "}"])
+    return table(("KIND", "NAME", "PLUGIN", "FROM", "NOTES"), rows) + f"\n\n{flow}"
+
+
+# ---------------------------------------------------------------- explain / runs
+
+
+@main.command()
+@click.argument("run_id")
+@click.option("--row", "row_id", type=int, metavar="N", help="Trace source row N through every node.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_landscape_option(_LOCAL)
+def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None) -> None:
+    """Show what a run did, or the full lineage of one of its rows.
+
+    \b
+    Examples:
+      elspeth explain RUN_ID            nodes, outcomes, artifacts
+      elspeth explain RUN_ID --row 3    row 3: payload, every state, call, batch, outcome
+    """
+    url = landscape_url or default_url()
+    with _connect(url) as conn:
+        if row_id is None:
+            overview = lineage.run_overview(conn, run_id)
+        else:
+            row = lineage.row_lineage(conn, run_id, row_id)
+    if as_json:
+        click.echo(json.dumps(attrs.asdict(overview if row_id is None else row), indent=2, ensure_ascii=False))
+    elif row_id is None:
+        click.echo(_render_overview(overview, _landscape_hint(url)))
+    else:
+        click.echo(_render_lineage(row))
+
+
+@main.command()
+@_landscape_option(_LOCAL)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def runs(landscape_url: str | None, as_json: bool) -> None:
+    """List the runs in a Landscape, newest first.
+
+    \b
+    Example:
+      elspeth runs --landscape sqlite:///.elspeth/landscape.db
+    """
+    with _connect(landscape_url or default_url()) as conn:
+        found = lineage.list_runs(conn)
+    if as_json:
+        click.echo(json.dumps([attrs.asdict(r) for r in found], indent=2))
+        return
+    if not found:
+        click.echo("No runs yet; start one with: elspeth run SETTINGS.yaml")
+        return
+    rows = [(r.run_id, r.status, when(r.started_at), when(r.ended_at), r.attempt, f"{r.rows:,}") for r in found]
+    click.echo(table(("RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS"), rows))
+
+
+@contextlib.contextmanager
+def _connect(url: str) -> Iterator[Connection]:
+    """A connection to an existing Landscape; a missing SQLite file is an error, not a new database."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        parsed = None  # open_database explains what a landscape URL looks like
+    database = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+    if database and database != ":memory:" and not Path(database).exists():
+        raise ElspethError(
+            f"no landscape at {database}; run a pipeline first ('elspeth run SETTINGS.yaml') "
+            "or point at one with --landscape URL"
+        )
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
+
+
+def _render_overview(o: lineage.RunOverview, landscape_hint: str) -> str:
+    run = o.run
+    outcomes = ", ".join(f"{name} {count:,}" for name, count in o.outcomes.items()) or "none"
+    lines = [
+        f"Run {run.run_id}: {run.status}",
+        f"  started    {when(run.started_at)}",
+        f"  ended      {when(run.ended_at) or '-'}",
+        f"  attempts   {run.attempt}",
+        f"  settings   {run.settings_path or '-'} (sha256 {short_hash(run.settings_hash)})",
+        f"  elspeth    {run.elspeth_version}",
+        f"  rows       {run.rows:,} read, {o.quarantined:,} quarantined",
+        f"  outcomes   {outcomes}",
+        f"  calls      {o.calls:,}",
+    ]
+    if run.error:
+        lines.append(f"  error      {run.error}")
+    lines += ["", "Nodes"]
+    node_rows = [(n.position, n.node_id, n.kind, n.plugin, n.distribution, n.plugin_version) for n in o.nodes]
+    lines += _indent(table(("#", "NODE", "KIND", "PLUGIN", "DISTRIBUTION", "VERSION"), node_rows))
+    lines += ["", f"Artifacts (latest of {o.flushes:,} flushes)"]
+    artifact_rows = [
+        (a.node_id, a.uri, f"{a.row_count:,}", f"{a.size:,}", short_hash(a.content_hash)) for a in o.artifacts
+    ]
+    lines += _indent(table(("SINK", "URI", "ROWS", "BYTES", "SHA256"), artifact_rows))
+    lines += ["", f"Trace a row: elspeth explain {run.run_id} --row N{landscape_hint}"]
+    return "\n".join(lines)
+
+
+def _render_lineage(r: lineage.RowLineage) -> str:
+    lines = [f"Run {r.run_id}, row {r.row_id}"]
+    payload = _compact(r.payload)
+    if len(payload) <= 100:
+        lines.append(f"  payload    {payload}")
+    else:
+        lines += ["  payload", *_indent(json.dumps(r.payload, indent=2, ensure_ascii=False), 4)]
+    lines.append(f"  sha256     {r.payload_hash or '-'}")
+    if r.quarantined:
+        lines.append(f"  quarantined: {_reason_text(r.quarantine_reason)}")
+    lines += ["", "Tokens"]
+    token_rows = [(k.token_id, k.parent_token_id, k.origin_node_id, k.origin_batch_id) for k in r.tokens]
+    lines += _indent(table(("TOKEN", "PARENT", "FROM NODE", "FROM BATCH"), token_rows))
+    lines += ["", "Node states, in order"]
+    for s in r.states:
+        token = f"token {s.token_id}, " if s.token_id is not None else ""
+        lines.append(
+            f"  #{s.state_id} {s.node_id} {s.operation} ({token}attempt {s.attempt}): {s.status}  "
+            f"in {short_hash(s.input_hash) or '-'} out {short_hash(s.output_hash) or '-'}"
+        )
+        if s.error is not None:
+            lines.append(f"      error: {_compact(s.error)}")
+        for c in s.calls:
+            latency = f" {c.latency_ms:.0f}ms" if c.latency_ms is not None else ""
+            lines.append(f"      call {c.call_index}: {c.call_type} {c.provider} {c.status}{latency}")
+            lines.append(f"        request  {short_hash(c.request_hash)}  {c.request_preview}")
+            if c.response_hash or c.response_preview:
+                lines.append(f"        response {short_hash(c.response_hash)}  {c.response_preview or ''}")
+            if c.error is not None:
+                lines.append(f"        error    {_compact(c.error)}")
+    if r.batches:
+        lines += ["", "Batches it joined"]
+        batch_rows = [
+            (b.batch_id, b.node_id, b.status, b.trigger, b.flush_state_id, f"{len(b.row_tokens)}/{b.members}")
+            for b in r.batches
+        ]
+        lines += _indent(table(("BATCH", "NODE", "STATUS", "TRIGGER", "FLUSH STATE", "ITS TOKENS"), batch_rows))
+    lines += ["", "Outcomes"]
+    outcome_rows = [
+        (
+            o.token_id,
+            o.outcome,
+            o.node_id,
+            o.sink_node_id,
+            o.artifact.uri if o.artifact else None,
+            short_hash(o.artifact.content_hash) if o.artifact else None,
+            _reason_text(o.reason) if o.reason is not None else None,
+        )
+        for o in r.outcomes
+    ]
+    if outcome_rows:
+        headers = ("TOKEN", "OUTCOME", "DECIDED AT", "SINK", "ARTIFACT", "SHA256", "REASON")
+        lines += _indent(table(headers, outcome_rows))
+    else:
+        lines.append("  none yet: the run has unfinished work for this row (elspeth resume finishes it)")
+    return "\n".join(lines)
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": ")) if not isinstance(value, str) else value
+
+
+def _reason_text(reason: Any) -> str:
+    """A recorded reason is often just {"reason": "..."}: show the sentence, not the JSON around it."""
+    if isinstance(reason, dict) and set(reason) == {"reason"}:
+        return str(reason["reason"])
+    return _compact(reason)
+
+
+def _indent(text: str, width: int = 2) -> list[str]:
+    return [" " * width + line for line in text.splitlines()]
+
+
+# ---------------------------------------------------------------- plugins
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def plugins(as_json: bool) -> None:
+    """List the installed plugins.
+
+    Name, kind, the distribution that installed it, its version, and the hook that registered it.
+
+    \b
+    Example:
+      ELSPETH_LOAD_PLUGINS=builtin elspeth plugins --json
+    """
+    found = PluginRegistry(make_plugin_manager()).all()
+    rows = [(p.name, p.kind, p.distribution, p.version, p.hook) for p in found]
+    if as_json:
+        keys = ("name", "kind", "distribution", "version", "hook")
+        click.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+    else:
+        click.echo(table(("NAME", "KIND", "DISTRIBUTION", "VERSION", "HOOK"), rows))

@@ -1,0 +1,80 @@
+"""Text for the terminal: plain tables, times and durations, and the live progress line."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Sequence
+from typing import TextIO
+
+from elspeth.engine.summary import Progress
+
+
+def table(headers: Sequence[str] | None, rows: Sequence[Sequence[object]]) -> str:
+    """Left-aligned columns two spaces apart, under `headers` if given; None shows as '-'."""
+    cells = [[_cell(v) for v in row] for row in rows]
+    lines = [list(headers), *cells] if headers is not None else cells
+    if not lines:
+        return ""
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() for line in lines)
+
+
+def _cell(value: object) -> str:
+    return "-" if value is None else str(value)
+
+
+def when(timestamp: float | None) -> str | None:
+    """Local wall-clock time of an epoch timestamp, to the second."""
+    if timestamp is None:
+        return None
+    return datetime.datetime.fromtimestamp(timestamp).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
+
+
+def rate(rows: int, seconds: float) -> str:
+    return f"{rows / seconds:,.0f} rows/s" if seconds > 0 else "- rows/s"
+
+
+def plural(count: int, noun: str) -> str:
+    return f"{count:,} {noun}" + ("" if count == 1 else "s")
+
+
+def short_hash(digest: str | None) -> str | None:
+    return digest[:12] if digest else None
+
+
+class LiveStatus:
+    """The progress callback: one line rewritten in place on `stream`, only when it is a terminal (a log
+    file or a pipe would fill up with carriage returns)."""
+
+    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
+        self.stream = stream
+        self.enabled = enabled
+        self._open_line = False
+
+    def __call__(self, progress: Progress) -> None:
+        if not self.enabled:
+            return
+        line = (
+            f"{progress.run_id}  {progress.rows_read:,} rows  "
+            f"{rate(progress.rows_read, progress.elapsed_seconds)}  {duration(progress.elapsed_seconds)}"
+        )
+        self.stream.write("\r\x1b[K" + line)
+        self._open_line = not progress.done
+        if progress.done:
+            self.stream.write("\n")
+        self.stream.flush()
+
+    def finish(self) -> None:
+        """End the status line so whatever is printed next starts on a fresh one."""
+        if self._open_line:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open_line = False

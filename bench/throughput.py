@@ -29,8 +29,9 @@ def make_input(path: Path, rows: int) -> None:
         writer = csv.writer(fh)
         writer.writerow(FIELDS)
         for i in range(rows):
-            writer.writerow([i, f"Customer {i:07d}", f"user{i}@example.com", f"{i * 1.37:.2f}", "Springfield",
-                             "ordinary row"])
+            writer.writerow(
+                [i, f"Customer {i:07d}", f"user{i}@example.com", f"{i * 1.37:.2f}", "Springfield", "ordinary row"]
+            )
 
 
 def plain_loop(src: Path, dst: Path) -> None:
@@ -105,7 +106,9 @@ def child(mode: str, src: Path, work: Path) -> None:
 def measure(mode: str, src: Path, work: Path) -> dict[str, float]:
     out = subprocess.run(
         [sys.executable, __file__, "--child", mode, "--input", str(src), "--work", str(work)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
@@ -133,11 +136,16 @@ def main() -> None:
             results[mode] = measure(mode, src, work)
         audited_s = results["audited"]["seconds"]
         print(f"rows: {args.rows:,}  input: {row_bytes:.0f} bytes/row  cores: {os.cpu_count()}")
-        for mode, label in (("plain", "plain csv loop"), ("plugins", "same plugins, no audit"),
-                            ("audited", "elspeth, full audit")):
+        for mode, label in (
+            ("plain", "plain csv loop"),
+            ("plugins", "same plugins, no audit"),
+            ("audited", "elspeth, full audit"),
+        ):
             r = results[mode]
-            print(f"  {label:<24} {r['seconds']:7.2f} s  {args.rows / r['seconds']:>10,.0f} rows/s  "
-                  f"peak RSS {r['peak_rss_mib']:6.1f} MiB")
+            print(
+                f"  {label:<24} {r['seconds']:7.2f} s  {args.rows / r['seconds']:>10,.0f} rows/s  "
+                f"peak RSS {r['peak_rss_mib']:6.1f} MiB"
+            )
         print(f"  audited / no-audit plugins: {audited_s / results['plugins']['seconds']:.2f}x")
         print(f"  audited / plain csv loop:   {audited_s / results['plain']['seconds']:.2f}x")
         print(f"  audit written: {results['audited']['audit_bytes'] / args.rows:.0f} bytes per row")

@@ -29,9 +29,7 @@ _HOOK_BY_KIND = {
 }
 
 
-def make_plugin_manager(
-    extra_plugins: Iterable[Any] = (), *, load_entry_points: bool = True
-) -> pluggy.PluginManager:
+def make_plugin_manager(extra_plugins: Iterable[Any] = (), *, load_entry_points: bool = True) -> pluggy.PluginManager:
     """A fresh manager: entry-point plugins (subject to ELSPETH_LOAD_PLUGINS), then `extra_plugins`."""
     pm = pluggy.PluginManager("elspeth")
     pm.add_hookspecs(hookspecs)
@@ -61,7 +59,7 @@ def _load_entry_points(pm: pluggy.PluginManager, only: str | None) -> None:
                 f"plugin entry point {ep.name!r} of distribution {dist!r} failed to import: {exc}"
             ) from exc
         pm.register(module, name=ep.name)
-        pm._plugin_distinfo.append((module, ep.dist))  # type: ignore[attr-defined]  # as pluggy does
+        pm._plugin_distinfo.append((module, ep.dist))  # type: ignore[attr-defined,arg-type]  # as pluggy does
 
 
 @frozen
@@ -118,9 +116,7 @@ class PluginRegistry:
             return self._by_kind[kind][name]
         except KeyError:
             known = ", ".join(sorted(self._by_kind[kind])) or "none"
-            raise PluginError(
-                f"no {kind} plugin named {name!r} is installed (installed {kind}s: {known})"
-            ) from None
+            raise PluginError(f"no {kind} plugin named {name!r} is installed (installed {kind}s: {known})") from None
 
     def all(self) -> list[PluginInfo]:
         return [info for kind in PLUGIN_KINDS for info in sorted(self._by_kind[kind].values(), key=_by_name)]

@@ -111,8 +111,12 @@ class AggregationRuntime:
                 raise TypeError(f"process_batch() returned {type(result).__name__}, not Success, Error or Pending")
         except Exception as exc:
             self.recorder.close_state(state, StateStatus.FAILED, error=error_info(exc))
-            self.recorder.update_batch(batch.batch_id, status=BatchStatus.FAILED, checkpoint_json=None,
-                                       error_json=canonical.dumps(error_info(exc)))
+            self.recorder.update_batch(
+                batch.batch_id,
+                status=BatchStatus.FAILED,
+                checkpoint_json=None,
+                error_json=canonical.dumps(error_info(exc)),
+            )
             raise PluginCrash(
                 f"aggregate {self.node.node_id} raised {type(exc).__name__} in process_batch(): {exc}"
             ) from exc
@@ -143,8 +147,9 @@ class AggregationRuntime:
         self.recorder.close_state(state, StateStatus.COMPLETED, output_hash=canonical.stable_hash(hashes))
         self.recorder.update_batch(batch.batch_id, status=BatchStatus.COMPLETED, checkpoint_json=None)
         for m in batch.members:
-            self.recorder.add_outcome(m.token_id, TokenOutcome.CONSUMED, node_id=self.node.node_id,
-                                      batch_id=batch.batch_id)
+            self.recorder.add_outcome(
+                m.token_id, TokenOutcome.CONSUMED, node_id=self.node.node_id, batch_id=batch.batch_id
+            )
         for row, row_hash, payload in zip(result.rows, hashes, payloads, strict=True):
             token_id = self.recorder.add_token(
                 origin_node_id=self.node.node_id, origin_batch_id=batch.batch_id, payload_json=payload
@@ -154,8 +159,9 @@ class AggregationRuntime:
     def _failed(self, batch: Batch, state: int, result: Error) -> None:
         error = {"reason": result.reason, "retryable": result.retryable, "details": result.details}
         self.recorder.close_state(state, StateStatus.FAILED, error=error)
-        self.recorder.update_batch(batch.batch_id, status=BatchStatus.FAILED, checkpoint_json=None,
-                                   error_json=canonical.dumps(error))
+        self.recorder.update_batch(
+            batch.batch_id, status=BatchStatus.FAILED, checkpoint_json=None, error_json=canonical.dumps(error)
+        )
         if result.retryable and batch.attempt < self.max_attempts:
             self.clock.sleep(self.backoff_seconds * 2 ** (batch.attempt - 1))
             self.retry(batch.batch_id, batch.attempt + 1, batch.members)

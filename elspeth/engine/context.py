@@ -29,11 +29,24 @@ class NodeContext:
     recorder: Recorder
     checkpoint: Mapping[str, Any] | None = None
 
-    def record_call(self, *, call_type: str, provider: str, request: Any, response: Any = None,
-                    error: Any = None, latency_ms: float | None = None) -> None:
+    def record_call(
+        self,
+        *,
+        call_type: str,
+        provider: str,
+        request: Any,
+        response: Any = None,
+        error: Any = None,
+        latency_ms: float | None = None,
+    ) -> None:
         self.recorder.record_call(
-            self.state_id, call_type=call_type, provider=provider, request=request, response=response,
-            error=error, latency_ms=latency_ms,
+            self.state_id,
+            call_type=call_type,
+            provider=provider,
+            request=request,
+            response=response,
+            error=error,
+            latency_ms=latency_ms,
         )
 
     @contextmanager
@@ -44,11 +57,18 @@ class NodeContext:
             yield scope
         except BaseException as exc:
             self.record_call(
-                call_type=call_type, provider=provider, request=scope.request, response=scope.response,
-                error=error_info(exc), latency_ms=(time.perf_counter() - started) * 1000,
+                call_type=call_type,
+                provider=provider,
+                request=scope.request,
+                response=scope.response,
+                error=error_info(exc),
+                latency_ms=(time.perf_counter() - started) * 1000,
             )
             raise
         self.record_call(
-            call_type=call_type, provider=provider, request=scope.request, response=scope.response,
+            call_type=call_type,
+            provider=provider,
+            request=scope.request,
+            response=scope.response,
             latency_ms=(time.perf_counter() - started) * 1000,
         )

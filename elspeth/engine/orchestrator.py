@@ -60,10 +60,19 @@ def _landscape(settings: Settings, landscape_url: str | None) -> tuple[str, File
 class _Session:
     """Everything one attempt at a run holds, and the one way it ends."""
 
-    def __init__(self, settings: Settings, registry: PluginRegistry, engine: Engine, payloads: FilePayloadStore,
-                 run_id: str, secrets: frozenset[str], clock: Clock | None,
-                 progress: ProgressCallback | None) -> None:
-        self.pipeline: Pipeline = build_pipeline(settings, registry)
+    def __init__(
+        self,
+        settings: Settings,
+        registry: PluginRegistry,
+        engine: Engine,
+        payloads: FilePayloadStore,
+        run_id: str,
+        secrets: frozenset[str],
+        clock: Clock | None,
+        progress: ProgressCallback | None,
+        settings_path: str | None,
+    ) -> None:
+        self.pipeline: Pipeline = build_pipeline(settings, registry, settings_path)
         self.engine = engine
         self.redactor = Redactor.of(secrets)
         clock = clock or SystemClock()
@@ -73,13 +82,14 @@ class _Session:
             hook.record_call(call=call)
 
         self.recorder = Recorder(engine, payloads, run_id, redactor=self.redactor, on_call=on_call, now=clock.now)
-        self.runner = Runner(self.pipeline, self.recorder, clock=clock, payloads=payloads, engine=settings.engine,
-                             progress=progress)
+        self.runner = Runner(
+            self.pipeline, self.recorder, clock=clock, payloads=payloads, engine=settings.engine, progress=progress
+        )
         self.settings = settings
         self.started = time.monotonic()
 
     def settings_record(self) -> tuple[str, str]:
-        document = settings_document(self.settings, self.redactor)
+        document = settings_document(self.settings, self.redactor.secrets)
         return canonical.dumps(document), canonical.stable_hash(document)
 
     def drive(self, body: Any) -> RunSummary:
@@ -151,18 +161,27 @@ def run_pipeline(
     """Run a pipeline from the start, recording everything under a new run id."""
     url, payloads = _landscape(settings, landscape_url)
     engine = open_database(url)
-    session = _Session(settings, registry, engine, payloads, run_id or new_run_id(), secrets, clock, progress)
+    session = _Session(
+        settings, registry, engine, payloads, run_id or new_run_id(), secrets, clock, progress, settings_path
+    )
     settings_json, settings_hash = session.settings_record()
     session.recorder.begin_run(
-        settings_json=settings_json, settings_hash=settings_hash,
+        settings_json=settings_json,
+        settings_hash=settings_hash,
         settings_path=str(Path(settings_path).resolve()) if settings_path else None,
-        version=__version__, owner=_owner(),
+        version=__version__,
+        owner=_owner(),
     )
     for node in session.pipeline.nodes():
         config_json, config_hash = node_config_record(node, session.redactor)
         session.recorder.add_node(
-            node_id=node.node_id, kind=node.kind, plugin=node.info.name, distribution=node.info.distribution,
-            plugin_version=node.info.version, position=node.position, config_json=config_json,
+            node_id=node.node_id,
+            kind=node.kind,
+            plugin=node.info.name,
+            distribution=node.info.distribution,
+            plugin_version=node.info.version,
+            position=node.position,
+            config_json=config_json,
             config_hash=config_hash,
         )
     session.recorder.commit()
@@ -196,7 +215,7 @@ def resume_run(
     if run["status"] == RunStatus.COMPLETED:
         raise ResumeError(f"run {run_id} already completed; there is nothing to resume")
     _refuse_if_alive(run_id, run["status"], run["owner"])
-    session = _Session(settings, registry, engine, payloads, run_id, secrets, clock, progress)
+    session = _Session(settings, registry, engine, payloads, run_id, secrets, clock, progress, settings_path)
     _, settings_hash = session.settings_record()
     if settings_hash != run["settings_hash"]:
         session._close()
@@ -205,7 +224,8 @@ def resume_run(
             "with; resume with the same settings (the run's recorded settings: `elspeth explain " + run_id + "`)"
         )
     not_resumable = [
-        f"{name} ({node.info.name})" for name, node in session.pipeline.sinks.items()
+        f"{name} ({node.info.name})"
+        for name, node in session.pipeline.sinks.items()
         if Capability.RESUMABLE not in node.info.cls.capabilities
     ]
     if not_resumable:
@@ -219,10 +239,12 @@ def resume_run(
         recorder, runner = session.recorder, session.runner
         recorder.reopen_run(owner=_owner())
         recorder.execute_now(lambda conn: close_interrupted_states(conn, run_id, recorder.now()))
-        runner.open_sinks({
-            name: latest_sink_resume(recorder.conn, run_id, node.node_id)
-            for name, node in session.pipeline.sinks.items()
-        })
+        runner.open_sinks(
+            {
+                name: latest_sink_resume(recorder.conn, run_id, node.node_id)
+                for name, node in session.pipeline.sinks.items()
+            }
+        )
         batches = unfinished_batches(recorder.conn, run_id)
         recorder.conn.rollback()
         retries = runner.restore_batches(batches)
@@ -248,6 +270,4 @@ def _refuse_if_alive(run_id: str, status: str, owner: str | None) -> None:
     except PermissionError:
         pass
     if int(pid) != os.getpid():
-        raise ResumeError(
-            f"run {run_id} is still running in process {pid} on this host; stop it before resuming"
-        )
+        raise ResumeError(f"run {run_id} is still running in process {pid} on this host; stop it before resuming")

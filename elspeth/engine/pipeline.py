@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import cattrs
 from attrs import define, frozen
 
 from elspeth import canonical
@@ -12,7 +11,7 @@ from elspeth.api import Aggregate, Plugin, Sink, Source, Transform
 from elspeth.errors import ConfigError
 from elspeth.landscape.redaction import Redactor
 from elspeth.plugin_manager import PluginInfo, PluginRegistry
-from elspeth.settings import Settings, TriggerSettings, structure
+from elspeth.settings import Settings, TriggerSettings, redacted, structure
 
 
 @define
@@ -44,11 +43,11 @@ class Pipeline:
             node.plugin.close()
 
 
-def _instantiate(registry: PluginRegistry, kind: str, name: str, options: dict[str, Any], where: str) -> tuple[
-    PluginInfo, Plugin
-]:
+def _instantiate(
+    registry: PluginRegistry, kind: str, name: str, options: dict[str, Any], where: str, file: str | None
+) -> tuple[PluginInfo, Plugin]:
     info = registry.get(kind, name)
-    config = structure(options, info.cls.config_class, where=f"{where}.options")
+    config: Any = structure(options, info.cls.config_class, where=f"{where}.options", file=file)
     return info, info.cls(config)
 
 
@@ -67,7 +66,7 @@ def _unique_names(names: list[str]) -> list[str]:
     return result
 
 
-def build_pipeline(settings: Settings, registry: PluginRegistry) -> Pipeline:
+def build_pipeline(settings: Settings, registry: PluginRegistry, settings_path: str | None = None) -> Pipeline:
     """Plugin instances for every node; raises ConfigError naming the key of any bad option."""
     if not settings.sinks:
         raise ConfigError("sinks: at least one sink is required")
@@ -77,33 +76,55 @@ def build_pipeline(settings: Settings, registry: PluginRegistry) -> Pipeline:
             raise ConfigError(f"default_sink: required with several sinks; one of {sorted(settings.sinks)}")
         default_sink = next(iter(settings.sinks))
     position = 0
-    info, plugin = _instantiate(registry, "source", settings.source.plugin, settings.source.options, "source")
+    info, plugin = _instantiate(
+        registry, "source", settings.source.plugin, settings.source.options, "source", settings_path
+    )
     source = Node(f"source:{info.name}", "source", info, plugin, settings.source.options, position)
     _check_kind(plugin, Source, "source")
     transforms = []
     names = _unique_names([t.name or t.plugin for t in settings.transforms])
     for i, (t, name) in enumerate(zip(settings.transforms, names, strict=True)):
         position += 1
-        info, plugin = _instantiate(registry, "transform", t.plugin, t.options, f"transforms[{i}]")
+        info, plugin = _instantiate(registry, "transform", t.plugin, t.options, f"transforms[{i}]", settings_path)
         _check_kind(plugin, Transform, f"transforms[{i}]")
-        transforms.append(Node(f"transform:{name}", "transform", info, plugin, t.options, position,
-                               on_error=t.on_error or settings.on_error))
+        transforms.append(
+            Node(
+                f"transform:{name}",
+                "transform",
+                info,
+                plugin,
+                t.options,
+                position,
+                on_error=t.on_error or settings.on_error,
+            )
+        )
     aggregations = []
     names = _unique_names([a.name or a.plugin for a in settings.aggregations])
     for i, (a, name) in enumerate(zip(settings.aggregations, names, strict=True)):
         position += 1
-        info, plugin = _instantiate(registry, "aggregate", a.plugin, a.options, f"aggregations[{i}]")
+        info, plugin = _instantiate(registry, "aggregate", a.plugin, a.options, f"aggregations[{i}]", settings_path)
         _check_kind(plugin, Aggregate, f"aggregations[{i}]")
-        aggregations.append(Node(f"aggregate:{name}", "aggregate", info, plugin, a.options, position,
-                                 on_error=a.on_error or settings.on_error, trigger=a.trigger))
+        aggregations.append(
+            Node(
+                f"aggregate:{name}",
+                "aggregate",
+                info,
+                plugin,
+                a.options,
+                position,
+                on_error=a.on_error or settings.on_error,
+                trigger=a.trigger,
+            )
+        )
     sinks = {}
     for name, s in settings.sinks.items():
         position += 1
-        info, plugin = _instantiate(registry, "sink", s.plugin, s.options, f"sinks.{name}")
+        info, plugin = _instantiate(registry, "sink", s.plugin, s.options, f"sinks.{name}", settings_path)
         _check_kind(plugin, Sink, f"sinks.{name}")
         sinks[name] = Node(f"sink:{name}", "sink", info, plugin, s.options, position)
-    pipeline = Pipeline(source, tuple(transforms), tuple(aggregations), sinks, default_sink,
-                        settings.source.on_quarantine)
+    pipeline = Pipeline(
+        source, tuple(transforms), tuple(aggregations), sinks, default_sink, settings.source.on_quarantine
+    )
     _check_sink_names(pipeline, settings)
     return pipeline
 
@@ -121,12 +142,12 @@ def _check_sink_names(pipeline: Pipeline, settings: Settings) -> None:
             raise ConfigError(f"{where}: no sink named {sink!r}; define it under sinks (have {sorted(pipeline.sinks)})")
 
 
-def settings_document(settings: Settings, redactor: Redactor) -> dict[str, Any]:
+def settings_document(settings: Settings, secrets: frozenset[str]) -> dict[str, Any]:
     """The settings as recorded in the Landscape: secrets replaced, landscape location left out (the same
     run may be resumed against a copied database)."""
-    document = cattrs.unstructure(settings)
+    document = redacted(settings, secrets)
     document.pop("landscape", None)
-    return redactor(document)  # type: ignore[no-any-return]
+    return document
 
 
 def node_config_record(node: Node, redactor: Redactor) -> tuple[str, str]:

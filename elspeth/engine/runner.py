@@ -48,8 +48,14 @@ class Runner:
         }
         self.aggregations = [
             AggregationRuntime(
-                node, recorder, clock, self._ctx, self._emit_from_aggregate, self._fail_members,
-                engine.retry.max_attempts, engine.retry.backoff_seconds,
+                node,
+                recorder,
+                clock,
+                self._ctx,
+                self._emit_from_aggregate,
+                self._fail_members,
+                engine.retry.max_attempts,
+                engine.retry.backoff_seconds,
             )
             for node in pipeline.aggregations
         ]
@@ -172,8 +178,9 @@ class Runner:
             self.rec.add_outcome(token_id, TokenOutcome.QUARANTINED, node_id=source_id, reason=reason)
         else:
             row = {"_raw": record["raw"], "_reason": record["reason"]}
-            self.sinks[sink].deliver(token_id, row, canonical.stable_hash(row), TokenOutcome.QUARANTINED,
-                                     source_id, reason)
+            self.sinks[sink].deliver(
+                token_id, row, canonical.stable_hash(row), TokenOutcome.QUARANTINED, source_id, reason
+            )
 
     # ------------------------------------------------------------ the flow of one token
 
@@ -199,7 +206,9 @@ class Runner:
             self.rec.add_outcome(token_id, TokenOutcome.EXPANDED, node_id=node.node_id)
             for child in rows:
                 child_id = self.rec.add_token(
-                    origin_node_id=node.node_id, parent_token_id=token_id, payload_json=canonical.dumps(child),
+                    origin_node_id=node.node_id,
+                    parent_token_id=token_id,
+                    payload_json=canonical.dumps(child),
                     row_id=row_id,
                 )
                 self.continue_token(child_id, row_id, child, canonical.stable_hash(child), step + 1)
@@ -216,8 +225,9 @@ class Runner:
         attempt = 1
         max_attempts = self.settings.retry.max_attempts
         while True:
-            state = self.rec.open_state(node.node_id, "process", token_id=token_id, attempt=attempt,
-                                        input_hash=row_hash)
+            state = self.rec.open_state(
+                node.node_id, "process", token_id=token_id, attempt=attempt, input_hash=row_hash
+            )
             try:
                 result = node.plugin.process(row, self._ctx(node.node_id, state))
             except Exception as exc:
@@ -236,8 +246,11 @@ class Runner:
                     self.rec.close_state(state, StateStatus.COMPLETED, output_hash=out_hash)
                     return result, out_hash
             if not isinstance(result, Error):
-                self.rec.close_state(state, StateStatus.FAILED, error={
-                    "type": "TypeError", "message": f"process() returned {type(result).__name__}"})
+                self.rec.close_state(
+                    state,
+                    StateStatus.FAILED,
+                    error={"type": "TypeError", "message": f"process() returned {type(result).__name__}"},
+                )
                 raise PluginCrash(
                     f"transform {node.node_id} returned {type(result).__name__}; return Success, Routed or Error"
                 )
@@ -259,11 +272,11 @@ class Runner:
             )
         sink.deliver(token_id, result.row, row_hash, TokenOutcome.ROUTED, node.node_id)
 
-    def _fail_token(self, node: Node, token_id: int, row: Row, error: dict[str, Any], batch_id: int | None = None
-                    ) -> None:
+    def _fail_token(
+        self, node: Node, token_id: int, row: Row, error: dict[str, Any], batch_id: int | None = None
+    ) -> None:
         if node.on_error is None:
-            self.rec.add_outcome(token_id, TokenOutcome.FAILED, node_id=node.node_id, batch_id=batch_id,
-                                 reason=error)
+            self.rec.add_outcome(token_id, TokenOutcome.FAILED, node_id=node.node_id, batch_id=batch_id, reason=error)
             return
         failed_row = {**row, "_error": error["reason"], "_node": node.node_id}
         try:
@@ -312,8 +325,14 @@ class Runner:
     def _rerun(self, b: UnfinishedBatch) -> None:
         agg = self.aggregations[self._agg_by_node[b.node_id]]
         if b.status == "executing":
-            self.rec.update_batch(b.batch_id, status="failed", checkpoint_json=None, error_json=canonical.dumps(
-                {"type": "Interrupted", "message": "the process ended while this batch was executing"}))
+            self.rec.update_batch(
+                b.batch_id,
+                status="failed",
+                checkpoint_json=None,
+                error_json=canonical.dumps(
+                    {"type": "Interrupted", "message": "the process ended while this batch was executing"}
+                ),
+            )
         members = [Member(t, row, canonical.stable_hash(row)) for t, row in b.members]
         agg.retry(b.batch_id, b.attempt + 1, members)
 
@@ -340,4 +359,3 @@ def _printable(raw: Any) -> Any:
         return raw
     except NonCanonicalValueError:
         return repr(raw)
-

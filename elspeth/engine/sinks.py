@@ -52,8 +52,15 @@ class SinkRuntime:
             raise
         self.recorder.close_state(state, StateStatus.COMPLETED)
 
-    def deliver(self, token_id: int, row: Row, row_hash: str, outcome: TokenOutcome, decided_by: str,
-                reason: dict[str, Any] | None = None) -> None:
+    def deliver(
+        self,
+        token_id: int,
+        row: Row,
+        row_hash: str,
+        outcome: TokenOutcome,
+        decided_by: str,
+        reason: dict[str, Any] | None = None,
+    ) -> None:
         self.rows.append(row)
         self.deliveries.append(_Delivery(token_id, outcome, decided_by, row_hash, reason))
         if len(self.rows) >= self.batch_rows:
@@ -91,14 +98,22 @@ class SinkRuntime:
             raise PluginCrash(f"sink {self.name!r} ({self.node.info.name}) failed in flush(): {exc}") from exc
         self.recorder.close_state(state, StateStatus.COMPLETED, output_hash=artifact.content_hash)
         artifact_id = self.recorder.add_artifact(
-            self.node.node_id, state, uri=artifact.uri, content_hash=artifact.content_hash, size=artifact.size,
+            self.node.node_id,
+            state,
+            uri=artifact.uri,
+            content_hash=artifact.content_hash,
+            size=artifact.size,
             row_count=artifact.row_count,
         )
         self.recorder.add_checkpoint(self.node.node_id, artifact_id, artifact.resume, rows_read)
         for d in self.written:
             self.recorder.add_outcome(
-                d.token_id, d.outcome, node_id=d.decided_by, sink_node_id=self.node.node_id,
-                artifact_id=artifact_id, reason=d.reason,
+                d.token_id,
+                d.outcome,
+                node_id=d.decided_by,
+                sink_node_id=self.node.node_id,
+                artifact_id=artifact_id,
+                reason=d.reason,
             )
         self.written = []
         self.recorder.commit()

@@ -133,9 +133,7 @@ class Recorder:
             ("artifact", schema.artifacts, "artifact_id"),
             ("checkpoint", schema.checkpoints, "checkpoint_id"),
         ):
-            highest = self.conn.execute(
-                select(func.max(table.c[column])).where(table.c.run_id == self.run_id)
-            ).scalar()
+            highest = self.conn.execute(select(func.max(table.c[column])).where(table.c.run_id == self.run_id)).scalar()
             self._ids[name] = _IdCounter(0 if highest is None else highest + 1)
         self.conn.rollback()
 
@@ -193,12 +191,19 @@ class Recorder:
 
     # ------------------------------------------------------------ runs and nodes
 
-    def begin_run(self, *, settings_json: str, settings_hash: str, settings_path: str | None,
-                  version: str, owner: str) -> None:
+    def begin_run(
+        self, *, settings_json: str, settings_hash: str, settings_path: str | None, version: str, owner: str
+    ) -> None:
         statement = schema.runs.insert().values(
-            run_id=self.run_id, status=RunStatus.RUNNING, settings_json=settings_json,
-            settings_hash=settings_hash, settings_path=settings_path, elspeth_version=version,
-            attempt=1, owner=owner, started_at=self.now(),
+            run_id=self.run_id,
+            status=RunStatus.RUNNING,
+            settings_json=settings_json,
+            settings_hash=settings_hash,
+            settings_path=settings_path,
+            elspeth_version=version,
+            attempt=1,
+            owner=owner,
+            started_at=self.now(),
         )
         self.execute_now(lambda conn: conn.execute(statement))
 
@@ -206,23 +211,48 @@ class Recorder:
         """Mark a resumed run running again; returns its new attempt number."""
         runs = schema.runs
         attempt: int = self.conn.execute(select(runs.c.attempt).where(runs.c.run_id == self.run_id)).scalar_one() + 1
-        statement = update(runs).where(runs.c.run_id == self.run_id).values(
-            status=RunStatus.RUNNING, attempt=attempt, owner=owner, ended_at=None, error=None
+        statement = (
+            update(runs)
+            .where(runs.c.run_id == self.run_id)
+            .values(status=RunStatus.RUNNING, attempt=attempt, owner=owner, ended_at=None, error=None)
         )
         self.execute_now(lambda conn: conn.execute(statement))
         return attempt
 
     def finish_run(self, status: RunStatus, error: str | None = None) -> None:
-        statement = update(schema.runs).where(schema.runs.c.run_id == self.run_id).values(
-            status=status, ended_at=self.now(), error=error
+        statement = (
+            update(schema.runs)
+            .where(schema.runs.c.run_id == self.run_id)
+            .values(status=status, ended_at=self.now(), error=error)
         )
         self.execute_now(lambda conn: conn.execute(statement))
 
-    def add_node(self, *, node_id: str, kind: str, plugin: str, distribution: str, plugin_version: str,
-                 position: int, config_json: str, config_hash: str) -> None:
-        self._insert(schema.nodes, [
-            self.run_id, node_id, kind, plugin, distribution, plugin_version, position, config_json, config_hash,
-        ])
+    def add_node(
+        self,
+        *,
+        node_id: str,
+        kind: str,
+        plugin: str,
+        distribution: str,
+        plugin_version: str,
+        position: int,
+        config_json: str,
+        config_hash: str,
+    ) -> None:
+        self._insert(
+            schema.nodes,
+            [
+                self.run_id,
+                node_id,
+                kind,
+                plugin,
+                distribution,
+                plugin_version,
+                position,
+                config_json,
+                config_hash,
+            ],
+        )
 
     # ------------------------------------------------------------ rows and tokens
 
@@ -231,30 +261,82 @@ class Recorder:
         self._insert(schema.rows, [self.run_id, row_id, payload_json, payload_hash, quarantined])
         return row_id
 
-    def add_token(self, *, origin_node_id: str, row_id: int | None = None, parent_token_id: int | None = None,
-                  origin_batch_id: int | None = None, payload_json: str | None = None) -> int:
+    def add_token(
+        self,
+        *,
+        origin_node_id: str,
+        row_id: int | None = None,
+        parent_token_id: int | None = None,
+        origin_batch_id: int | None = None,
+        payload_json: str | None = None,
+    ) -> int:
         token_id = self._ids["token"].take()
-        self._insert(schema.tokens, [
-            self.run_id, token_id, row_id, parent_token_id, origin_node_id, origin_batch_id, payload_json,
-        ])
+        self._insert(
+            schema.tokens,
+            [
+                self.run_id,
+                token_id,
+                row_id,
+                parent_token_id,
+                origin_node_id,
+                origin_batch_id,
+                payload_json,
+            ],
+        )
         return token_id
 
-    def add_outcome(self, token_id: int, outcome: TokenOutcome, *, node_id: str, sink_node_id: str | None = None,
-                    artifact_id: int | None = None, batch_id: int | None = None,
-                    reason: Mapping[str, Any] | None = None) -> None:
+    def add_outcome(
+        self,
+        token_id: int,
+        outcome: TokenOutcome,
+        *,
+        node_id: str,
+        sink_node_id: str | None = None,
+        artifact_id: int | None = None,
+        batch_id: int | None = None,
+        reason: Mapping[str, Any] | None = None,
+    ) -> None:
         reason_json = None if reason is None else canonical.dumps(self.redact(to_jsonable(dict(reason))))
-        self._insert(schema.token_outcomes, [
-            self.run_id, token_id, outcome, node_id, sink_node_id, artifact_id, batch_id, reason_json, self.now(),
-        ])
+        self._insert(
+            schema.token_outcomes,
+            [
+                self.run_id,
+                token_id,
+                outcome,
+                node_id,
+                sink_node_id,
+                artifact_id,
+                batch_id,
+                reason_json,
+                self.now(),
+            ],
+        )
 
     # ------------------------------------------------------------ node states
 
-    def open_state(self, node_id: str, operation: str, *, token_id: int | None = None, attempt: int = 1,
-                   input_hash: str | None = None) -> int:
+    def open_state(
+        self,
+        node_id: str,
+        operation: str,
+        *,
+        token_id: int | None = None,
+        attempt: int = 1,
+        input_hash: str | None = None,
+    ) -> int:
         state_id = self._ids["state"].take()
         values = [
-            self.run_id, state_id, node_id, token_id, operation, attempt, StateStatus.OPEN, input_hash,
-            None, None, self.now(), None,
+            self.run_id,
+            state_id,
+            node_id,
+            token_id,
+            operation,
+            attempt,
+            StateStatus.OPEN,
+            input_hash,
+            None,
+            None,
+            self.now(),
+            None,
         ]
         # Registered before the insert: an automatic flush inside _insert must see it as already written.
         self._buffered_states[state_id] = values
@@ -262,8 +344,14 @@ class Recorder:
         self._insert(schema.node_states, values)
         return state_id
 
-    def close_state(self, state_id: int, status: StateStatus, *, output_hash: str | None = None,
-                    error: Mapping[str, Any] | None = None) -> None:
+    def close_state(
+        self,
+        state_id: int,
+        status: StateStatus,
+        *,
+        output_hash: str | None = None,
+        error: Mapping[str, Any] | None = None,
+    ) -> None:
         if self._open_states.pop(state_id, None) is None:
             raise ElspethError(f"node_state {state_id} of run {self.run_id} is not open")
         self._call_counts.pop(state_id, None)
@@ -289,8 +377,17 @@ class Recorder:
 
     # ------------------------------------------------------------ external calls
 
-    def record_call(self, state_id: int, *, call_type: str, provider: str, request: Any, response: Any = None,
-                    error: Any = None, latency_ms: float | None = None) -> RecordedCall:
+    def record_call(
+        self,
+        state_id: int,
+        *,
+        call_type: str,
+        provider: str,
+        request: Any,
+        response: Any = None,
+        error: Any = None,
+        latency_ms: float | None = None,
+    ) -> RecordedCall:
         """Write one call under an OPEN node_state, commit, then tell the observers."""
         node_id = self._open_states.get(state_id)
         if node_id is None:
@@ -309,18 +406,38 @@ class Recorder:
             response_json, response_ref, response_hash = self._body(response)
         call_index = self._call_counts.get(state_id, 0)
         statement = schema.calls.insert().values(
-            run_id=self.run_id, state_id=state_id, call_index=call_index, call_type=call_type, provider=provider,
-            status=status, request_json=request_json, request_ref=request_ref, request_hash=request_hash,
-            response_json=response_json, response_ref=response_ref, response_hash=response_hash,
+            run_id=self.run_id,
+            state_id=state_id,
+            call_index=call_index,
+            call_type=call_type,
+            provider=provider,
+            status=status,
+            request_json=request_json,
+            request_ref=request_ref,
+            request_hash=request_hash,
+            response_json=response_json,
+            response_ref=response_ref,
+            response_hash=response_hash,
             error_json=None if error is None else canonical.dumps(_storable(error)),
-            latency_ms=latency_ms, created_at=self.now(),
+            latency_ms=latency_ms,
+            created_at=self.now(),
         )
         self.execute_now(lambda conn: conn.execute(statement))
         self._call_counts[state_id] = call_index + 1
         call = RecordedCall(
-            run_id=self.run_id, node_id=node_id, state_id=state_id, call_index=call_index, call_type=call_type,
-            provider=provider, status=status, request=request, response=response, error=error,
-            request_hash=request_hash, response_hash=response_hash, latency_ms=latency_ms,
+            run_id=self.run_id,
+            node_id=node_id,
+            state_id=state_id,
+            call_index=call_index,
+            call_type=call_type,
+            provider=provider,
+            status=status,
+            request=request,
+            response=response,
+            error=error,
+            request_hash=request_hash,
+            response_hash=response_hash,
+            latency_ms=latency_ms,
         )
         if self.on_call is not None:
             self.on_call(call)
@@ -341,7 +458,18 @@ class Recorder:
         batch_id = self._ids["batch"].take()
         now = self.now()
         values = [
-            self.run_id, batch_id, node_id, attempt, BatchStatus.DRAFT, None, None, retry_of, None, None, now, now,
+            self.run_id,
+            batch_id,
+            node_id,
+            attempt,
+            BatchStatus.DRAFT,
+            None,
+            None,
+            retry_of,
+            None,
+            None,
+            now,
+            now,
         ]
         self._buffered_batches[batch_id] = values
         self._insert(schema.batches, values)
@@ -365,20 +493,39 @@ class Recorder:
 
     # ------------------------------------------------------------ artifacts and checkpoints
 
-    def add_artifact(self, node_id: str, state_id: int, *, uri: str, content_hash: str, size: int,
-                     row_count: int) -> int:
+    def add_artifact(
+        self, node_id: str, state_id: int, *, uri: str, content_hash: str, size: int, row_count: int
+    ) -> int:
         artifact_id = self._ids["artifact"].take()
-        self._insert(schema.artifacts, [
-            self.run_id, artifact_id, node_id, state_id, self.redact.text(uri), content_hash, size, row_count,
-            self.now(),
-        ])
+        self._insert(
+            schema.artifacts,
+            [
+                self.run_id,
+                artifact_id,
+                node_id,
+                state_id,
+                self.redact.text(uri),
+                content_hash,
+                size,
+                row_count,
+                self.now(),
+            ],
+        )
         return artifact_id
 
     def add_checkpoint(self, node_id: str, artifact_id: int, resume: Mapping[str, Any], rows_read: int) -> None:
-        self._insert(schema.checkpoints, [
-            self.run_id, self._ids["checkpoint"].take(), node_id, artifact_id, canonical.dumps(dict(resume)),
-            rows_read, self.now(),
-        ])
+        self._insert(
+            schema.checkpoints,
+            [
+                self.run_id,
+                self._ids["checkpoint"].take(),
+                node_id,
+                artifact_id,
+                canonical.dumps(dict(resume)),
+                rows_read,
+                self.now(),
+            ],
+        )
 
 
 def _compiled_insert(table: Table, conn: Connection) -> tuple[str, Callable[[list[Any]], Any] | None]:

@@ -170,9 +170,7 @@ node_states = Table(
     _node_fk(),
     _token_fk(),
     _one_of("status", StateStatus),
-    CheckConstraint(
-        "(status = 'open') = (ended_at IS NULL)", name="ck_state_open_iff_not_ended"
-    ),
+    CheckConstraint("(status = 'open') = (ended_at IS NULL)", name="ck_state_open_iff_not_ended"),
     CheckConstraint("status != 'failed' OR error_json IS NOT NULL", name="ck_state_failure_has_error"),
     Index("ix_node_states_token", "run_id", "token_id"),
     sqlite_with_rowid=False,
@@ -297,9 +295,7 @@ token_outcomes = Table(
     _batch_fk(),
     _one_of("outcome", TokenOutcome),
     CheckConstraint("(sink_node_id IS NULL) = (artifact_id IS NULL)", name="ck_outcome_sink_has_artifact"),
-    CheckConstraint(
-        "outcome NOT IN ('completed', 'routed') OR artifact_id IS NOT NULL", name="ck_outcome_written"
-    ),
+    CheckConstraint("outcome NOT IN ('completed', 'routed') OR artifact_id IS NOT NULL", name="ck_outcome_written"),
     CheckConstraint("outcome != 'consumed' OR batch_id IS NOT NULL", name="ck_outcome_consumed_batch"),
     sqlite_with_rowid=False,
 )

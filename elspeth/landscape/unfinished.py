@@ -90,11 +90,16 @@ def unfinished_batches(conn: Connection, run_id: str) -> list[UnfinishedBatch]:
             .where(m.c.run_id == run_id, m.c.batch_id == batch_id)
             .order_by(m.c.ordinal)
         ).all()
-        found.append(UnfinishedBatch(
-            batch_id=batch_id, node_id=node_id, status=BatchStatus(status), attempt=attempt,
-            checkpoint=None if checkpoint_json is None else canonical.loads(checkpoint_json),
-            members=tuple((token_id, canonical.loads(payload)) for token_id, payload in members),
-        ))
+        found.append(
+            UnfinishedBatch(
+                batch_id=batch_id,
+                node_id=node_id,
+                status=BatchStatus(status),
+                attempt=attempt,
+                checkpoint=None if checkpoint_json is None else canonical.loads(checkpoint_json),
+                members=tuple((token_id, canonical.loads(payload)) for token_id, payload in members),
+            )
+        )
     return found
 
 
@@ -115,7 +120,10 @@ def unfinished_tokens(conn: Connection, run_id: str, exclude: set[int]) -> Itera
             continue
         payload = token_payload if token_payload is not None else row_payload
         yield UnfinishedToken(
-            token_id=token_id, row_id=row_id, origin_node_id=origin, row=canonical.loads(payload),
+            token_id=token_id,
+            row_id=row_id,
+            origin_node_id=origin,
+            row=canonical.loads(payload),
             quarantined=bool(quarantined) and token_payload is None,
         )
 
@@ -123,7 +131,9 @@ def unfinished_tokens(conn: Connection, run_id: str, exclude: set[int]) -> Itera
 def latest_sink_resume(conn: Connection, run_id: str, node_id: str) -> dict[str, Any]:
     c = schema.checkpoints
     resume_json = conn.execute(
-        select(c.c.resume_json).where(c.c.run_id == run_id, c.c.node_id == node_id)
-        .order_by(c.c.checkpoint_id.desc()).limit(1)
+        select(c.c.resume_json)
+        .where(c.c.run_id == run_id, c.c.node_id == node_id)
+        .order_by(c.c.checkpoint_id.desc())
+        .limit(1)
     ).scalar()
     return {} if resume_json is None else canonical.loads(resume_json)

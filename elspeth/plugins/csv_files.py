@@ -149,9 +149,7 @@ class CsvSource(Source):
         try:
             header = next((values for values in reader if values), [])
         except csv.Error as exc:
-            raise ConfigError(
-                f"csv source: the header of {path} is not valid CSV ({exc}); fix the file"
-            ) from None
+            raise ConfigError(f"csv source: the header of {path} is not valid CSV ({exc}); fix the file") from None
         _, text = records.take()
         if not header:
             return header
@@ -163,9 +161,7 @@ class CsvSource(Source):
         seen: set[str] = set()
         for col in header:
             if col in seen:
-                raise ConfigError(
-                    f"csv source: column {col!r} appears twice in the header of {path}; rename one"
-                )
+                raise ConfigError(f"csv source: column {col!r} appears twice in the header of {path}; rename one")
             seen.add(col)
         for col in self.config.types:
             if col not in seen:

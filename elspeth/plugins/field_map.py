@@ -23,8 +23,7 @@ class FieldMapConfig:
         for old, new in self.rename.items():
             if new in targets:
                 raise ConfigError(
-                    f"option `rename` renames both {targets[new]!r} and {old!r} to {new!r}; "
-                    "give them different names"
+                    f"option `rename` renames both {targets[new]!r} and {old!r} to {new!r}; give them different names"
                 )
             targets[new] = old
         if self.select is not None:
@@ -46,15 +45,11 @@ class FieldMap(Transform):
         rename = self.config.rename
         for old in rename:
             if old not in row:
-                return Error(
-                    reason=f"field {old!r} (option `rename`) is not in the row; it has {_names(row)}"
-                )
+                return Error(reason=f"field {old!r} (option `rename`) is not in the row; it has {_names(row)}")
         out = {rename.get(key, key): value for key, value in row.items()}
         if len(out) < len(row):
             clash = next(new for old, new in rename.items() if new in row and new not in rename)
-            return Error(
-                reason=f"renaming to {clash!r} (option `rename`) would overwrite the row's own {clash!r}"
-            )
+            return Error(reason=f"renaming to {clash!r} (option `rename`) would overwrite the row's own {clash!r}")
         out.update(self.config.constants)
         select = self.config.select
         if select is not None:

@@ -56,11 +56,7 @@ _DECODER = json.JSONDecoder(parse_constant=_refuse_constant, object_pairs_hook=_
 def _lone_surrogate(value: Any, path: str = "$") -> str | None:
     """Where a \\uD800-\\uDFFF escape left a string that is not Unicode and cannot be stored as UTF-8."""
     if isinstance(value, str):
-        return (
-            f"{path}: contains a lone surrogate escape (\\ud800-\\udfff)"
-            if UNDECODABLE.search(value)
-            else None
-        )
+        return f"{path}: contains a lone surrogate escape (\\ud800-\\udfff)" if UNDECODABLE.search(value) else None
     if isinstance(value, dict):
         for key, item in value.items():
             found = _lone_surrogate(key, f"{path} key") or _lone_surrogate(item, f"{path}.{key}")

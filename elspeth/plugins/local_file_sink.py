@@ -29,9 +29,7 @@ class LocalFileSink(Sink):
     """Appends encoded rows to one file. Subclasses say how rows become bytes (`encode`) and what else they
     need to resume (`resume_extra`, `restore`)."""
 
-    capabilities: ClassVar[frozenset[Capability]] = frozenset(
-        {Capability.DETERMINISTIC, Capability.RESUMABLE}
-    )
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.DETERMINISTIC, Capability.RESUMABLE})
     config: LocalFileSinkConfig
 
     def __init__(self, config: LocalFileSinkConfig) -> None:

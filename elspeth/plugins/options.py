@@ -28,9 +28,7 @@ def values_one_of(*choices: str) -> Validator:
     def check(_instance: Any, attribute: attrs.Attribute[Any], value: dict[str, Any]) -> None:
         for key, choice in value.items():
             if choice not in choices:
-                raise ConfigError(
-                    f"option `{attribute.name}.{key}` is {choice!r}; use one of: {', '.join(choices)}"
-                )
+                raise ConfigError(f"option `{attribute.name}.{key}` is {choice!r}; use one of: {', '.join(choices)}")
 
     return check
 
@@ -45,8 +43,7 @@ def known_encoding(_instance: Any, attribute: attrs.Attribute[Any], value: str) 
         codecs.lookup(value)
     except LookupError:
         raise ConfigError(
-            f"option `{attribute.name}`: {value!r} is not an encoding Python knows; "
-            "use e.g. utf-8, latin-1 or cp1252"
+            f"option `{attribute.name}`: {value!r} is not an encoding Python knows; use e.g. utf-8, latin-1 or cp1252"
         ) from None
 
 

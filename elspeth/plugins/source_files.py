@@ -20,9 +20,7 @@ def open_text(path: str, encoding: str, *, kind: str, newline: str) -> TextIO:
     try:
         return open(path, encoding=encoding, errors="surrogateescape", newline=newline)
     except FileNotFoundError:
-        raise ConfigError(
-            f"{kind}: {path} does not exist; set the `path` option to an existing file"
-        ) from None
+        raise ConfigError(f"{kind}: {path} does not exist; set the `path` option to an existing file") from None
     except IsADirectoryError:
         raise ConfigError(f"{kind}: {path} is a directory; set the `path` option to a file") from None
 

@@ -42,9 +42,7 @@ class Stats(Aggregate):
             key_value = None
             if group_by is not None:
                 if group_by not in row:
-                    return Error(
-                        reason=f"row {index} of the batch has no field {group_by!r} (option `group_by`)"
-                    )
+                    return Error(reason=f"row {index} of the batch has no field {group_by!r} (option `group_by`)")
                 key_value = row[group_by]
             # Grouped by JSON text so that 1, 1.0 and true stay apart (as dict keys they would merge).
             key = dumps(key_value)

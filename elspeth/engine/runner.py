@@ -89,6 +89,9 @@ class Runner:
                 index, item = next(records)
             except StopIteration:
                 break
+            except ElspethError as exc:
+                self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
+                raise
             except Exception as exc:
                 self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
                 raise PluginCrash(f"source {source.info.name} failed while reading: {exc}") from exc

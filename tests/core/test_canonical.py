@@ -1,0 +1,64 @@
+"""The fast path of canonical JSON must give exactly the bytes of the RFC 8785 reference."""
+
+import math
+
+import pytest
+import rfc8785
+from hypothesis import given
+from hypothesis import strategies as st
+
+from elspeth import canonical
+from elspeth.errors import NonCanonicalValueError
+
+safe_ints = st.integers(min_value=-(2**53) + 1, max_value=2**53 - 1)
+scalars = st.none() | st.booleans() | safe_ints | st.text() | st.floats(allow_nan=False, allow_infinity=False)
+flat_rows = st.dictionaries(st.text(), scalars, max_size=8)
+nested = st.recursive(
+    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4)
+)
+
+
+def _valid_text(value) -> bool:
+    try:
+        rfc8785.dumps(value)
+    except Exception:
+        return False
+    return True
+
+
+@given(flat_rows)
+def test_flat_rows_match_reference(row):
+    if _valid_text(row):
+        assert canonical.canonical_bytes(row) == rfc8785.dumps(row)
+
+
+@given(nested)
+def test_nested_values_match_reference(value):
+    if _valid_text(value):
+        assert canonical.canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@given(nested)
+def test_storage_json_round_trips_types(value):
+    if _valid_text(value):
+        assert canonical.loads(canonical.dumps(value)) == value
+
+
+def test_key_order_kept_in_storage_but_not_in_hash():
+    assert canonical.dumps({"b": 1, "a": 2}) == '{"b":1,"a":2}'
+    assert canonical.stable_hash({"b": 1, "a": 2}) == canonical.stable_hash({"a": 2, "b": 1})
+
+
+def test_float_and_int_distinguished_in_storage():
+    assert canonical.loads(canonical.dumps({"x": 1.0}))["x"].__class__ is float
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf, -math.inf, 2**60, object(), "\ud800"])
+def test_non_canonical_values_are_refused(bad):
+    with pytest.raises(NonCanonicalValueError):
+        canonical.stable_hash({"x": bad})
+
+
+def test_refusal_says_where():
+    with pytest.raises(NonCanonicalValueError, match=r"\$\.outer\.inner\[1\]"):
+        canonical.dumps({"outer": {"inner": [1, math.nan]}})

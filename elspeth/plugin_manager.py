@@ -13,6 +13,7 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+import attrs
 import pluggy
 from attrs import frozen
 
@@ -117,6 +118,15 @@ class PluginRegistry:
         except KeyError:
             known = ", ".join(sorted(self._by_kind[kind])) or "none"
             raise PluginError(f"no {kind} plugin named {name!r} is installed (installed {kind}s: {known})") from None
+
+    def with_class(self, kind: str, name: str, cls: type[Plugin]) -> PluginRegistry:
+        """A copy in which plugin `name` of `kind` is served by `cls` (e.g. a test harness's wrapper around
+        it), under the same name, distribution and version."""
+        copy = object.__new__(PluginRegistry)
+        copy.pm = self.pm
+        copy._by_kind = {k: dict(v) for k, v in self._by_kind.items()}
+        copy._by_kind[kind][name] = attrs.evolve(self.get(kind, name), cls=cls)
+        return copy
 
     def all(self) -> list[PluginInfo]:
         return [info for kind in PLUGIN_KINDS for info in sorted(self._by_kind[kind].values(), key=_by_name)]

@@ -1,0 +1,755 @@
+"""A fault-injecting reverse HTTP proxy: what a plugin sent over the wire, and the failures it must survive.
+
+The conformance kit puts it on 127.0.0.1 in front of an emulator (Azurite, the Azure OpenAI emulator) and
+points the plugin at `proxy.url`. Every request is forwarded unchanged but for hop-by-hop headers, and every
+exchange is logged as an `Exchange`, which `elspeth_testkit.wire_check` compares with the Landscape. Faults
+are scripted per request: a rule matches by method and/or a path regex, optionally only the Nth match or
+the first N, and applies one fault (an HTTP error answered by the proxy, a timeout, a connection reset, a
+garbled body, a delay). Unmatched requests pass through.
+
+    with FaultProxy(upstream="http://127.0.0.1:10000") as proxy:
+        proxy.script(status(429, retry_after=1), method="POST", path=r"/chat/completions$", nth=2)
+        ...  # run the plugin against proxy.url
+        proxy.wait_idle()
+        exchanges = proxy.exchanges
+
+Stdlib only. Request and response bodies are buffered whole (a streamed response reaches the client at
+once, after the upstream finished it). `python -m elspeth_testkit.fault_proxy --upstream URL` runs one on
+the command line and prints every exchange.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import http
+import http.client
+import json
+import re
+import select
+import socket
+import socketserver
+import struct
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from attrs import define, field, frozen
+
+Headers = tuple[tuple[str, str], ...]
+
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+"""Headers that describe one connection, not the message (RFC 9110 7.6.1); never forwarded."""
+
+FAILURE_FAULTS = frozenset({"timeout", "reset", "malformed"})
+"""Faults after which the client has no usable answer, whatever the status."""
+
+_MAX_LINE = 65536
+_POLL = 0.05
+_GARBLE_TAIL = b"<!-- garbled by the elspeth fault proxy"
+
+
+# ---------------------------------------------------------------- faults
+
+
+@frozen
+class Status:
+    """Answer `code` at once, without forwarding, with a JSON error body shaped like Azure OpenAI's and
+    OpenAI's (`{"error": {"code", "message", "type", "param"}}`) unless `body` is given."""
+
+    code: int
+    retry_after: float | None = None
+    body: bytes | None = None
+    headers: Headers = ()
+    kind: ClassVar[str] = "status"
+
+    def response(self) -> tuple[int, Headers, bytes]:
+        reason = _reason(self.code)
+        body = self.body
+        if body is None:
+            error_type = {429: "rate_limit_exceeded"}.get(self.code, "server_error" if self.code >= 500 else "error")
+            error = {
+                "code": str(self.code),
+                "message": f"{reason} (injected by the elspeth fault proxy)",
+                "type": error_type,
+                "param": None,
+            }
+            body = json.dumps({"error": error}).encode()
+        headers: list[tuple[str, str]] = [("Content-Type", "application/json")]
+        if self.retry_after is not None:
+            seconds = self.retry_after
+            headers.append(("Retry-After", str(int(seconds)) if float(seconds).is_integer() else str(seconds)))
+        headers.extend(self.headers)
+        return self.code, tuple(headers), body
+
+
+@frozen
+class Timeout:
+    """Read the request, then hold the connection without answering for `seconds` (or until the client
+    gives up), then close it."""
+
+    seconds: float
+    kind: ClassVar[str] = "timeout"
+
+
+@frozen
+class Reset:
+    """Read the request, then close the socket abruptly: SO_LINGER 0 makes the close send a TCP RST."""
+
+    kind: ClassVar[str] = "reset"
+
+
+@frozen
+class Malformed:
+    """Forward, then answer the upstream's status and headers with the body cut in half and garbled, so that
+    it is never valid JSON (Content-Length is that of the garbled body: the HTTP framing stays sound)."""
+
+    kind: ClassVar[str] = "malformed"
+
+
+@frozen
+class Delay:
+    """Wait `seconds`, then forward as usual."""
+
+    seconds: float
+    kind: ClassVar[str] = "delay"
+
+
+Fault = Status | Timeout | Reset | Malformed | Delay
+
+
+def status(code: int, *, retry_after: float | None = None, body: bytes | None = None, headers: Headers = ()) -> Status:
+    return Status(code, retry_after, body, tuple(headers))
+
+
+def timeout(seconds: float) -> Timeout:
+    return Timeout(seconds)
+
+
+def reset() -> Reset:
+    return Reset()
+
+
+def malformed() -> Malformed:
+    return Malformed()
+
+
+def delay(seconds: float) -> Delay:
+    return Delay(seconds)
+
+
+def garble(body: bytes) -> bytes:
+    """The first half of `body` and a tail that is not JSON: unterminated inside a string, invalid outside."""
+    return body[: len(body) // 2] + _GARBLE_TAIL
+
+
+@frozen
+class Rule:
+    """Which requests get `fault`: those whose method is `method` (any if None) and whose target (path and
+    query) `re.search`es `path` (any if None); of those, only the `nth` (1-based), or the `first` N, or all."""
+
+    fault: Fault
+    method: str | None = None
+    path: str | None = None
+    nth: int | None = None
+    first: int | None = None
+    _pattern: re.Pattern[str] | None = field(init=False, repr=False, eq=False)
+
+    def __attrs_post_init__(self) -> None:
+        if self.nth is not None and self.first is not None:
+            raise ValueError("a rule takes nth or first, not both")
+        for name in ("nth", "first"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} counts matching requests from 1; got {value}")
+        object.__setattr__(self, "_pattern", re.compile(self.path) if self.path is not None else None)
+
+    def matches(self, method: str, target: str) -> bool:
+        if self.method is not None and self.method.upper() != method.upper():
+            return False
+        return self._pattern is None or self._pattern.search(target) is not None
+
+    def applies_to(self, count: int) -> bool:
+        """Whether the `count`-th matching request (1-based) gets the fault."""
+        if self.nth is not None:
+            return count == self.nth
+        if self.first is not None:
+            return count <= self.first
+        return True
+
+
+# ---------------------------------------------------------------- the log
+
+
+@frozen
+class Exchange:
+    """One request and what the client got back, as they crossed the wire between client and proxy.
+
+    `request_body` is the entity (chunked uploads de-chunked); `status` is None when the client got no
+    answer (timeout, reset, upstream unreachable is a 502 instead). `fault` is the kind of fault applied
+    (`status`, `timeout`, `reset`, `malformed`, `delay`) or None. Times are epoch seconds."""
+
+    index: int
+    method: str
+    path: str
+    query: str
+    request_headers: Headers
+    request_body: bytes
+    status: int | None
+    response_headers: Headers
+    response_body: bytes
+    fault: str | None
+    started_at: float
+    ended_at: float
+
+    @property
+    def target(self) -> str:
+        return f"{self.path}?{self.query}" if self.query else self.path
+
+    @property
+    def failed(self) -> bool:
+        """The client got no usable answer: an HTTP error, no answer at all, or a garbled body."""
+        return self.status is None or self.status >= 400 or self.fault in FAILURE_FAULTS
+
+    def request_header(self, name: str) -> str | None:
+        return _header(self.request_headers, name)
+
+    def response_header(self, name: str) -> str | None:
+        return _header(self.response_headers, name)
+
+    def describe(self) -> str:
+        answer = "no answer" if self.status is None else str(self.status)
+        fault = f", fault {self.fault}" if self.fault else ""
+        return f"#{self.index} {self.method} {self.target} -> {answer}{fault}"
+
+
+def _header(headers: Headers, name: str) -> str | None:
+    wanted = name.lower()
+    for key, value in headers:
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _reason(code: int) -> str:
+    try:
+        return http.HTTPStatus(code).phrase
+    except ValueError:
+        return "Unknown"
+
+
+# ---------------------------------------------------------------- the proxy
+
+
+class _ClientGone(Exception):
+    """The client closed the connection before its request was complete."""
+
+
+class _BadRequest(Exception):
+    pass
+
+
+class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
+    # Daemon threads never keep the interpreter alive; `stop()` still joins every one (block_on_close).
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], proxy: FaultProxy) -> None:
+        self.proxy = proxy
+        super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.proxy._track(self.connection)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.proxy._untrack(self.connection)
+
+    def handle_one_request(self) -> None:
+        try:
+            self.raw_requestline = self.rfile.readline(_MAX_LINE + 1)
+        except OSError:
+            self.close_connection = True
+            return
+        if not self.raw_requestline:
+            self.close_connection = True
+            return
+        if len(self.raw_requestline) > _MAX_LINE:
+            self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
+            return
+        if not self.parse_request():
+            return
+        self.server.proxy._exchange(self)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+@define
+class _Pending:
+    """An exchange being built; frozen into an `Exchange` when it ends, however it ends."""
+
+    index: int
+    method: str
+    path: str
+    query: str
+    request_headers: Headers
+    started_at: float
+    request_body: bytes = b""
+    status: int | None = None
+    response_headers: Headers = ()
+    response_body: bytes = b""
+    fault: str | None = None
+
+    def done(self) -> Exchange:
+        return Exchange(
+            index=self.index,
+            method=self.method,
+            path=self.path,
+            query=self.query,
+            request_headers=self.request_headers,
+            request_body=self.request_body,
+            status=self.status,
+            response_headers=self.response_headers,
+            response_body=self.response_body,
+            fault=self.fault,
+            started_at=self.started_at,
+            ended_at=time.time(),
+        )
+
+
+class FaultProxy:
+    """A reverse proxy on `host` (a free port unless `port` is given) in front of `upstream` (an http:// base
+    URL, whose path is prefixed to every request's). Thread-safe; `stop()` (or leaving the `with` block)
+    closes every connection and joins every thread. `on_exchange` is called with each finished exchange."""
+
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        upstream_timeout: float = 30.0,
+        on_exchange: Callable[[Exchange], None] | None = None,
+    ) -> None:
+        parts = urlsplit(upstream)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError(f"upstream must be an http:// URL with a host, got {upstream!r}")
+        self.upstream = upstream
+        self._up_host = parts.hostname
+        self._up_port = parts.port or 80
+        self._up_netloc = parts.netloc
+        self._up_base = parts.path.rstrip("/")
+        self._address = (host, port)
+        self.upstream_timeout = upstream_timeout
+        self.on_exchange = on_exchange
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._stopping = threading.Event()
+        self._rules: list[Rule] = []
+        self._counts: list[int] = []
+        self._log: list[Exchange] = []
+        self._next_index = 0
+        self._in_flight = 0
+        self._connections: set[socket.socket] = set()
+        self._upstreams: set[http.client.HTTPConnection] = set()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    # ------------------------------------------------------------ lifecycle
+
+    def start(self) -> FaultProxy:
+        if self._server is not None:
+            raise RuntimeError("the proxy is already started")
+        self._stopping.clear()
+        self._server = _Server(self._address, self)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": _POLL}, name="fault-proxy", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        if server is None or thread is None:
+            return
+        with self._lock:
+            self._stopping.set()
+            connections = list(self._connections)
+            upstreams = list(self._upstreams)
+        server.shutdown()
+        for sock in connections:
+            _shutdown(sock)
+        for conn in upstreams:
+            if conn.sock is not None:
+                _shutdown(conn.sock)
+        server.server_close()
+        thread.join()
+        self._server = self._thread = None
+
+    def __enter__(self) -> FaultProxy:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the proxy is not started")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL to give the client instead of the upstream's."""
+        return f"http://{self._address[0]}:{self.port}"
+
+    # ------------------------------------------------------------ script and log
+
+    def script(
+        self,
+        rule: Rule | Fault,
+        *,
+        method: str | None = None,
+        path: str | None = None,
+        nth: int | None = None,
+        first: int | None = None,
+    ) -> Rule:
+        """Add a rule; the first rule (in the order scripted) that applies to a request decides its fault.
+        Pass a `Rule`, or a fault and the rule's matching arguments. Each rule counts its own matches."""
+        if not isinstance(rule, Rule):
+            rule = Rule(rule, method=method, path=path, nth=nth, first=first)
+        elif (method, path, nth, first) != (None, None, None, None):
+            raise TypeError("pass matching arguments either in the Rule or to script(), not both")
+        with self._lock:
+            self._rules.append(rule)
+            self._counts.append(0)
+        return rule
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        """Finished exchanges in arrival order (see `wait_idle` for those still in flight)."""
+        with self._lock:
+            return sorted(self._log, key=_by_index)
+
+    def clear(self, *, exchanges: bool = True, script: bool = True) -> None:
+        """Forget the log (numbering starts again at 0) and/or the scripted rules and their counts."""
+        with self._lock:
+            if exchanges:
+                self._log.clear()
+                self._next_index = 0
+            if script:
+                self._rules.clear()
+                self._counts.clear()
+
+    def wait_idle(self, timeout: float = 10.0) -> bool:
+        """Wait until no exchange is in flight (a timeout fault still holding its connection, say)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    # ------------------------------------------------------------ per connection
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections.add(sock)
+            stopping = self._stopping.is_set()
+        if stopping:
+            _shutdown(sock)
+
+    def _untrack(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._connections.discard(sock)
+
+    def _fault_for(self, method: str, target: str) -> Fault | None:
+        with self._lock:
+            chosen: Fault | None = None
+            for i, rule in enumerate(self._rules):
+                if rule.matches(method, target):
+                    self._counts[i] += 1
+                    if chosen is None and rule.applies_to(self._counts[i]):
+                        chosen = rule.fault
+            return chosen
+
+    def _exchange(self, handler: _Handler) -> None:
+        target = handler.path
+        if "://" in target.split("?", 1)[0]:  # absolute-form, as a client configured with a proxy sends
+            parts = urlsplit(target)
+            target = parts.path + (f"?{parts.query}" if parts.query else "")
+        path, _, query = target.partition("?")
+        with self._lock:
+            index = self._next_index
+            self._next_index += 1
+            self._in_flight += 1
+        pending = _Pending(
+            index=index,
+            method=handler.command,
+            path=path,
+            query=query,
+            request_headers=tuple(handler.headers.items()),
+            started_at=time.time(),
+        )
+        try:
+            self._serve(handler, pending, target)
+        finally:
+            exchange = pending.done()
+            with self._idle:
+                self._log.append(exchange)
+                self._in_flight -= 1
+                self._idle.notify_all()
+            if self.on_exchange is not None:
+                self.on_exchange(exchange)
+
+    def _serve(self, handler: _Handler, pending: _Pending, target: str) -> None:
+        try:
+            pending.request_body = _read_body(handler)
+        except _ClientGone:
+            handler.close_connection = True
+            return
+        except _BadRequest as exc:
+            body = json.dumps({"error": {"code": "400", "message": str(exc)}}).encode()
+            self._answer(handler, pending, 400, (("Content-Type", "application/json"),), body, close=True)
+            return
+        fault = self._fault_for(pending.method, target)
+        pending.fault = fault.kind if fault is not None else None
+        if isinstance(fault, Status):
+            code, headers, body = fault.response()
+            self._answer(handler, pending, code, headers, body)
+        elif isinstance(fault, Timeout):
+            self._hold(handler.connection, fault.seconds)
+            handler.close_connection = True
+        elif isinstance(fault, Reset):
+            _abort(handler)
+        else:
+            if isinstance(fault, Delay) and self._stopping.wait(fault.seconds):
+                handler.close_connection = True
+                return
+            self._forward(handler, pending, target, garbled=isinstance(fault, Malformed))
+
+    def _forward(self, handler: _Handler, pending: _Pending, target: str, *, garbled: bool) -> None:
+        connection_tokens = {
+            token.strip().lower() for value in handler.headers.get_all("Connection", []) for token in value.split(",")
+        }
+        skip = HOP_BY_HOP | connection_tokens | {"host", "content-length"}
+        conn = http.client.HTTPConnection(self._up_host, self._up_port, timeout=self.upstream_timeout)
+        with self._lock:
+            if self._stopping.is_set():
+                handler.close_connection = True
+                return
+            self._upstreams.add(conn)
+        try:
+            conn.putrequest(pending.method, self._up_base + target, skip_host=True, skip_accept_encoding=True)
+            conn.putheader("Host", self._up_netloc)
+            for name, value in pending.request_headers:
+                if name.lower() not in skip:
+                    conn.putheader(name, value)
+            body = pending.request_body
+            if body or pending.method.upper() in ("POST", "PUT", "PATCH"):
+                conn.putheader("Content-Length", str(len(body)))
+            conn.endheaders(body or None)
+            response = conn.getresponse()
+            data = response.read()
+            code, headers = response.status, tuple(response.getheaders())
+        except OSError as exc:
+            if self._stopping.is_set():
+                handler.close_connection = True
+                return
+            message = f"upstream {self.upstream} failed: {type(exc).__name__}: {exc}"
+            error = {"error": {"code": "502", "message": message, "type": "proxy_error", "param": None}}
+            self._answer(handler, pending, 502, (("Content-Type", "application/json"),), json.dumps(error).encode())
+            return
+        finally:
+            conn.close()
+            with self._lock:
+                self._upstreams.discard(conn)
+        keep = tuple((k, v) for k, v in headers if k.lower() not in HOP_BY_HOP)
+        self._answer(handler, pending, code, keep, garble(data) if garbled else data)
+
+    def _answer(
+        self, handler: _Handler, pending: _Pending, code: int, headers: Headers, body: bytes, *, close: bool = False
+    ) -> None:
+        bodiless = pending.method.upper() == "HEAD" or code in (204, 304) or 100 <= code < 200
+        if bodiless:
+            # A HEAD answer's Content-Length describes the body a GET would get; keep the upstream's.
+            body = b""
+        else:
+            headers = tuple((k, v) for k, v in headers if k.lower() != "content-length")
+            headers += (("Content-Length", str(len(body))),)
+        close = close or handler.close_connection or self._stopping.is_set()
+        if close:
+            headers += (("Connection", "close"),)
+            handler.close_connection = True
+        lines = [f"HTTP/1.1 {code} {_reason(code)}\r\n"]
+        lines += [f"{name}: {value}\r\n" for name, value in headers]
+        head = ("".join(lines) + "\r\n").encode("latin-1")
+        pending.status, pending.response_headers, pending.response_body = code, headers, body
+        try:
+            handler.wfile.write(head + body)
+            handler.wfile.flush()
+        except OSError:
+            handler.close_connection = True
+
+    def _hold(self, sock: socket.socket, seconds: float) -> None:
+        """Say nothing for `seconds`, unless the client hangs up first or the proxy stops."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                readable, _, _ = select.select([sock], [], [], min(remaining, _POLL))
+                if readable and not sock.recv(1, socket.MSG_PEEK):
+                    return
+            except (OSError, ValueError):
+                return
+            if readable:  # the client sent more (pipelining): it is still there, keep holding
+                self._stopping.wait(min(remaining, _POLL))
+
+
+def _by_index(exchange: Exchange) -> int:
+    return exchange.index
+
+
+def _shutdown(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+
+
+def _abort(handler: _Handler) -> None:
+    """Close with RST. The buffered files hold references to the socket: close them first, or the socket's
+    close() would not reach the kernel."""
+    handler.close_connection = True
+    sock = handler.connection
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    handler.rfile.close()
+    handler.wfile.close()
+    sock.close()
+
+
+def _read_body(handler: _Handler) -> bytes:
+    encodings = [e.strip().lower() for v in handler.headers.get_all("Transfer-Encoding", []) for e in v.split(",")]
+    if encodings:
+        if encodings[-1] != "chunked":
+            raise _BadRequest(f"unsupported Transfer-Encoding {', '.join(encodings)}")
+        return b"".join(_chunks(handler))
+    length = handler.headers.get("Content-Length")
+    if length is None:
+        return b""
+    try:
+        size = int(length)
+    except ValueError:
+        raise _BadRequest(f"bad Content-Length {length!r}") from None
+    if size < 0:
+        raise _BadRequest(f"bad Content-Length {length!r}")
+    data = handler.rfile.read(size)
+    if len(data) < size:
+        raise _ClientGone
+    return data
+
+
+def _chunks(handler: _Handler) -> Iterator[bytes]:
+    rfile = handler.rfile
+    while True:
+        line = rfile.readline(_MAX_LINE + 1)
+        if not line:
+            raise _ClientGone
+        try:
+            size = int(line.split(b";", 1)[0].strip(), 16)
+        except ValueError:
+            raise _BadRequest(f"bad chunk size line {line[:40]!r}") from None
+        if size == 0:
+            break
+        data = rfile.read(size)
+        if len(data) < size:
+            raise _ClientGone
+        yield data
+        rfile.readline(_MAX_LINE + 1)
+    while True:  # trailer fields, up to the empty line
+        line = rfile.readline(_MAX_LINE + 1)
+        if line in (b"\r\n", b"\n", b""):
+            return
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _print_exchange(exchange: Exchange) -> None:
+    ms = (exchange.ended_at - exchange.started_at) * 1000
+    print(
+        f"{exchange.describe()}  req {len(exchange.request_body)} B, resp {len(exchange.response_body)} B, {ms:.0f} ms",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m elspeth_testkit.fault_proxy", description="A logging reverse HTTP proxy on 127.0.0.1."
+    )
+    parser.add_argument("--upstream", required=True, help="http:// base URL to forward to")
+    parser.add_argument("--port", type=int, default=0, help="port to listen on (default: a free one)")
+    args = parser.parse_args(argv)
+    with FaultProxy(args.upstream, port=args.port, on_exchange=_print_exchange) as proxy:
+        print(proxy.url, flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = [
+    "FAILURE_FAULTS",
+    "HOP_BY_HOP",
+    "Delay",
+    "Exchange",
+    "Fault",
+    "FaultProxy",
+    "Malformed",
+    "Reset",
+    "Rule",
+    "Status",
+    "Timeout",
+    "delay",
+    "garble",
+    "malformed",
+    "reset",
+    "status",
+    "timeout",
+]

@@ -1,0 +1,231 @@
+"""Running a plugin inside a real pipeline of the real engine, against a fresh file-backed SQLite Landscape
+with foreign keys enforced, and reading back what happened.
+
+The plugin under test takes its place in a small pipeline whose other nodes are built-in plugins (a jsonl
+source over canned rows, jsonl sinks), so every scenario exercises exactly the code a user would run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from attrs import define, field
+from sqlalchemy import Engine, create_engine, select
+
+from elspeth.api import Capability
+from elspeth.engine.orchestrator import resume_run, run_pipeline
+from elspeth.engine.summary import RunSummary
+from elspeth.landscape import schema
+from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manager
+from elspeth.settings import Settings, structure
+from elspeth_testkit.failures import ConformanceFailure
+from elspeth_testkit.setups import Options, PluginSetup, Row
+from elspeth_testkit.sweep import Violation, sweep
+
+SCAFFOLD_SINKS = ("main", "other", "errors")
+
+
+def generic_rows(n: int) -> list[Row]:
+    """Rows of plain, JSON-safe values that any plugin should accept."""
+    return [
+        {"id": i, "name": f"row {i:04d}", "group": f"g{i % 3}", "amount": round(i * 1.25, 2), "flag": i % 2 == 0}
+        for i in range(n)
+    ]
+
+
+def write_jsonl(path: Path, rows: list[Row]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def read_jsonl(path: Path) -> list[Row]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+@define
+class PluginUnderTest:
+    info: PluginInfo
+    setup: PluginSetup
+
+    @property
+    def label(self) -> str:
+        return f"{self.info.kind} {self.info.name!r} ({self.info.distribution} {self.info.version})".strip()
+
+    def has(self, capability: Capability) -> bool:
+        return capability in self.info.cls.capabilities
+
+
+@define
+class RunResult:
+    summary: RunSummary
+    url: str
+    workdir: Path
+
+    @property
+    def run_id(self) -> str:
+        return self.summary.run_id
+
+    @property
+    def payload_dir(self) -> Path:
+        return self.workdir / "payloads"
+
+    def engine(self) -> Engine:
+        return create_engine(self.url)
+
+    def violations(self) -> list[Violation]:
+        return sweep(self.url, self.run_id, self.payload_dir)
+
+    def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
+        t = schema.metadata.tables[table]
+        query = select(t).where(t.c.run_id == self.run_id)
+        for column, value in where.items():
+            query = query.where(t.c[column] == value)
+        engine = self.engine()
+        try:
+            with engine.connect() as conn:
+                return [dict(r) for r in conn.execute(query).mappings()]
+        finally:
+            engine.dispose()
+
+
+@define
+class Harness:
+    """One scenario's world: a working directory, a registry, a Landscape file."""
+
+    plugin: PluginUnderTest
+    scenario: str
+    workdir: Path
+    registry: PluginRegistry = field(factory=lambda: PluginRegistry(make_plugin_manager()))
+    endpoint: str | None = None
+    strict: bool = False
+
+    def require(self, condition: object, reason: str, *, author_can_fix: bool = False) -> None:
+        """Skip (with `reason`) a scenario that does not apply. In strict mode, a skip the author could fix
+        (a missing setup) fails instead."""
+        if condition:
+            return
+        if author_can_fix and self.strict:
+            self.fail("strict-setup", f"strict mode: {reason}")
+        pytest.skip(reason)
+
+    def check_opt_out(self) -> None:
+        reason = self.plugin.setup.opt_out.get(self.scenario)
+        if reason is None:
+            return
+        if self.strict:
+            self.fail("strict-opt-out", f"strict mode: opted out of {self.scenario}: {reason}")
+        pytest.skip(f"opted out: {reason}")
+
+    @property
+    def url(self) -> str:
+        return f"sqlite:///{self.workdir / 'landscape.db'}"
+
+    def fail(self, invariant: str, message: str, rows: list[dict[str, Any]] | None = None) -> None:
+        raise ConformanceFailure(invariant, self.plugin.label, self.scenario, message, rows or [])
+
+    def options(self, subdir: str = "") -> Options:
+        where = self.workdir / subdir if subdir else self.workdir
+        where.mkdir(parents=True, exist_ok=True)
+        return self.plugin.setup.options(where, self.endpoint)
+
+    def input_file(self, rows: list[Row], name: str = "input.jsonl") -> Path:
+        path = self.workdir / name
+        write_jsonl(path, rows)
+        return path
+
+    def sink_path(self, name: str) -> Path:
+        return self.workdir / f"{name}.jsonl"
+
+    def pipeline(
+        self,
+        rows: list[Row] | None = None,
+        *,
+        source: dict[str, Any] | None = None,
+        transforms: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        aggregations: list[dict[str, Any]] = (),  # type: ignore[assignment]
+        sinks: dict[str, dict[str, Any]] | None = None,
+        engine: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Settings for a pipeline: the given nodes, a jsonl source over `rows` unless `source` is given, and
+        jsonl sinks main/other/errors unless `sinks` is given."""
+        if source is None:
+            source = {"plugin": "jsonl", "options": {"path": str(self.input_file(rows or []))}}
+        if sinks is None:
+            sinks = {
+                name: {"plugin": "jsonl", "options": {"path": str(self.sink_path(name)), "if_exists": "overwrite"}}
+                for name in SCAFFOLD_SINKS
+            }
+        settings: dict[str, Any] = {
+            "source": source,
+            "transforms": list(transforms),
+            "aggregations": list(aggregations),
+            "sinks": sinks,
+            "engine": {"retry": {"max_attempts": 2, "backoff_seconds": 0.0}, **(engine or {})},
+        }
+        if "main" in sinks:
+            settings["default_sink"] = "main"
+        if "errors" in sinks:
+            settings["on_error"] = "errors"
+        return settings
+
+    def run(self, settings: dict[str, Any], **kwargs: Any) -> RunResult:
+        structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
+        summary = run_pipeline(structured, registry=self.registry, landscape_url=self.url, **kwargs)
+        return RunResult(summary, self.url, self.workdir)
+
+    def resume(self, run_id: str, settings: dict[str, Any], **kwargs: Any) -> RunResult:
+        structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
+        summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url, **kwargs)
+        return RunResult(summary, self.url, self.workdir)
+
+    def check(self, result: RunResult, *, expect_status: str | None = "completed") -> None:
+        """The Landscape sweep, and the run's status."""
+        found = result.violations()
+        if found:
+            first = found[0]
+            more = f" (and {len(found) - 1} more: {', '.join(v.invariant for v in found[1:])})" if found[1:] else ""
+            self.fail(first.invariant, first.message + more, first.rows)
+        if expect_status is not None and result.summary.status != expect_status:
+            self.fail(
+                "run-status",
+                f"the run ended {result.summary.status!r}, expected {expect_status!r}: {result.summary.error}",
+            )
+
+    # ------------------------------------------------------------ runs in a subprocess, killed on cue
+
+    def run_killed(self, settings: dict[str, Any], kill: dict[str, Any], run_id: str) -> int:
+        """Run the pipeline in a new process that SIGKILLs itself at `kill` (see child.py). Returns the
+        signal number that ended it (0 if it was never reached and the run completed)."""
+        return self._child({"action": "run", "settings": settings, "kill": kill, "run_id": run_id})
+
+    def resume_in_child(self, settings: dict[str, Any], run_id: str) -> int:
+        return self._child({"action": "resume", "settings": settings, "kill": None, "run_id": run_id})
+
+    def _child(self, spec: dict[str, Any]) -> int:
+        spec = {**spec, "url": self.url}
+        spec_path = self.workdir / f"child-{spec['action']}.json"
+        spec_path.write_text(json.dumps(spec))
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.run(
+            [sys.executable, "-m", "elspeth_testkit.child", str(spec_path)],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        if proc.returncode == -signal.SIGKILL:
+            return signal.SIGKILL
+        if proc.returncode != 0:
+            self.fail(
+                "child-process",
+                f"the pipeline process for {spec['action']} exited {proc.returncode}:\n{proc.stderr[-3000:]}",
+            )
+        return 0

@@ -1,0 +1,1 @@
+"""The standard conformance scenarios; `session.STANDARD_SCENARIOS` lists them."""

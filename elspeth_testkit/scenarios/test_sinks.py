@@ -1,0 +1,113 @@
+"""Sink scenarios: many writes per run, artifacts that describe every byte, exact recovery."""
+
+from __future__ import annotations
+
+import pytest
+
+from elspeth.api import Capability
+from elspeth.errors import ResumeError
+from elspeth_testkit import checks
+from elspeth_testkit.harness import Harness, generic_rows
+
+pytestmark = pytest.mark.elspeth_kind("sink")
+SINK = "sink:out"
+
+
+def _pipeline(h: Harness, rows: list, subdir: str = "", **engine: int) -> tuple[dict, dict]:
+    options = h.options(subdir)
+    settings = h.pipeline(
+        rows,
+        sinks={"out": {"plugin": h.plugin.info.name, "options": options}},
+        engine=engine,
+    )
+    return settings, options
+
+
+def _readable(h: Harness) -> None:
+    setup = h.plugin.setup
+    h.require(
+        setup.read_output and setup.parse_output,
+        "the setup gives no read_output/parse_output to read the destination back",
+        author_can_fix=True,
+    )
+
+
+def test_sink_contract(h: Harness, plugin_info) -> None:
+    checks.contract(h)
+
+
+def test_sink_empty_input(h: Harness, plugin_info) -> None:
+    _readable(h)
+    settings, options = _pipeline(h, [])
+    result = checks.empty_run(h, settings)
+    data = h.plugin.setup.read_output(options)
+    checks.artifact_matches_bytes(h, result, SINK, data)
+    checks.same_rows(h, "sink-empty", h.plugin.setup.parse_output(data), [], "an empty run's output")
+
+
+def test_sink_multi_write(h: Harness, plugin_info) -> None:
+    """3+ write() calls and several flushes in one run: the destination holds the union, in order, once
+    (bug class 1), and the last artifact's hash and size are those of all the stored bytes (class 2)."""
+    _readable(h)
+    rows = generic_rows(23)
+    settings, options = _pipeline(h, rows, write_batch_rows=4, checkpoint_every_rows=9)
+    result = h.run(settings)
+    h.check(result)
+    writes = [s for s in result.rows("node_states", node_id=SINK) if s["operation"] == "write"]
+    flushes = [s for s in result.rows("node_states", node_id=SINK) if s["operation"] == "flush"]
+    if len(writes) < 3 or len(flushes) < 2:
+        h.fail("multi-write-exercised", f"expected 3+ writes and 2+ flushes, saw {len(writes)} and {len(flushes)}")
+    data = h.plugin.setup.read_output(options)
+    checks.same_rows(h, "sink-overwrites", h.plugin.setup.parse_output(data), rows, "after 6 writes and 3 flushes")
+    checks.artifact_matches_bytes(h, result, SINK, data)
+
+
+def _recovery(h: Harness, kill: dict) -> None:
+    _readable(h)
+    rows = generic_rows(30)
+    settings, options = _pipeline(h, rows, "killed", write_batch_rows=4, checkpoint_every_rows=10)
+    if not h.plugin.has(Capability.RESUMABLE):
+        result = h.run(settings)
+        h.check(result)
+        try:
+            h.resume(result.run_id, settings)
+        except ResumeError:
+            return
+        h.fail("resume-refused", "a sink that does not declare 'resumable' must make resume refuse up front")
+    run_id = f"kill-{h.scenario}"
+    if h.run_killed(settings, {"kind": "sink", "name": h.plugin.info.name, **kill}, run_id) == 0:
+        h.fail("kill-point", f"the pipeline never reached the kill point {kill}")
+    resumed = h.resume(run_id, settings)
+    h.check(resumed)
+    reference_settings, reference_options = _pipeline(
+        h, rows, "reference", write_batch_rows=4, checkpoint_every_rows=10
+    )
+    h.check(h.run(reference_settings))
+    got = h.plugin.setup.parse_output(h.plugin.setup.read_output(options))
+    checks.same_rows(h, "resume-exact", got, rows, "after a SIGKILL and resume")
+    data = h.plugin.setup.read_output(options)
+    checks.artifact_matches_bytes(h, resumed, SINK, data)
+    if h.plugin.has(Capability.DETERMINISTIC) and data != h.plugin.setup.read_output(reference_options):
+        h.fail("resume-bytes", "the resumed output's bytes differ from an uninterrupted run's")
+
+
+def test_sink_recovery_mid_write(h: Harness, plugin_info) -> None:
+    """Killed right after its 5th write(), rows written but not flushed: resume delivers them exactly once
+    (classes 11, 14)."""
+    _recovery(h, {"method": "write", "n": 5, "when": "after"})
+
+
+def test_sink_recovery_after_flush(h: Harness, plugin_info) -> None:
+    """Killed right after flush() returned, before the engine recorded it: durable but unrecorded rows must
+    not appear twice after resume (class 14)."""
+    _recovery(h, {"method": "flush", "n": 2, "when": "after"})
+
+
+def test_sink_call_linkage(h: Harness, plugin_info) -> None:
+    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), "the sink declares no external calls")
+    pytest.skip("wire check not wired yet")
+
+
+def test_sink_sdk_failure(h: Harness, plugin_info) -> None:
+    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), "the sink declares no external calls")
+    pytest.skip("wire check not wired yet")

@@ -1,0 +1,441 @@
+"""The wire check: what crossed the wire (the fault proxy's log) against what a run recorded in `calls`.
+
+Matching is SDK-agnostic: it never parses a request the way one SDK builds it. An exchange fits a calls row
+when the stored request *contains* what was sent:
+
+- a JSON body: an equal JSON value anywhere inside the stored request (at any depth, or a string holding
+  that JSON); members that are null on one side and absent on the other are ignored, so a recorded
+  `model_dump()` fits the JSON it was parsed from;
+- any other body: an equal string (UTF-8) or an equal `{"base64": ...}` value, as the recorder stores bytes
+  (JSON Lines also fit as the list of their values; a multipart body fits when every part does);
+- a bodiless request (GET, DELETE, HEAD): its path, without the query, as a substring of a stored string.
+
+Exchanges are matched in order, each to the earliest free calls row that fits, with augmenting paths so
+that the matching is maximum. A request with a body that only fits a row by its path is matched last,
+and reported: the row holds metadata, not the body. Every unmatched exchange is reported once:
+`call-error-unrecorded` when it failed on the wire, `call-unrecorded` otherwise.
+
+Pass the exchanges of the run being checked only (`FaultProxy.clear()` between runs, `wait_idle()` before).
+Calls that never crossed this proxy (other hosts, non-HTTP) are not the wire check's business.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import zlib
+from collections import deque
+from collections.abc import Iterable, Sequence
+from email.parser import BytesParser
+from email.policy import HTTP
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from attrs import frozen
+from sqlalchemy import Engine, and_, create_engine, exists, select
+
+from elspeth.errors import ElspethError
+from elspeth.landscape import schema
+from elspeth.landscape.payloads import FilePayloadStore
+from elspeth_testkit.fault_proxy import Exchange
+from elspeth_testkit.sweep import Violation, _default_payload_dir, report, strict_loads
+
+PREVIEW_CHARS = 200
+CANDIDATES_SHOWN = 3
+_NOT_JSON = object()
+_UNREADABLE = object()
+_RETRY_HINT = (
+    "If an SDK retried on its own, each attempt crossed the wire: turn its retries off (e.g. max_retries=0) and "
+    "let the engine retry, or record every attempt."
+)
+
+
+# ---------------------------------------------------------------- containment
+
+
+def _normal(value: Any) -> Any:
+    """The JSON value with null object members dropped and integral floats as ints: two values are equal
+    for the wire check when their normal forms serialize alike (so 1 == 1.0, but true != 1)."""
+    if isinstance(value, dict):
+        return {k: _normal(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_normal(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _key(value: Any) -> str:
+    return json.dumps(_normal(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _json(data: bytes | str) -> Any:
+    try:
+        return strict_loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+    except (UnicodeDecodeError, ValueError):
+        return _NOT_JSON
+
+
+class StoredBody:
+    """What a stored request or response holds, indexed for the containment tests: the key of every value
+    inside it (strings that hold JSON included, parsed), and every string."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+        self.keys: set[str] = set()
+        self.strings: list[str] = []
+        if value is not _UNREADABLE:
+            self._index(value)
+
+    def _index(self, value: Any) -> None:
+        stack = [value]
+        while stack:
+            node = stack.pop()
+            self.keys.add(_key(node))
+            if isinstance(node, dict):
+                stack.extend(node.values())
+            elif isinstance(node, list):
+                stack.extend(node)
+            elif isinstance(node, str):
+                self.strings.append(node)
+                if node.lstrip()[:1] in ("{", "["):
+                    parsed = _json(node)
+                    if parsed is not _NOT_JSON:
+                        stack.append(parsed)
+
+    def holds_body(self, body: bytes, content_type: str | None = None) -> bool:
+        """A JSON body as an equal value at any depth; any body as an equal string or {"base64": ...} value;
+        JSON Lines also as the list of their values; a multipart body when every part is held."""
+        if content_type and content_type.lower().startswith("multipart/"):
+            parts = _multipart(body, content_type)
+            if parts:
+                return all(self.holds_body(data, ctype) for data, ctype in parts)
+        value = _json(body)
+        if value is not _NOT_JSON and _key(value) in self.keys:
+            return True
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            if _key(text) in self.keys:
+                return True
+            lines = [line for line in text.splitlines() if line.strip()]
+            values = [_json(line) for line in lines]
+            if len(values) > 1 and _NOT_JSON not in values and _key(values) in self.keys:
+                return True
+        return _key({"base64": base64.b64encode(body).decode("ascii")}) in self.keys
+
+    def holds_path(self, path: str) -> bool:
+        """Some string holds `path`, as sent or percent-decoded."""
+        forms = {path, unquote(path)}
+        return any(form in string for string in self.strings for form in forms)
+
+
+def contains_body(stored: Any, body: bytes, content_type: str | None = None) -> bool:
+    """Whether the JSON value `stored` (a recorded request or response) holds `body`."""
+    return StoredBody(stored).holds_body(body, content_type)
+
+
+def _multipart(body: bytes, content_type: str) -> list[tuple[bytes, str]]:
+    head = b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n"
+    message = BytesParser(policy=HTTP).parsebytes(head + body)
+    if not message.is_multipart():
+        return []
+    parts = []
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True)
+        parts.append((payload if isinstance(payload, bytes) else b"", part.get_content_type()))
+    return parts
+
+
+def _decoded(body: bytes, encoding: str | None) -> bytes:
+    """The entity without its Content-Encoding (gzip, deflate); as sent when it cannot be decoded."""
+    if not body or not encoding:
+        return body
+    try:
+        for coding in reversed([c.strip().lower() for c in encoding.split(",") if c.strip()]):
+            if coding in ("gzip", "x-gzip"):
+                body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
+            elif coding == "deflate":
+                try:
+                    body = zlib.decompress(body)
+                except zlib.error:
+                    body = zlib.decompress(body, -zlib.MAX_WBITS)
+            elif coding != "identity":
+                return body
+    except zlib.error:
+        return body
+    return body
+
+
+# ---------------------------------------------------------------- the calls of a run
+
+
+@frozen
+class _Call:
+    order: int
+    row: dict[str, Any]
+    request: StoredBody
+    response: StoredBody | None
+
+    @property
+    def is_error(self) -> bool:
+        return self.row["status"] == "error" and self.row["error_json"] is not None
+
+    def brief(self) -> dict[str, Any]:
+        r = self.row
+        return {
+            "state_id": r["state_id"],
+            "call_index": r["call_index"],
+            "call_type": r["call_type"],
+            "provider": r["provider"],
+            "status": r["status"],
+            "request": _preview_value(self.request.value),
+            "response": _preview_value(None if self.response is None else self.response.value),
+            "error": r["error_json"],
+        }
+
+
+def _stored(inline: str | None, ref: str | None, payloads: FilePayloadStore | None) -> Any:
+    try:
+        if ref is not None:
+            if payloads is None:
+                return _UNREADABLE
+            inline = payloads.get(ref).decode("utf-8")
+        if inline is None:
+            return None
+        return strict_loads(inline)
+    except (ElspethError, UnicodeDecodeError, ValueError):
+        return _UNREADABLE
+
+
+def _load_calls(engine: Engine, run_id: str, payloads: FilePayloadStore | None) -> tuple[list[_Call], list[_Call]]:
+    """The run's calls in the order they were made, and those whose state_id names no node_state."""
+    c, ns = schema.calls, schema.node_states
+    has_state = exists(select(ns.c.state_id).where(and_(ns.c.run_id == c.c.run_id, ns.c.state_id == c.c.state_id)))
+    query = (
+        select(c, has_state.label("has_state"))
+        .where(c.c.run_id == run_id)
+        .order_by(c.c.created_at, c.c.state_id, c.c.call_index)
+    )
+    calls, orphans = [], []
+    with engine.connect() as conn:
+        for i, row in enumerate(conn.execute(query).mappings()):
+            data = dict(row)
+            has = data.pop("has_state")
+            response = _stored(data["response_json"], data["response_ref"], payloads)
+            call = _Call(
+                order=i,
+                row=data,
+                request=StoredBody(_stored(data["request_json"], data["request_ref"], payloads)),
+                response=None if response is None else StoredBody(response),
+            )
+            calls.append(call)
+            if not has:
+                orphans.append(call)
+        conn.rollback()
+    return calls, orphans
+
+
+# ---------------------------------------------------------------- matching
+
+
+def _augment(
+    root: int, root_edges: Sequence[int], edges: Sequence[Sequence[int]], owner: dict[int, int], match: dict[int, int]
+) -> bool:
+    """Find a free call for exchange `root` along an augmenting path (breadth first, so the root's own
+    earliest free candidate wins). Exchanges already matched move only along `edges`."""
+    via: dict[int, int] = {}
+    queue = deque([root])
+    while queue:
+        ex = queue.popleft()
+        for call in root_edges if ex == root else edges[ex]:
+            if call in via:
+                continue
+            via[call] = ex
+            if call not in owner:
+                while True:
+                    holder = via[call]
+                    previous = match.get(holder)
+                    owner[call], match[holder] = holder, call
+                    if holder == root or previous is None:
+                        return True
+                    call = previous
+            queue.append(owner[call])
+    return False
+
+
+# ---------------------------------------------------------------- reporting
+
+
+def _preview(data: bytes) -> str:
+    text = data.decode("utf-8", errors="replace")
+    text = " ".join(text.split())
+    return text if len(text) <= PREVIEW_CHARS else text[: PREVIEW_CHARS - 1] + "…"
+
+
+def _preview_value(value: Any) -> str:
+    if value is _UNREADABLE:
+        return "(unreadable: see the sweep's payload checks)"
+    if value is None:
+        return "NULL"
+    return _preview(json.dumps(value, ensure_ascii=False).encode())
+
+
+def _describe(exchange: Exchange, request: bytes) -> str:
+    if request:
+        return f"{exchange.describe()}, request body ({len(request)} B): {_preview(request)}"
+    return f"{exchange.describe()}, no request body"
+
+
+def _failure(exchange: Exchange) -> str:
+    if exchange.fault in ("timeout", "reset"):
+        return {"timeout": "the server never answered (timeout)", "reset": "the connection was reset"}[exchange.fault]
+    if exchange.fault == "malformed":
+        return f"status {exchange.status} with a garbled, non-JSON body"
+    if exchange.status is None:
+        return "no answer"
+    return f"HTTP {exchange.status}: {_preview(exchange.response_body)}"
+
+
+def _nearest(calls: Iterable[_Call], exchange: Exchange) -> list[dict[str, Any]]:
+    ranked = sorted(calls, key=lambda call: abs(call.row["created_at"] - exchange.ended_at))
+    return [call.brief() for call in ranked[:CANDIDATES_SHOWN]]
+
+
+# ---------------------------------------------------------------- entry points
+
+
+def compare_wire_with_calls(
+    exchanges: Iterable[Exchange],
+    engine_or_url: Engine | str,
+    run_id: str,
+    payload_dir: str | Path | None = None,
+) -> list[Violation]:
+    """Violations of the wire invariants for run `run_id`: `call-unrecorded`, `call-metadata-only`,
+    `call-error-unrecorded` and `call-orphan`. `payload_dir` defaults to `payloads` beside a SQLite file."""
+    engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
+    try:
+        directory = Path(payload_dir) if payload_dir is not None else _default_payload_dir(engine)
+        payloads = FilePayloadStore(directory) if directory is not None else None
+        calls, orphans = _load_calls(engine, run_id, payloads)
+    finally:
+        if isinstance(engine_or_url, str):
+            engine.dispose()
+
+    wire = sorted(exchanges, key=lambda e: e.index)
+    requests = [_decoded(e.request_body, e.request_header("Content-Encoding")) for e in wire]
+    responses = [_decoded(e.response_body, e.response_header("Content-Encoding")) for e in wire]
+    strong: list[list[int]] = []
+    weak: list[list[int]] = []
+    for exchange, body in zip(wire, requests, strict=True):
+        content_type = exchange.request_header("Content-Type")
+        by_path = [call.order for call in calls if call.request.holds_path(exchange.path)]
+        if body:
+            strong.append([call.order for call in calls if call.request.holds_body(body, content_type)])
+            held = set(strong[-1])
+            weak.append([order for order in by_path if order not in held])
+        else:
+            strong.append(by_path)
+            weak.append([])
+
+    owner: dict[int, int] = {}
+    match: dict[int, int] = {}
+    for i in range(len(wire)):
+        _augment(i, strong[i], strong, owner, match)
+    for i in range(len(wire)):
+        if i not in match and weak[i]:
+            _augment(i, sorted(weak[i] + strong[i]), strong, owner, match)
+    path_only = {i for i in match if match[i] not in strong[i]}
+
+    found: list[Violation] = []
+    free = [call for call in calls if call.order not in owner]
+    for i, exchange in enumerate(wire):
+        what = _describe(exchange, requests[i])
+        if i not in match:
+            if exchange.failed:
+                found.append(
+                    Violation(
+                        "call-error-unrecorded",
+                        f"{what}: it failed on the wire ({_failure(exchange)}) and no calls row of run {run_id} "
+                        "holds it: the client's exception escaped unrecorded. Make the call inside "
+                        "`with ctx.call(...)`, which records an exception as an ERROR call, or record it with "
+                        f"ctx.record_call(..., error=...). {_RETRY_HINT} Unmatched calls nearest in time below.",
+                        _nearest(free or calls, exchange),
+                    )
+                )
+            else:
+                found.append(
+                    Violation(
+                        "call-unrecorded",
+                        f"{what}: no calls row of run {run_id} holds this request's body (nor, for a bodiless "
+                        "request, its path): it was not recorded, or recorded without its body. Record every "
+                        f"request through ctx.call(...) / ctx.record_call(request=<the full request>). {_RETRY_HINT} "
+                        "Unmatched calls nearest in time below.",
+                        _nearest(free or calls, exchange),
+                    )
+                )
+            continue
+        call = calls[match[i]]
+        where = f"calls row (state_id {call.row['state_id']}, call_index {call.row['call_index']})"
+        missing = []
+        if i in path_only:
+            missing.append("the request body that was sent (the row matched by its path only)")
+        if not exchange.failed and responses[i]:
+            content_type = exchange.response_header("Content-Type")
+            if call.response is None or not call.response.holds_body(responses[i], content_type):
+                missing.append(f"the response body the server sent ({len(responses[i])} B): {_preview(responses[i])}")
+        if missing:
+            found.append(
+                Violation(
+                    "call-metadata-only",
+                    f"{what}: its {where} does not contain " + "; nor ".join(missing) + ". Record the full "
+                    "request and response (the JSON, the text, or the bytes), not sizes, hashes or a summary.",
+                    [call.brief()],
+                )
+            )
+        if exchange.failed and not call.is_error:
+            garbled_kept = (
+                exchange.fault == "malformed"
+                and call.response is not None
+                and call.response.holds_body(responses[i], exchange.response_header("Content-Type"))
+            )
+            if not garbled_kept:
+                found.append(
+                    Violation(
+                        "call-error-unrecorded",
+                        f"{what}: it failed on the wire ({_failure(exchange)}) but its {where} has status "
+                        f"{call.row['status']!r} and no error. Record a failure as an ERROR call with the error "
+                        "filled in (ctx.call does so when the exception leaves its block; or pass error=... to "
+                        "ctx.record_call)"
+                        + (", or keep the garbled body as the response." if exchange.fault == "malformed" else "."),
+                        [call.brief()],
+                    )
+                )
+    if orphans:
+        found.append(
+            Violation(
+                "call-orphan",
+                f"{len(orphans)} calls row(s) of run {run_id} whose state_id is no node_state of the run: record "
+                "calls through the ctx of the operation that makes them, never under a made-up state_id.",
+                [call.brief() for call in orphans],
+            )
+        )
+    return found
+
+
+def assert_wire_matches_calls(
+    exchanges: Iterable[Exchange],
+    engine_or_url: Engine | str,
+    run_id: str,
+    payload_dir: str | Path | None = None,
+) -> None:
+    """Raise AssertionError with a readable report when `compare_wire_with_calls` finds anything."""
+    violations = compare_wire_with_calls(exchanges, engine_or_url, run_id, payload_dir)
+    if violations:
+        raise AssertionError(report(violations, run_id))
+
+
+__all__ = ["StoredBody", "Violation", "assert_wire_matches_calls", "compare_wire_with_calls", "contains_body"]

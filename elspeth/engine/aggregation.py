@@ -109,14 +109,14 @@ class AggregationRuntime:
             result = self.node.plugin.process_batch([m.row for m in batch.members], ctx)
             if not isinstance(result, Success | Error | Pending):
                 raise TypeError(f"process_batch() returned {type(result).__name__}, not Success, Error or Pending")
-        except Exception as exc:
+        except BaseException as exc:
             self.recorder.close_state(state, StateStatus.FAILED, error=error_info(exc))
-            self.recorder.update_batch(
-                batch.batch_id,
-                status=BatchStatus.FAILED,
-                checkpoint_json=None,
-                error_json=canonical.dumps(error_info(exc)),
-            )
+            if batch.checkpoint is None:
+                self.recorder.update_batch(batch.batch_id, status=BatchStatus.FAILED, error=error_info(exc))
+            # else: an external job exists; the batch stays executing with its checkpoint so that a resume polls
+            # that job again instead of submitting the rows twice.
+            if not isinstance(exc, Exception):
+                raise
             raise PluginCrash(
                 f"aggregate {self.node.node_id} raised {type(exc).__name__} in process_batch(): {exc}"
             ) from exc
@@ -150,18 +150,19 @@ class AggregationRuntime:
             self.recorder.add_outcome(
                 m.token_id, TokenOutcome.CONSUMED, node_id=self.node.node_id, batch_id=batch.batch_id
             )
-        for row, row_hash, payload in zip(result.rows, hashes, payloads, strict=True):
-            token_id = self.recorder.add_token(
-                origin_node_id=self.node.node_id, origin_batch_id=batch.batch_id, payload_json=payload
-            )
+        # Every output token exists before any is carried on: a crash while delivering one must not leave a
+        # completed batch with only some of its outputs recorded.
+        tokens = [
+            self.recorder.add_token(origin_node_id=self.node.node_id, origin_batch_id=batch.batch_id, payload_json=p)
+            for p in payloads
+        ]
+        for token_id, row, row_hash in zip(tokens, result.rows, hashes, strict=True):
             self.emit(self.node, token_id, row, row_hash)
 
     def _failed(self, batch: Batch, state: int, result: Error) -> None:
         error = {"reason": result.reason, "retryable": result.retryable, "details": result.details}
         self.recorder.close_state(state, StateStatus.FAILED, error=error)
-        self.recorder.update_batch(
-            batch.batch_id, status=BatchStatus.FAILED, checkpoint_json=None, error_json=canonical.dumps(error)
-        )
+        self.recorder.update_batch(batch.batch_id, status=BatchStatus.FAILED, checkpoint_json=None, error=error)
         if result.retryable and batch.attempt < self.max_attempts:
             self.clock.sleep(self.backoff_seconds * 2 ** (batch.attempt - 1))
             self.retry(batch.batch_id, batch.attempt + 1, batch.members)

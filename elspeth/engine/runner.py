@@ -16,7 +16,7 @@ from elspeth.engine.summary import Progress, ProgressCallback
 from elspeth.errors import ElspethError, NonCanonicalValueError, PluginCrash
 from elspeth.landscape.payloads import FilePayloadStore
 from elspeth.landscape.recorder import Recorder, error_info
-from elspeth.landscape.statuses import StateStatus, TokenOutcome, TriggerReason
+from elspeth.landscape.statuses import BatchStatus, StateStatus, TokenOutcome, TriggerReason
 from elspeth.landscape.unfinished import UnfinishedBatch, UnfinishedToken
 from elspeth.settings import EngineSettings
 
@@ -207,13 +207,21 @@ class Runner:
                 self.rec.add_outcome(token_id, TokenOutcome.FILTERED, node_id=node.node_id)
                 return
             self.rec.add_outcome(token_id, TokenOutcome.EXPANDED, node_id=node.node_id)
-            for child in rows:
-                child_id = self.rec.add_token(
-                    origin_node_id=node.node_id,
-                    parent_token_id=token_id,
-                    payload_json=canonical.dumps(child),
-                    row_id=row_id,
+            # Every child token exists before any is carried on: a crash while one child is on its way must not
+            # leave an expanded parent with only some of its children recorded.
+            children = [
+                (
+                    self.rec.add_token(
+                        origin_node_id=node.node_id,
+                        parent_token_id=token_id,
+                        payload_json=canonical.dumps(child),
+                        row_id=row_id,
+                    ),
+                    child,
                 )
+                for child in rows
+            ]
+            for child_id, child in children:
                 self.continue_token(child_id, row_id, child, canonical.stable_hash(child), step + 1)
             return
         agg_index = step - len(transforms)
@@ -306,9 +314,9 @@ class Runner:
         for b in batches:
             agg = self.aggregations[self._agg_by_node[b.node_id]]
             members = [Member(t, row, canonical.stable_hash(row)) for t, row in b.members]
-            if b.status == "draft":
+            if b.status == BatchStatus.DRAFT:
                 agg.restore_draft(b.batch_id, b.attempt, members)
-            elif b.status == "executing" and b.checkpoint is not None:
+            elif b.status == BatchStatus.EXECUTING and b.checkpoint is not None:
                 agg.pending.append(Batch(b.batch_id, b.attempt, members, checkpoint=b.checkpoint, poll_at=0.0))
             else:
                 to_retry.append(b)
@@ -327,14 +335,11 @@ class Runner:
 
     def _rerun(self, b: UnfinishedBatch) -> None:
         agg = self.aggregations[self._agg_by_node[b.node_id]]
-        if b.status == "executing":
+        if b.status == BatchStatus.EXECUTING:
             self.rec.update_batch(
                 b.batch_id,
-                status="failed",
-                checkpoint_json=None,
-                error_json=canonical.dumps(
-                    {"type": "Interrupted", "message": "the process ended while this batch was executing"}
-                ),
+                status=BatchStatus.FAILED,
+                error={"type": "Interrupted", "message": "the process ended while this batch was executing"},
             )
         members = [Member(t, row, canonical.stable_hash(row)) for t, row in b.members]
         agg.retry(b.batch_id, b.attempt + 1, members)

@@ -296,7 +296,7 @@ class Recorder:
         batch_id: int | None = None,
         reason: Mapping[str, Any] | None = None,
     ) -> None:
-        reason_json = None if reason is None else canonical.dumps(self.redact(to_jsonable(dict(reason))))
+        reason_json = None if reason is None else self._error_json(reason)
         self._insert(
             schema.token_outcomes,
             [
@@ -352,10 +352,12 @@ class Recorder:
         output_hash: str | None = None,
         error: Mapping[str, Any] | None = None,
     ) -> None:
+        # The error is made storable before the state leaves the open list: a value that cannot be stored
+        # (a NaN in an error's details) must not strand the state open.
+        error_json = None if error is None else self._error_json(error)
         if self._open_states.pop(state_id, None) is None:
             raise ElspethError(f"node_state {state_id} of run {self.run_id} is not open")
         self._call_counts.pop(state_id, None)
-        error_json = None if error is None else canonical.dumps(self.redact(to_jsonable(dict(error))))
         ended_at = self.now()
         buffered = self._buffered_states.get(state_id)
         if buffered is not None:
@@ -366,6 +368,10 @@ class Recorder:
             self._updates.append(
                 update(table).where(table.c.run_id == self.run_id, table.c.state_id == state_id).values(changes)
             )
+
+    def _error_json(self, error: Mapping[str, Any]) -> str:
+        """An error or reason as stored: secrets out, and stored even when a value in it cannot be hashed."""
+        return canonical.dumps(_storable(self.redact(to_jsonable(dict(error)))))
 
     def is_open(self, state_id: int) -> bool:
         return state_id in self._open_states
@@ -478,8 +484,10 @@ class Recorder:
     def add_batch_member(self, batch_id: int, ordinal: int, token_id: int, payload_json: str) -> None:
         self._insert(schema.batch_members, [self.run_id, batch_id, ordinal, token_id, payload_json])
 
-    def update_batch(self, batch_id: int, **changes: Any) -> None:
-        """Change status, trigger, flush_state_id, checkpoint_json or error_json of a batch."""
+    def update_batch(self, batch_id: int, *, error: Mapping[str, Any] | None = None, **changes: Any) -> None:
+        """Change status, trigger, flush_state_id or checkpoint_json of a batch; `error` is stored as error_json."""
+        if error is not None:
+            changes["error_json"] = self._error_json(error)
         changes["updated_at"] = self.now()
         buffered = self._buffered_batches.get(batch_id)
         if buffered is not None:

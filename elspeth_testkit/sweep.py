@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from attrs import define, field, frozen
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, create_engine, exists, func, or_, select
 from sqlalchemy.engine import make_url
 
 from elspeth.canonical import stable_hash
@@ -145,6 +145,7 @@ def _stuck_batches(run: _Run) -> Iterator[Violation]:
     if not run.ended:
         return
     b = schema.batches
+    condition: ColumnElement[bool]
     if run.completed:
         condition = b.c.status.in_([BatchStatus.DRAFT, BatchStatus.EXECUTING])
         what = "not completed or failed in a completed run"
@@ -326,10 +327,10 @@ def _consumed(run: _Run) -> Iterator[Violation]:
         )
     bad_members = []
     for token_id, batches in sorted(completed_in.items()):
-        outcome = outcomes.get(token_id)
-        if outcome is None or outcome["outcome"] != TokenOutcome.CONSUMED:
+        found = outcomes.get(token_id)
+        if found is None or found["outcome"] != TokenOutcome.CONSUMED:
             bad_members.append(
-                {"token_id": token_id, "completed_batches": batches, "outcome": outcome and outcome["outcome"]}
+                {"token_id": token_id, "completed_batches": batches, "outcome": found and found["outcome"]}
             )
     if bad_members:
         yield _violation("consumed-batch", "member(s) of a completed batch that are not CONSUMED", bad_members)

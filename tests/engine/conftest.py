@@ -58,10 +58,16 @@ def injected(faults: Mapping[str, Any]) -> Iterator[None]:
 class World:
     root: Path
     registry: PluginRegistry
+    landscape: str | None = None
+    """A database URL shared with other worlds (PostgreSQL); default: a SQLite file of this world's own."""
 
     @property
     def url(self) -> str:
-        return f"sqlite:///{self.root / 'landscape.db'}"
+        return self.landscape or f"sqlite:///{self.root / 'landscape.db'}"
+
+    @property
+    def payload_dir(self) -> Path:
+        return self.root / "payloads"
 
     def out(self, sink: str) -> Path:
         return self.root / "out" / f"{sink}.jsonl"
@@ -91,6 +97,7 @@ class World:
             "sinks": sink_specs,
             "default_sink": default_sink or next(iter(sink_specs)),
             "engine": {**ENGINE_DEFAULTS, **(engine or {})},
+            "landscape": {"payload_dir": str(self.payload_dir)},
             **top,
         }
 
@@ -169,15 +176,41 @@ class World:
             return [dict(r) for r in conn.execute(text(sql), params).mappings()]
 
     def sweep(self, run_id: str) -> list[Any]:
-        return sweep(self.url, run_id)
+        return sweep(self.url, run_id, self.payload_dir)
 
     def assert_clean(self, run_id: str) -> None:
-        assert_clean(self.url, run_id)
+        assert_clean(self.url, run_id, self.payload_dir)
 
 
 @pytest.fixture(scope="session")
 def registry() -> PluginRegistry:
     return PluginRegistry(make_plugin_manager(extra_plugins=[sample_plugins]))
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """A throwaway PostgreSQL on 127.0.0.1 (scripts/postgres-for-tests.sh starts one where PostgreSQL is
+    installed), or ELSPETH_TEST_POSTGRES_URL; the tests that need it skip where there is none."""
+    url = os.environ.get("ELSPETH_TEST_POSTGRES_URL")
+    if not url:
+        script = Path(__file__).parents[2] / "scripts" / "postgres-for-tests.sh"
+        started = subprocess.run([str(script)], capture_output=True, text=True, timeout=120)
+        found = [w for w in started.stdout.split() if w.startswith("ELSPETH_TEST_POSTGRES_URL=")]
+        if started.returncode != 0 or not found:
+            pytest.skip(f"no PostgreSQL to test against: {started.stderr.strip() or started.stdout.strip()}")
+        url = found[0].split("=", 1)[1]
+    pytest.importorskip("psycopg")
+    return url
+
+
+@pytest.fixture
+def pg_world(tmp_path: Path, registry: PluginRegistry, postgres_url: str) -> Callable[[str], World]:
+    """Like `world`, with the Landscape in PostgreSQL (every world shares the database; run ids differ)."""
+
+    def make(name: str) -> World:
+        return World(tmp_path / name, registry, postgres_url)
+
+    return make
 
 
 @pytest.fixture

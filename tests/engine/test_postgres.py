@@ -1,0 +1,49 @@
+"""The same engine on PostgreSQL: the Landscape's schema, deferred foreign keys and recovery queries work
+through the same code as on SQLite."""
+
+from __future__ import annotations
+
+import uuid
+
+from .test_recovery import assert_routed_output, routed
+
+
+def _run_id(name: str) -> str:
+    return f"pg-{name}-{uuid.uuid4().hex[:8]}"
+
+
+def test_postgres_two_sinks_second_fails_resume_completes_both(pg_world):
+    crashed, clean = pg_world("crashed"), pg_world("clean")
+    settings = routed(crashed)
+    failed = crashed.run(settings, run_id=_run_id("failed"), faults={"b": {"at": "flush", "n": 2, "action": "raise"}})
+    assert failed.status == "failed"
+    resumed = crashed.resume(failed.run_id, settings)
+    assert resumed.status == "completed", resumed.error
+    reference = clean.run(routed(clean), run_id=_run_id("clean"))
+    assert_routed_output(crashed, clean)
+    crashed.assert_clean(failed.run_id)
+    clean.assert_clean(reference.run_id)
+
+
+def test_postgres_sigkill_mid_write_and_resume_in_a_new_process(pg_world):
+    crashed, clean = pg_world("crashed"), pg_world("clean")
+    settings = routed(crashed)
+    run_id = _run_id("killed")
+    crashed.killed(settings, run_id, faults={"b": {"at": "write", "n": 3, "action": "kill"}})
+    resumed = crashed.subprocess(settings, run_id, resume=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    clean.run(routed(clean), run_id=_run_id("clean"))
+    assert_routed_output(crashed, clean)
+    crashed.assert_clean(run_id)
+
+
+def test_postgres_aggregation(pg_world):
+    w = pg_world("agg")
+    settings = w.settings(
+        source={"plugin": "test_numbers", "options": {"count": 25}},
+        aggregations=[{"plugin": "stats", "options": {"fields": ["value"]}, "trigger": {"count": 10}}],
+    )
+    summary = w.run(settings, run_id=_run_id("agg"))
+    assert summary.status == "completed", summary.error
+    assert summary.outcomes == {"consumed": 25, "completed": 3}
+    w.assert_clean(summary.run_id)

@@ -25,9 +25,7 @@ def write(tmp_path: Path, data: bytes) -> Path:
 
 
 def split(records: list[Any]) -> tuple[list[dict[str, Any]], list[Quarantine]]:
-    return [r for r in records if not isinstance(r, Quarantine)], [
-        r for r in records if isinstance(r, Quarantine)
-    ]
+    return [r for r in records if not isinstance(r, Quarantine)], [r for r in records if isinstance(r, Quarantine)]
 
 
 def test_rows_keep_header_order_and_file_order(tmp_path: Path, ctx) -> None:
@@ -53,9 +51,7 @@ def test_types_are_coerced_and_empty_values_become_none(tmp_path: Path, ctx) -> 
 
 
 def test_other_encodings_and_a_utf8_bom(tmp_path: Path, ctx) -> None:
-    assert load(write(tmp_path, "name\ncafé\n".encode("latin-1")), ctx, encoding="latin-1") == [
-        {"name": "café"}
-    ]
+    assert load(write(tmp_path, "name\ncafé\n".encode("latin-1")), ctx, encoding="latin-1") == [{"name": "café"}]
     assert load(write(tmp_path, "\ufeffname\ncafé\n".encode()), ctx) == [{"name": "café"}]
 
 

@@ -68,9 +68,7 @@ def test_declares_resumable(kind: str) -> None:
 
 
 @both
-def test_every_write_is_kept_and_every_artifact_describes_the_whole_file(
-    kind: str, tmp_path: Path, ctx
-) -> None:
+def test_every_write_is_kept_and_every_artifact_describes_the_whole_file(kind: str, tmp_path: Path, ctx) -> None:
     path = tmp_path / "out" / f"data.{kind}"
     sink = make_sink(kind, path)
     sink.open(ctx, None)

@@ -25,9 +25,7 @@ def write(tmp_path: Path, data: bytes) -> Path:
 
 
 def test_rows_in_file_order_with_their_types(tmp_path: Path, ctx) -> None:
-    path = write(
-        tmp_path, b'{"b":1,"a":1.5}\n\n   \r\n{"n":{"z":[true,null,"\\u00e9"]}}\r\n{"last":"no newline"}'
-    )
+    path = write(tmp_path, b'{"b":1,"a":1.5}\n\n   \r\n{"n":{"z":[true,null,"\\u00e9"]}}\r\n{"last":"no newline"}')
     records = load(path, ctx)
     assert records == [{"b": 1, "a": 1.5}, {"n": {"z": [True, None, "é"]}}, {"last": "no newline"}]
     assert list(records[0]) == ["b", "a"]
@@ -35,9 +33,7 @@ def test_rows_in_file_order_with_their_types(tmp_path: Path, ctx) -> None:
 
 
 def test_other_encodings_and_a_utf8_bom(tmp_path: Path, ctx) -> None:
-    assert load(write(tmp_path, '{"a":"café"}\n'.encode("latin-1")), ctx, encoding="latin-1") == [
-        {"a": "café"}
-    ]
+    assert load(write(tmp_path, '{"a":"café"}\n'.encode("latin-1")), ctx, encoding="latin-1") == [{"a": "café"}]
     assert load(write(tmp_path, '\ufeff{"a":"café"}\n'.encode()), ctx) == [{"a": "café"}]
 
 
@@ -61,9 +57,7 @@ def test_other_encodings_and_a_utf8_bom(tmp_path: Path, ctx) -> None:
         (b'{"\\ud800": 1}', "$ key: contains a lone surrogate"),
     ],
 )
-def test_a_bad_line_is_quarantined_and_the_good_ones_go_on(
-    tmp_path: Path, ctx, line: bytes, reason: str
-) -> None:
+def test_a_bad_line_is_quarantined_and_the_good_ones_go_on(tmp_path: Path, ctx, line: bytes, reason: str) -> None:
     path = write(tmp_path, b'{"n": 1}\n' + line + b'\n{"n": 2}\n')
     records = load(path, ctx)
     assert records[0] == {"n": 1}

@@ -82,9 +82,7 @@ def test_route_sends_a_matching_row_to_its_sink(ctx) -> None:
 
 
 def test_unmatched_rows_go_to_the_default_or_continue(ctx) -> None:
-    assert route(field="k", routes={"a": "x"}, default="rest").process({"k": "b"}, ctx) == Routed(
-        "rest", {"k": "b"}
-    )
+    assert route(field="k", routes={"a": "x"}, default="rest").process({"k": "b"}, ctx) == Routed("rest", {"k": "b"})
     assert route(field="k", routes={"a": "x"}).process({"k": "b"}, ctx) == Success({"k": "b"})
 
 

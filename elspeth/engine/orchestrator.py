@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import cattrs
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -33,7 +34,7 @@ from elspeth.landscape.unfinished import (
     unfinished_tokens,
 )
 from elspeth.plugin_manager import PluginRegistry
-from elspeth.settings import Settings
+from elspeth.settings import Settings, secret_values
 
 
 def new_run_id() -> str:
@@ -74,7 +75,8 @@ class _Session:
     ) -> None:
         self.pipeline: Pipeline = build_pipeline(settings, registry, settings_path)
         self.engine = engine
-        self.redactor = Redactor.of(secrets)
+        # Whoever calls the engine, values under secret-looking option keys never reach the Landscape.
+        self.redactor = Redactor.of(secrets | secret_values(cattrs.unstructure(settings), environ={}))
         clock = clock or SystemClock()
         hook = registry.pm.hook
 

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from attrs import has
 
-from elspeth.api import NoConfig
+from elspeth.api import Capability, NoConfig
 from elspeth.errors import ConfigError
-from elspeth.settings import structure
+from elspeth.settings import is_secret_name, structure
+from elspeth_testkit import fault_proxy
+from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.harness import Harness, RunResult
 from elspeth_testkit.setups import Row, text_rows
+from elspeth_testkit.wire_check import compare_wire_with_calls
 
 
 def contract(h: Harness) -> None:
@@ -89,3 +96,94 @@ def empty_run(h: Harness, settings: dict[str, Any]) -> RunResult:
     result = h.run(settings)
     h.check(result)
     return result
+
+
+def secret_options(h: Harness, options: dict[str, Any]) -> dict[str, str]:
+    """The plugin's options whose names look secret, with the values this scenario gives them."""
+    return {k: v for k, v in options.items() if is_secret_name(k) and isinstance(v, str) and len(v) >= 6}
+
+
+def secrets_stay_out(h: Harness, settings: dict[str, Any], options: dict[str, Any]) -> None:
+    """Run with the setup's credentials and look for them, byte for byte, in every Landscape file, every
+    stored payload and everything the run printed or logged (bug class 19)."""
+    secrets = secret_options(h, options)
+    h.require(secrets, "the plugin's setup passes no secret-looking option (api_key, password, sas_token, ...)")
+    printed = io.StringIO()
+    handler = logging.StreamHandler(printed)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+            result = h.run(settings)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(old_level)
+    h.check(result, expect_status=None)
+    places = [
+        p for p in h.workdir.rglob("*") if p.is_file() and (p.name.startswith("landscape.db") or "payloads" in p.parts)
+    ]
+    for name, value in secrets.items():
+        needle = value.encode()
+        leaked = [str(p.relative_to(h.workdir)) for p in places if needle in p.read_bytes()]
+        if value in printed.getvalue():
+            leaked.append("the run's output or logs")
+        if leaked:
+            h.fail("secret-leak", f"the value of option {name!r} appears in: {', '.join(leaked)}")
+
+
+def wire_matches_calls(h: Harness, proxy: FaultProxy, result: RunResult) -> None:
+    """Every request on the wire is a calls row under an existing state, with its full body; every failed
+    one an ERROR call (classes 3, 4, 6, 7)."""
+    proxy.wait_idle()
+    exchanges = proxy.exchanges
+    if not exchanges:
+        h.fail(
+            "wire-empty",
+            "the plugin declares external calls, but none crossed the endpoint its setup was given; build its "
+            "options from the `endpoint` argument of PluginSetup.options",
+        )
+    found = compare_wire_with_calls(exchanges, result.url, result.run_id, result.payload_dir)
+    if found:
+        first = found[0]
+        more = f" (and {len(found) - 1} more)" if found[1:] else ""
+        h.fail(first.invariant, first.message + more, first.rows)
+
+
+def call_linkage(h: Harness, build: Callable[[Harness], dict[str, Any]]) -> None:
+    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), f"the {h.plugin.info.kind} declares no external calls")
+    with h.proxied() as proxy:
+        settings = build(h)
+        proxy.clear()  # what setting up the input sent is not the plugin's
+        result = h.run(settings)
+        h.check(result)
+        wire_matches_calls(h, proxy, result)
+
+
+FAULTS: dict[str, Any] = {
+    "http-500": fault_proxy.status(500),
+    "http-429": fault_proxy.status(429, retry_after=0),
+    "timeout": fault_proxy.timeout(1.5),
+    "reset": fault_proxy.reset(),
+    "malformed": fault_proxy.malformed(),
+}
+
+
+def sdk_failure(h: Harness, build: Callable[[Harness], dict[str, Any]]) -> None:
+    """Each fault on the first request the plugin makes: an ERROR call, then a controlled error or a retry;
+    never an unrecorded crash, never a lost row (class 7)."""
+    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), f"the {h.plugin.info.kind} declares no external calls")
+    for name, fault in FAULTS.items():
+        with h.proxied() as proxy:
+            run_dir = h.workdir / name
+            run_dir.mkdir()
+            scenario = Harness(h.plugin, f"{h.scenario}[{name}]", run_dir, h.registry, proxy.url, h.strict)
+            settings = build(scenario)
+            proxy.clear()
+            proxy.script(fault, first=1)
+            result = scenario.run(settings)
+            scenario.check(result, expect_status=None)
+            wire_matches_calls(scenario, proxy, result)
+            if result.summary.status not in ("completed", "failed"):
+                scenario.fail("sdk-failure", f"the run ended {result.summary.status!r} after a {name} fault")

@@ -1,11 +1,11 @@
 """A fault-injecting reverse HTTP proxy: what a plugin sent over the wire, and the failures it must survive.
 
 The conformance kit puts it on 127.0.0.1 in front of an emulator (Azurite, the Azure OpenAI emulator) and
-points the plugin at `proxy.url`. Every request is forwarded unchanged but for hop-by-hop headers, and every
-exchange is logged as an `Exchange`, which `elspeth_testkit.wire_check` compares with the Landscape. Faults
-are scripted per request: a rule matches by method and/or a path regex, optionally only the Nth match or
-the first N, and applies one fault (an HTTP error answered by the proxy, a timeout, a connection reset, a
-garbled body, a delay). Unmatched requests pass through.
+points the plugin at `proxy.url`. Every request is forwarded unchanged but for hop-by-hop headers (and Host,
+which names the upstream), and every exchange is logged as an `Exchange`, which `elspeth_testkit.wire_check`
+compares with the Landscape. Faults are scripted per request: a rule matches by method and/or a path regex,
+optionally only the Nth match or the first N, and applies one fault (an HTTP error answered by the proxy, a
+timeout, a connection reset, a garbled body, a delay). Unmatched requests pass through.
 
     with FaultProxy(upstream="http://127.0.0.1:10000") as proxy:
         proxy.script(status(429, retry_after=1), method="POST", path=r"/chat/completions$", nth=2)
@@ -13,9 +13,9 @@ garbled body, a delay). Unmatched requests pass through.
         proxy.wait_idle()
         exchanges = proxy.exchanges
 
-Stdlib only. Request and response bodies are buffered whole (a streamed response reaches the client at
-once, after the upstream finished it). `python -m elspeth_testkit.fault_proxy --upstream URL` runs one on
-the command line and prints every exchange.
+The standard library and attrs only. Request and response bodies are buffered whole (a streamed response
+reaches the client at once, after the upstream finished it). `python -m elspeth_testkit.fault_proxy
+--upstream URL` runs one on the command line and prints every exchange.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ FAILURE_FAULTS = frozenset({"timeout", "reset", "malformed"})
 """Faults after which the client has no usable answer, whatever the status."""
 
 _MAX_LINE = 65536
-_POLL = 0.05
+_POLL = 0.01
 _GARBLE_TAIL = b"<!-- garbled by the elspeth fault proxy"
 
 
@@ -267,13 +267,24 @@ class _BadRequest(Exception):
 
 
 class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
-    # Daemon threads never keep the interpreter alive; `stop()` still joins every one (block_on_close).
-    daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = 128
+    block_on_close = False  # the proxy joins its threads itself: ThreadingMixIn forgets daemon threads
 
     def __init__(self, address: tuple[str, int], proxy: FaultProxy) -> None:
         self.proxy = proxy
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Daemon threads never keep the interpreter alive; `stop()` still joins every one.
+        thread = threading.Thread(
+            target=self.process_request_thread,
+            args=(request, client_address),
+            name="fault-proxy-connection",
+            daemon=True,
+        )
+        self.proxy._adopt(thread)
+        thread.start()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], OSError):
@@ -319,11 +330,13 @@ class _Pending:
     """An exchange being built; frozen into an `Exchange` when it ends, however it ends."""
 
     index: int
+    generation: int
     method: str
     path: str
     query: str
     request_headers: Headers
     started_at: float
+    finished: bool = False
     request_body: bytes = b""
     status: int | None = None
     response_headers: Headers = ()
@@ -379,9 +392,11 @@ class FaultProxy:
         self._counts: list[int] = []
         self._log: list[Exchange] = []
         self._next_index = 0
+        self._generation = 0
         self._in_flight = 0
         self._connections: set[socket.socket] = set()
         self._upstreams: set[http.client.HTTPConnection] = set()
+        self._threads: list[threading.Thread] = []
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -414,6 +429,10 @@ class FaultProxy:
                 _shutdown(conn.sock)
         server.server_close()
         thread.join()
+        with self._lock:
+            threads, self._threads = self._threads, []
+        for t in threads:
+            t.join()
         self._server = self._thread = None
 
     def __enter__(self) -> FaultProxy:
@@ -457,7 +476,8 @@ class FaultProxy:
 
     @property
     def exchanges(self) -> list[Exchange]:
-        """Finished exchanges in arrival order (see `wait_idle` for those still in flight)."""
+        """Finished exchanges in arrival order. An exchange is logged before its client gets the answer (or
+        the closed connection); `wait_idle` waits for those whose client gave up first."""
         with self._lock:
             return sorted(self._log, key=_by_index)
 
@@ -467,6 +487,7 @@ class FaultProxy:
             if exchanges:
                 self._log.clear()
                 self._next_index = 0
+                self._generation += 1
             if script:
                 self._rules.clear()
                 self._counts.clear()
@@ -483,6 +504,11 @@ class FaultProxy:
         return True
 
     # ------------------------------------------------------------ per connection
+
+    def _adopt(self, thread: threading.Thread) -> None:
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -512,11 +538,12 @@ class FaultProxy:
             target = parts.path + (f"?{parts.query}" if parts.query else "")
         path, _, query = target.partition("?")
         with self._lock:
-            index = self._next_index
+            index, generation = self._next_index, self._generation
             self._next_index += 1
             self._in_flight += 1
         pending = _Pending(
             index=index,
+            generation=generation,
             method=handler.command,
             path=path,
             query=query,
@@ -526,13 +553,24 @@ class FaultProxy:
         try:
             self._serve(handler, pending, target)
         finally:
-            exchange = pending.done()
-            with self._idle:
+            self._finish(pending)
+
+    def _finish(self, pending: _Pending) -> None:
+        """Log the exchange. Called just before the last thing the client sees (the answer written, the
+        socket closed), so a client holding its answer finds the exchange in the log; an exchange that
+        started before a `clear()` is not logged."""
+        if pending.finished:
+            return
+        pending.finished = True
+        exchange = pending.done()
+        with self._idle:
+            logged = pending.generation == self._generation
+            if logged:
                 self._log.append(exchange)
-                self._in_flight -= 1
-                self._idle.notify_all()
-            if self.on_exchange is not None:
-                self.on_exchange(exchange)
+            self._in_flight -= 1
+            self._idle.notify_all()
+        if logged and self.on_exchange is not None:
+            self.on_exchange(exchange)
 
     def _serve(self, handler: _Handler, pending: _Pending, target: str) -> None:
         try:
@@ -552,7 +590,9 @@ class FaultProxy:
         elif isinstance(fault, Timeout):
             self._hold(handler.connection, fault.seconds)
             handler.close_connection = True
+            self._finish(pending)
         elif isinstance(fault, Reset):
+            self._finish(pending)
             _abort(handler)
         else:
             if isinstance(fault, Delay) and self._stopping.wait(fault.seconds):
@@ -617,6 +657,7 @@ class FaultProxy:
         lines += [f"{name}: {value}\r\n" for name, value in headers]
         head = ("".join(lines) + "\r\n").encode("latin-1")
         pending.status, pending.response_headers, pending.response_body = code, headers, body
+        self._finish(pending)
         try:
             handler.wfile.write(head + body)
             handler.wfile.flush()

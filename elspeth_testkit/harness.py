@@ -12,6 +12,8 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from elspeth.landscape import schema
 from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manager
 from elspeth.settings import Settings, structure
 from elspeth_testkit.failures import ConformanceFailure
+from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.setups import Options, PluginSetup, Row
 from elspeth_testkit.sweep import Violation, sweep
 
@@ -130,6 +133,21 @@ class Harness:
 
     def fail(self, invariant: str, message: str, rows: list[dict[str, Any]] | None = None) -> None:
         raise ConformanceFailure(invariant, self.plugin.label, self.scenario, message, rows or [])
+
+    @contextmanager
+    def proxied(self) -> Iterator[FaultProxy]:
+        """The fault proxy in front of the plugin's service; options built inside use its URL."""
+        service = self.plugin.setup.service
+        self.require(
+            service, "the setup names no service (PluginSetup.service) for the plugin's calls", author_can_fix=True
+        )
+        assert service is not None
+        with FaultProxy(service.upstream) as proxy:
+            self.endpoint = proxy.url
+            try:
+                yield proxy
+            finally:
+                self.endpoint = None
 
     def options(self, subdir: str = "") -> Options:
         where = self.workdir / subdir if subdir else self.workdir

@@ -47,6 +47,6 @@ def write_report(
                     notes.append(f"- `{p.name}` {name.removeprefix(f'test_{kind}_')}: {outcome}: {reason}")
             lines.append(f"| `{p.name}` | {p.distribution} {p.version} | " + " | ".join(cells) + " |")
         if notes:
-            lines += [""] + notes
+            lines += ["", *notes]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

@@ -18,7 +18,10 @@ STANDARD_SCENARIOS: dict[str, tuple[str, ...]] = {
         "test_source_empty_input",
         "test_source_round_trip",
         "test_source_quarantine",
+        "test_source_call_linkage",
+        "test_source_sdk_failure",
         "test_source_recovery",
+        "test_source_secrets",
     ),
     "transform": (
         "test_transform_contract",
@@ -27,6 +30,7 @@ STANDARD_SCENARIOS: dict[str, tuple[str, ...]] = {
         "test_transform_call_linkage",
         "test_transform_sdk_failure",
         "test_transform_recovery",
+        "test_transform_secrets",
     ),
     "aggregate": (
         "test_aggregate_contract",
@@ -36,6 +40,7 @@ STANDARD_SCENARIOS: dict[str, tuple[str, ...]] = {
         "test_aggregate_sdk_failure",
         "test_aggregate_recovery_half_full_buffer",
         "test_aggregate_recovery_pending",
+        "test_aggregate_secrets",
     ),
     "sink": (
         "test_sink_contract",
@@ -45,6 +50,7 @@ STANDARD_SCENARIOS: dict[str, tuple[str, ...]] = {
         "test_sink_sdk_failure",
         "test_sink_recovery_mid_write",
         "test_sink_recovery_after_flush",
+        "test_sink_secrets",
     ),
 }
 """The suite, versioned with SUITE_VERSION: the meta-check fails when one of these is not collected for a

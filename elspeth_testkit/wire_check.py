@@ -10,10 +10,13 @@ when the stored request *contains* what was sent:
   (JSON Lines also fit as the list of their values; a multipart body fits when every part does);
 - a bodiless request (GET, DELETE, HEAD): its path, without the query, as a substring of a stored string.
 
-Exchanges are matched in order, each to the earliest free calls row that fits, with augmenting paths so
-that the matching is maximum. A request with a body that only fits a row by its path is matched last,
-and reported: the row holds metadata, not the body. Every unmatched exchange is reported once:
-`call-error-unrecorded` when it failed on the wire, `call-unrecorded` otherwise.
+Exchanges are matched in order, each to the earliest free calls row: first a maximum matching over the
+rows that hold the request and agree with what happened on the wire (an ERROR call for a failure; for a
+success, the response held); then each exchange left over takes any row that holds its request (moving
+exchanges already matched only among rows that agree with them); then a request with a body that is still
+left over takes a row that holds only its path, and is reported: the row holds metadata, not the body.
+Every unmatched exchange is reported once: `call-error-unrecorded` when it failed on the wire,
+`call-unrecorded` otherwise.
 
 Pass the exchanges of the run being checked only (`FaultProxy.clear()` between runs, `wait_idle()` before).
 Calls that never crossed this proxy (other hosts, non-HTTP) are not the wire check's business.
@@ -104,33 +107,45 @@ class StoredBody:
                     if parsed is not _NOT_JSON:
                         stack.append(parsed)
 
+    def holds(self, needle: Needle) -> bool:
+        return all(not alternatives.isdisjoint(self.keys) for alternatives in needle.parts)
+
     def holds_body(self, body: bytes, content_type: str | None = None) -> bool:
-        """A JSON body as an equal value at any depth; any body as an equal string or {"base64": ...} value;
-        JSON Lines also as the list of their values; a multipart body when every part is held."""
-        if content_type and content_type.lower().startswith("multipart/"):
-            parts = _multipart(body, content_type)
-            if parts:
-                return all(self.holds_body(data, ctype) for data, ctype in parts)
-        value = _json(body)
-        if value is not _NOT_JSON and _key(value) in self.keys:
-            return True
-        try:
-            text = body.decode("utf-8")
-        except UnicodeDecodeError:
-            text = None
-        if text is not None:
-            if _key(text) in self.keys:
-                return True
-            lines = [line for line in text.splitlines() if line.strip()]
-            values = [_json(line) for line in lines]
-            if len(values) > 1 and _NOT_JSON not in values and _key(values) in self.keys:
-                return True
-        return _key({"base64": base64.b64encode(body).decode("ascii")}) in self.keys
+        return self.holds(Needle.of(body, content_type))
 
     def holds_path(self, path: str) -> bool:
         """Some string holds `path`, as sent or percent-decoded."""
         forms = {path, unquote(path)}
         return any(form in string for string in self.strings for form in forms)
+
+
+@frozen
+class Needle:
+    """A body as the keys of the stored values that would hold it: per part (one, or each part of a
+    multipart body), the alternatives. A JSON body is held as an equal value at any depth; any body as an
+    equal string or {"base64": ...} value; JSON Lines also as the list of their values."""
+
+    parts: tuple[frozenset[str], ...]
+
+    @classmethod
+    def of(cls, body: bytes, content_type: str | None = None) -> Needle:
+        if content_type and content_type.lower().startswith("multipart/"):
+            parts = _multipart(body, content_type)
+            if parts:
+                return cls(tuple(alternative for data, ctype in parts for alternative in cls.of(data, ctype).parts))
+        keys = {_key({"base64": base64.b64encode(body).decode("ascii")})}
+        value = _json(body)
+        if value is not _NOT_JSON:
+            keys.add(_key(value))
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return cls((frozenset(keys),))
+        keys.add(_key(text))
+        values = [_json(line) for line in text.splitlines() if line.strip()]
+        if len(values) > 1 and all(v is not _NOT_JSON for v in values):
+            keys.add(_key(values))
+        return cls((frozenset(keys),))
 
 
 def contains_body(stored: Any, body: bytes, content_type: str | None = None) -> bool:
@@ -267,6 +282,84 @@ def _augment(
     return False
 
 
+@frozen
+class _Sent:
+    """One exchange with its bodies decoded (Content-Encoding undone) and made into needles once."""
+
+    exchange: Exchange
+    request: bytes
+    response: bytes
+    request_needle: Needle | None
+    response_needle: Needle | None
+
+    @classmethod
+    def of(cls, exchange: Exchange) -> _Sent:
+        request = _decoded(exchange.request_body, exchange.request_header("Content-Encoding"))
+        response = _decoded(exchange.response_body, exchange.response_header("Content-Encoding"))
+        return cls(
+            exchange,
+            request,
+            response,
+            Needle.of(request, exchange.request_header("Content-Type")) if request else None,
+            Needle.of(response, exchange.response_header("Content-Type")) if response else None,
+        )
+
+    def fits(self, call: _Call) -> bool:
+        """The call holds the request: its body, or for a bodiless request its path."""
+        if self.request_needle is not None:
+            return call.request.holds(self.request_needle)
+        return call.request.holds_path(self.exchange.path)
+
+    def fits_by_path(self, call: _Call) -> bool:
+        return call.request.holds_path(self.exchange.path)
+
+    def response_held(self, call: _Call) -> bool:
+        return (
+            self.response_needle is not None and call.response is not None and call.response.holds(self.response_needle)
+        )
+
+    def agrees(self, call: _Call) -> bool:
+        """The call's status tells what happened on the wire: a failure is an ERROR call (a garbled body may
+        instead be kept as the response), a success is not."""
+        if not self.exchange.failed:
+            return not call.is_error
+        return call.is_error or (self.exchange.fault == "malformed" and self.response_held(call))
+
+    def response_missing(self, call: _Call) -> bool:
+        return not self.exchange.failed and self.response_needle is not None and not self.response_held(call)
+
+    def clean(self, call: _Call) -> bool:
+        """Matched to `call` (which holds its request), this exchange would break no invariant."""
+        return self.agrees(call) and not self.response_missing(call)
+
+
+def _match(sent: list[_Sent], calls: list[_Call]) -> tuple[dict[int, int], set[int]]:
+    """Exchange index -> call order, and the exchanges matched by path only, in the three rounds the module
+    docstring tells. Exchanges already matched move only among clean rows, so no round makes an earlier
+    match worse: a retried request's failed and successful attempts each find their own row."""
+    clean: list[list[int]] = []
+    fitting: list[list[int]] = []
+    for s in sent:
+        fits = [call for call in calls if s.fits(call)]
+        clean.append([call.order for call in fits if s.clean(call)])
+        fitting.append([call.order for call in fits])
+    owner: dict[int, int] = {}
+    match: dict[int, int] = {}
+    for i in range(len(sent)):
+        _augment(i, clean[i], clean, owner, match)
+    for i in range(len(sent)):
+        if i not in match:
+            _augment(i, fitting[i], clean, owner, match)
+    for i in range(len(sent)):
+        if i not in match and sent[i].request:  # searching every string for the path is costly: only here
+            held = set(fitting[i])
+            by_path = [call.order for call in calls if call.order not in held and sent[i].fits_by_path(call)]
+            if by_path:
+                _augment(i, sorted(fitting[i] + by_path), clean, owner, match)
+    path_only = {i for i, order in match.items() if order not in fitting[i]}
+    return match, path_only
+
+
 # ---------------------------------------------------------------- reporting
 
 
@@ -325,35 +418,14 @@ def compare_wire_with_calls(
         if isinstance(engine_or_url, str):
             engine.dispose()
 
-    wire = sorted(exchanges, key=lambda e: e.index)
-    requests = [_decoded(e.request_body, e.request_header("Content-Encoding")) for e in wire]
-    responses = [_decoded(e.response_body, e.response_header("Content-Encoding")) for e in wire]
-    strong: list[list[int]] = []
-    weak: list[list[int]] = []
-    for exchange, body in zip(wire, requests, strict=True):
-        content_type = exchange.request_header("Content-Type")
-        by_path = [call.order for call in calls if call.request.holds_path(exchange.path)]
-        if body:
-            strong.append([call.order for call in calls if call.request.holds_body(body, content_type)])
-            held = set(strong[-1])
-            weak.append([order for order in by_path if order not in held])
-        else:
-            strong.append(by_path)
-            weak.append([])
-
-    owner: dict[int, int] = {}
-    match: dict[int, int] = {}
-    for i in range(len(wire)):
-        _augment(i, strong[i], strong, owner, match)
-    for i in range(len(wire)):
-        if i not in match and weak[i]:
-            _augment(i, sorted(weak[i] + strong[i]), strong, owner, match)
-    path_only = {i for i in match if match[i] not in strong[i]}
-
+    sent = [_Sent.of(e) for e in sorted(exchanges, key=lambda e: e.index)]
+    match, path_only = _match(sent, calls)
+    matched_calls = set(match.values())
+    free = [call for call in calls if call.order not in matched_calls]
     found: list[Violation] = []
-    free = [call for call in calls if call.order not in owner]
-    for i, exchange in enumerate(wire):
-        what = _describe(exchange, requests[i])
+    for i, s in enumerate(sent):
+        exchange = s.exchange
+        what = _describe(exchange, s.request)
         if i not in match:
             if exchange.failed:
                 found.append(
@@ -383,37 +455,31 @@ def compare_wire_with_calls(
         missing = []
         if i in path_only:
             missing.append("the request body that was sent (the row matched by its path only)")
-        if not exchange.failed and responses[i]:
-            content_type = exchange.response_header("Content-Type")
-            if call.response is None or not call.response.holds_body(responses[i], content_type):
-                missing.append(f"the response body the server sent ({len(responses[i])} B): {_preview(responses[i])}")
+        if s.response_missing(call):
+            missing.append(f"the response body the server sent ({len(s.response)} B): {_preview(s.response)}")
         if missing:
             found.append(
                 Violation(
                     "call-metadata-only",
-                    f"{what}: its {where} does not contain " + "; nor ".join(missing) + ". Record the full "
-                    "request and response (the JSON, the text, or the bytes), not sizes, hashes or a summary.",
+                    f"{what}: its {where} does not contain "
+                    + "; nor ".join(missing)
+                    + ". Record the full request and response (the JSON, the text, or the bytes), not sizes, "
+                    "hashes or a summary.",
                     [call.brief()],
                 )
             )
-        if exchange.failed and not call.is_error:
-            garbled_kept = (
-                exchange.fault == "malformed"
-                and call.response is not None
-                and call.response.holds_body(responses[i], exchange.response_header("Content-Type"))
-            )
-            if not garbled_kept:
-                found.append(
-                    Violation(
-                        "call-error-unrecorded",
-                        f"{what}: it failed on the wire ({_failure(exchange)}) but its {where} has status "
-                        f"{call.row['status']!r} and no error. Record a failure as an ERROR call with the error "
-                        "filled in (ctx.call does so when the exception leaves its block; or pass error=... to "
-                        "ctx.record_call)"
-                        + (", or keep the garbled body as the response." if exchange.fault == "malformed" else "."),
-                        [call.brief()],
-                    )
+        if exchange.failed and not s.agrees(call):
+            found.append(
+                Violation(
+                    "call-error-unrecorded",
+                    f"{what}: it failed on the wire ({_failure(exchange)}) but its {where} has status "
+                    f"{call.row['status']!r} and no error. Record a failure as an ERROR call with the error "
+                    "filled in (ctx.call does so when the exception leaves its block; or pass error=... to "
+                    "ctx.record_call)"
+                    + (", or keep the garbled body as the response." if exchange.fault == "malformed" else "."),
+                    [call.brief()],
                 )
+            )
     if orphans:
         found.append(
             Violation(
@@ -426,6 +492,12 @@ def compare_wire_with_calls(
     return found
 
 
+def wire_report(violations: list[Violation], run_id: str) -> str:
+    """A readable account of the wire check's `violations`, in the sweep's format."""
+    body = report(violations, run_id).split("\n", 1)[1:]
+    return "\n".join([f"Wire check of run {run_id}: {len(violations)} violation(s)", *body])
+
+
 def assert_wire_matches_calls(
     exchanges: Iterable[Exchange],
     engine_or_url: Engine | str,
@@ -435,7 +507,15 @@ def assert_wire_matches_calls(
     """Raise AssertionError with a readable report when `compare_wire_with_calls` finds anything."""
     violations = compare_wire_with_calls(exchanges, engine_or_url, run_id, payload_dir)
     if violations:
-        raise AssertionError(report(violations, run_id))
+        raise AssertionError(wire_report(violations, run_id))
 
 
-__all__ = ["StoredBody", "Violation", "assert_wire_matches_calls", "compare_wire_with_calls", "contains_body"]
+__all__ = [
+    "Needle",
+    "StoredBody",
+    "Violation",
+    "assert_wire_matches_calls",
+    "compare_wire_with_calls",
+    "contains_body",
+    "wire_report",
+]

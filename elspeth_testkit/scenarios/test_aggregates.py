@@ -99,10 +99,15 @@ def test_aggregate_recovery_pending(h: Harness, plugin_info) -> None:
 
 
 def test_aggregate_call_linkage(h: Harness, plugin_info) -> None:
-    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), "the aggregate declares no external calls")
-    pytest.skip("wire check not wired yet")
+    checks.call_linkage(h, lambda hh: _pipeline(hh, _rows(hh, 6), count=3))
 
 
 def test_aggregate_sdk_failure(h: Harness, plugin_info) -> None:
-    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), "the aggregate declares no external calls")
-    pytest.skip("wire check not wired yet")
+    checks.sdk_failure(h, lambda hh: _pipeline(hh, _rows(hh, 6), count=3))
+
+
+def test_aggregate_secrets(h: Harness, plugin_info) -> None:
+    options = h.options()
+    aggregation = {"plugin": h.plugin.info.name, "name": "under_test", "options": options, "trigger": {"count": 4}}
+    settings = h.pipeline(_rows(h, 6), aggregations=[aggregation])
+    checks.secrets_stay_out(h, settings, options)

@@ -104,10 +104,13 @@ def test_sink_recovery_after_flush(h: Harness, plugin_info) -> None:
 
 
 def test_sink_call_linkage(h: Harness, plugin_info) -> None:
-    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), "the sink declares no external calls")
-    pytest.skip("wire check not wired yet")
+    checks.call_linkage(h, lambda hh: _pipeline(hh, generic_rows(9), write_batch_rows=4, checkpoint_every_rows=5)[0])
 
 
 def test_sink_sdk_failure(h: Harness, plugin_info) -> None:
-    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), "the sink declares no external calls")
-    pytest.skip("wire check not wired yet")
+    checks.sdk_failure(h, lambda hh: _pipeline(hh, generic_rows(9), write_batch_rows=4, checkpoint_every_rows=5)[0])
+
+
+def test_sink_secrets(h: Harness, plugin_info) -> None:
+    settings, options = _pipeline(h, generic_rows(5))
+    checks.secrets_stay_out(h, settings, options)

@@ -89,3 +89,25 @@ def test_source_recovery(h: Harness, plugin_info) -> None:
     resumed = h.resume(run_id, settings)
     h.check(resumed)
     checks.same_rows(h, "resume-exact", read_jsonl(h.sink_path("main")), rows, "after a SIGKILL at record 25")
+
+
+def _with_rows(h: Harness) -> dict:
+    _writable(h)
+    settings, options = _pipeline(h)
+    h.plugin.setup.write_input(generic_rows(6), options)
+    return settings
+
+
+def test_source_call_linkage(h: Harness, plugin_info) -> None:
+    checks.call_linkage(h, _with_rows)
+
+
+def test_source_sdk_failure(h: Harness, plugin_info) -> None:
+    checks.sdk_failure(h, _with_rows)
+
+
+def test_source_secrets(h: Harness, plugin_info) -> None:
+    settings, options = _pipeline(h)
+    if h.plugin.setup.write_input:
+        h.plugin.setup.write_input(generic_rows(5), options)
+    checks.secrets_stay_out(h, settings, options)

@@ -64,10 +64,14 @@ def test_transform_recovery(h: Harness, plugin_info) -> None:
 
 
 def test_transform_call_linkage(h: Harness, plugin_info) -> None:
-    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), "the transform declares no external calls")
-    pytest.skip("wire check not wired yet")
+    checks.call_linkage(h, lambda hh: _pipeline(hh, _rows(hh, 6)))
 
 
 def test_transform_sdk_failure(h: Harness, plugin_info) -> None:
-    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), "the transform declares no external calls")
-    pytest.skip("wire check not wired yet")
+    checks.sdk_failure(h, lambda hh: _pipeline(hh, _rows(hh, 6)))
+
+
+def test_transform_secrets(h: Harness, plugin_info) -> None:
+    options = h.options()
+    settings = h.pipeline(_rows(h, 5), transforms=[{"plugin": h.plugin.info.name, "options": options}])
+    checks.secrets_stay_out(h, settings, options)

@@ -1,0 +1,86 @@
+"""A real upstream for the fault proxy and the wire check: a small HTTP/1.1 server on 127.0.0.1 that echoes
+each request as JSON. `/status/<code>` answers that code itself; `/text` answers plain text."""
+
+from __future__ import annotations
+
+import json
+import socketserver
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from elspeth_testkit.fault_proxy import FaultProxy
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def _body(self) -> bytes:
+        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
+            raise AssertionError("the proxy forwards bodies with a Content-Length")
+        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+    def _answer(self, code: int, body: bytes, content_type: str = "application/json") -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _echo(self) -> None:
+        body = self._body()
+        path, _, query = self.path.partition("?")
+        if path.startswith("/status/"):
+            code = int(path.rsplit("/", 1)[1])
+            self._answer(code, json.dumps({"error": {"code": str(code), "message": "from upstream"}}).encode())
+            return
+        if path == "/text":
+            self._answer(200, b"plain text, not JSON", "text/plain")
+            return
+        try:
+            echoed = json.loads(body) if body else None
+        except ValueError:
+            echoed = body.decode("utf-8", "replace")
+        document = {
+            "method": self.command,
+            "path": path,
+            "query": query,
+            "headers": dict(self.headers.items()),
+            "echo": echoed,
+        }
+        self._answer(200, json.dumps(document).encode())
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _echo
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+class EchoServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def server_bind(self) -> None:  # HTTPServer's looks up the host's FQDN, which can be slow
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    server = EchoServer(("127.0.0.1", 0), EchoHandler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()
+
+
+@pytest.fixture
+def proxy(upstream: str) -> Iterator[FaultProxy]:
+    with FaultProxy(upstream, upstream_timeout=5) as p:
+        yield p

@@ -1,2 +1,7 @@
-"""Elspeth's testkit: the Landscape sweep (`elspeth_testkit.sweep`) that every scenario ends with, and the
-conformance kit built on it."""
+"""Elspeth's conformance kit: a pytest plugin (`pytest --elspeth-conformance`) that proves installed plugins
+keep the audit promise, plus the pieces it is built from (the Landscape sweep, the fault proxy, the wire
+check). Importing this package is cheap: only the setup classes come with it."""
+
+from elspeth_testkit.setups import PluginSetup, Service, local_file_setup
+
+__all__ = ["PluginSetup", "Service", "local_file_setup"]

@@ -48,7 +48,8 @@ class Success:
     rows: tuple[Row, ...]
 
     def __init__(self, *rows: Row) -> None:
-        self.__attrs_init__(tuple(rows))
+        # Set directly: one Success per row per transform is the engine's hot path.
+        object.__setattr__(self, "rows", rows)
 
 
 @frozen

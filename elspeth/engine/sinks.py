@@ -19,14 +19,8 @@ from elspeth.errors import PluginCrash
 from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.statuses import StateStatus, TokenOutcome
 
-
-@define(slots=True)
-class _Delivery:
-    token_id: int
-    outcome: TokenOutcome
-    decided_by: str
-    row_hash: str
-    reason: dict[str, Any] | None
+# (token_id, outcome, node that decided it, reason): kept until the flush that makes the row durable.
+_Delivery = tuple[int, TokenOutcome, str, dict[str, Any] | None]
 
 
 @define
@@ -37,6 +31,7 @@ class SinkRuntime:
     make_ctx: Any
     batch_rows: int
     rows: list[Row] = field(factory=list)
+    hashes: list[str] = field(factory=list)
     deliveries: list[_Delivery] = field(factory=list)
     written: list[_Delivery] = field(factory=list)
     """Written but not yet made durable by a flush."""
@@ -62,7 +57,8 @@ class SinkRuntime:
         reason: dict[str, Any] | None = None,
     ) -> None:
         self.rows.append(row)
-        self.deliveries.append(_Delivery(token_id, outcome, decided_by, row_hash, reason))
+        self.hashes.append(row_hash)
+        self.deliveries.append((token_id, outcome, decided_by, reason))
         if len(self.rows) >= self.batch_rows:
             self.write()
 
@@ -73,9 +69,9 @@ class SinkRuntime:
     def write(self) -> None:
         if not self.rows:
             return
-        rows, deliveries = self.rows, self.deliveries
-        self.rows, self.deliveries = [], []
-        digest = hashlib.sha256("".join(d.row_hash for d in deliveries).encode()).hexdigest()
+        rows, hashes, deliveries = self.rows, self.hashes, self.deliveries
+        self.rows, self.hashes, self.deliveries = [], [], []
+        digest = hashlib.sha256("".join(hashes).encode()).hexdigest()
         state = self.recorder.open_state(self.node.node_id, "write", input_hash=digest)
         try:
             self.node.plugin.write(rows, self.make_ctx(self.node.node_id, state))
@@ -106,15 +102,7 @@ class SinkRuntime:
             row_count=artifact.row_count,
         )
         self.recorder.add_checkpoint(self.node.node_id, artifact_id, artifact.resume, rows_read)
-        for d in self.written:
-            self.recorder.add_outcome(
-                d.token_id,
-                d.outcome,
-                node_id=d.decided_by,
-                sink_node_id=self.node.node_id,
-                artifact_id=artifact_id,
-                reason=d.reason,
-            )
+        self.recorder.add_sink_outcomes(self.node.node_id, artifact_id, self.written)
         self.written = []
         self.recorder.commit()
         self.last_artifact = artifact

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from attrs import frozen
@@ -311,6 +311,31 @@ class Recorder:
                 self.now(),
             ],
         )
+
+    def add_sink_outcomes(
+        self,
+        sink_node_id: str,
+        artifact_id: int,
+        written: Sequence[tuple[int, TokenOutcome, str, Mapping[str, Any] | None]],
+    ) -> None:
+        """The outcomes a sink flush confirms: (token_id, outcome, decided_by node, reason) each, one timestamp."""
+        now = self.now()
+        rows = self._inserts[schema.token_outcomes]
+        for token_id, outcome, decided_by, reason in written:
+            rows.append(
+                [
+                    self.run_id,
+                    token_id,
+                    outcome,
+                    decided_by,
+                    sink_node_id,
+                    artifact_id,
+                    None,
+                    None if reason is None else self._error_json(reason),
+                    now,
+                ]
+            )
+        self._entries += len(written)
 
     # ------------------------------------------------------------ node states
 

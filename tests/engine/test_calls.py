@@ -71,3 +71,42 @@ def test_class4_a_call_under_a_synthetic_parent_is_refused_not_written(world):
     assert w.query("SELECT count(*) AS n FROM calls WHERE run_id = :run", run=summary.run_id) == [{"n": 0}]
     assert w.query("PRAGMA foreign_key_check") == []
     w.assert_clean(summary.run_id)
+
+
+def test_record_call_hook_fires_after_the_call_is_durable(tmp_path, registry):
+    """Observers (cassettes, telemetry, the kit) hear of a call only once another connection can read it."""
+    from sqlalchemy import create_engine, text
+
+    from elspeth.engine.orchestrator import run_pipeline
+    from elspeth.hookspecs import hookimpl
+    from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
+    from elspeth.settings import Settings, structure
+
+    from . import sample_plugins
+
+    url = f"sqlite:///{tmp_path / 'landscape.db'}"
+    heard: list[tuple[int, int, bool]] = []
+
+    class Observer:
+        @hookimpl
+        def record_call(self, call):
+            engine = create_engine(url)
+            with engine.connect() as conn:
+                stored = conn.execute(
+                    text("SELECT count(*) FROM calls WHERE run_id = :r AND state_id = :s AND call_index = :i"),
+                    {"r": call.run_id, "s": call.state_id, "i": call.call_index},
+                ).scalar()
+            engine.dispose()
+            heard.append((call.state_id, call.call_index, stored == 1))
+
+    registry = PluginRegistry(make_plugin_manager([sample_plugins, Observer()]))
+    settings = {
+        "source": {"plugin": "test_numbers", "options": {"count": 4}},
+        "transforms": [{"plugin": "test_caller", "options": {"calls": 2}}],
+        "sinks": {"out": {"plugin": "jsonl", "options": {"path": str(tmp_path / "out.jsonl")}}},
+        "landscape": {"payload_dir": str(tmp_path / "payloads")},
+    }
+    summary = run_pipeline(structure(settings, Settings, where="$"), registry=registry, landscape_url=url)
+    assert summary.status == "completed", summary.error
+    assert len(heard) == 8
+    assert all(durable for _, _, durable in heard), "the hook fired before the call was committed"

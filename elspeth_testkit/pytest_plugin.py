@@ -36,6 +36,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="a scenario skipped for a missing setup or an opt-out fails instead",
     )
     group.addoption(
+        "--elspeth-record-cassettes",
+        action="store_true",
+        help="elspeth_cassette records against the live service instead of replaying",
+    )
+    group.addoption(
         "--elspeth-report",
         metavar="PATH",
         help="write a Markdown plugin x scenario matrix of the conformance run to PATH",
@@ -67,3 +72,21 @@ def elspeth_conformance_setups() -> dict[str, Any]:
     from elspeth_testkit.builtin_setups import BUILTIN_SETUPS
 
     return dict(BUILTIN_SETUPS)
+
+
+@pytest.fixture
+def elspeth_cassette(request: pytest.FixtureRequest) -> Any:
+    """Replay (or, with --elspeth-record-cassettes, record) the HTTP traffic of a block, secrets scrubbed:
+
+    def test_classify(elspeth_cassette):
+        with elspeth_cassette("tests/cassettes/classify.yaml", secrets=[api_key]):
+            ...run the pipeline...
+    """
+    from elspeth.cassettes import cassette
+
+    mode = "record" if request.config.getoption("elspeth_record_cassettes") else "replay"
+
+    def use(path: str | Path, secrets: tuple[str, ...] | list[str] = ()) -> Any:
+        return cassette(path, mode, secrets)
+
+    return use

@@ -20,7 +20,7 @@ SECRET = "sk-cassette-secret-0123456789"
 class _Echo(BaseHTTPRequestHandler):
     counter = 0
 
-    def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         _Echo.counter += 1
         reply = json.dumps({"n": _Echo.counter, "size": len(body), "echo": body.decode(errors="replace")[:200]})
@@ -83,10 +83,9 @@ def test_no_secret_reaches_the_cassette(tmp_path, server):
 
 def test_an_unrecorded_request_fails_instead_of_going_out(tmp_path, server):
     path = tmp_path / "tape.yaml"
-    with cassette(path, "record"):
-        with httpx.Client() as client:
-            client.post(f"{server}/v1/chat", json={"prompt": "known"})
-    with cassette(path, "replay"), httpx.Client() as client, pytest.raises(Exception, match="[Cc]assette"):
+    with cassette(path, "record"), httpx.Client() as client:
+        client.post(f"{server}/v1/chat", json={"prompt": "known"})
+    with cassette(path, "replay"), httpx.Client() as client, pytest.raises(Exception, match=r"[Cc]assette"):
         client.post(f"{server}/v1/chat", json={"prompt": "unknown"})
 
 

@@ -1,0 +1,349 @@
+"""Calls to Azure OpenAI through the `openai` SDK, each one recorded, with the plugins' own retries.
+
+Every HTTP request the SDK sends is one recorded call: the SDK's retries are off (`max_retries=0`) and the
+plugin retries what is worth retrying (429, 408, 409, 5xx, timeouts, dropped connections, a garbled
+body), recording each attempt; `ctx.call` records a failure as an ERROR call. A request is recorded as
+`{"operation", "method", "url", ...}` plus exactly what the SDK sends (`body` for JSON, the fields of a
+multipart upload), a response as the SDK's parsed object (`model_dump`) or the bytes of a file; the api
+key travels only in the `api-key` header, which is never recorded.
+
+The SDK is imported when a plugin first calls, so `elspeth plugins` works without `elspeth[azure]`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from urllib.parse import quote
+
+from attrs import field, frozen
+
+from elspeth import canonical
+from elspeth.api import Context, Row
+from elspeth.errors import ConfigError, NonCanonicalValueError
+from elspeth.plugins.azure.prompts import PromptTemplate, check_template
+from elspeth.plugins.options import one_of
+
+if TYPE_CHECKING:
+    import openai
+
+PROVIDER = "azure_openai"
+COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
+MAX_RETRY_AFTER_SECONDS = 60.0
+"""A Retry-After longer than this is capped: the plugin's retries are for short hiccups."""
+
+T = TypeVar("T")
+R = TypeVar("R")
+FailureKind = Literal["transient", "row", "fatal"]
+
+
+# ---------------------------------------------------------------- options
+
+
+def positive(_instance: Any, attribute: Any, value: float | int | None) -> None:
+    if value is not None and not value > 0:
+        raise ConfigError(f"option `{attribute.name}` must be greater than 0, not {value!r}")
+
+
+def valid_template(_instance: Any, attribute: Any, value: Any) -> None:
+    if value is not None:
+        check_template(attribute.name, value)
+
+
+@frozen(kw_only=True)
+class AzureOpenAIOptions:
+    """Options every Azure OpenAI plugin takes."""
+
+    endpoint: str
+    """The resource's endpoint, e.g. https://my-resource.openai.azure.com (the SDK's azure_endpoint)."""
+    deployment: str
+    """The model deployment to call."""
+    api_version: str = "2024-10-21"
+    api_key: str | None = None
+    """Required unless `use_default_credential`."""
+    use_default_credential: bool = False
+    """Authenticate with azure-identity's DefaultAzureCredential (managed identity, az login, ...) instead."""
+    system_prompt: str | None = field(default=None, validator=valid_template)
+    """A template, sent as the system message before each prompt."""
+    response_format: str = field(default="text", validator=one_of("text", "json"))
+    """json: ask for a JSON object and parse it; an answer that is not JSON is the row's error."""
+    temperature: float | None = None
+    max_tokens: int | None = field(default=None, validator=positive)
+    timeout_seconds: float = field(default=60.0, validator=positive)
+    """Per HTTP request."""
+    max_attempts: int = field(default=3, validator=positive)
+    """Attempts per request, counting the first, for 429/5xx/timeouts/dropped connections."""
+    backoff_seconds: float = 1.0
+    """Wait before the 2nd attempt, doubling after; a Retry-After from the service takes precedence."""
+
+    def __attrs_post_init__(self) -> None:
+        if not self.endpoint.startswith(("https://", "http://")):
+            raise ConfigError(
+                f"option `endpoint` must be an https:// URL, e.g. https://my-resource.openai.azure.com, "
+                f"not {self.endpoint!r}"
+            )
+        if self.api_key and self.use_default_credential:
+            raise ConfigError("options `api_key` and `use_default_credential` exclude each other; give one")
+        if not self.api_key and not self.use_default_credential:
+            raise ConfigError(
+                "option `api_key` is required (or set `use_default_credential: true`); put the key in "
+                "an environment variable and write api_key: ${AZURE_OPENAI_API_KEY}"
+            )
+        if self.temperature is not None and not 0 <= self.temperature <= 2:
+            raise ConfigError(f"option `temperature` must be between 0 and 2, not {self.temperature!r}")
+        if self.backoff_seconds < 0:
+            raise ConfigError(f"option `backoff_seconds` must be 0 or more, not {self.backoff_seconds!r}")
+
+
+# ---------------------------------------------------------------- failures
+
+
+class CallFailure(Exception):
+    """A call that failed for good (after the plugin's retries). `kind`: "transient" (the service's state:
+    worth trying again later), "row" (the service refused this input, e.g. a content filter, or its answer is
+    unusable) or "fatal" (configuration: bad key, unknown deployment)."""
+
+    def __init__(
+        self, reason: str, kind: FailureKind, *, status: int | None = None, retry_after: float | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.kind = kind
+        self.status = status
+        self.retry_after = retry_after
+        self.attempts = 1
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind == "transient"
+
+    def details(self) -> dict[str, Any]:
+        return {"kind": self.kind, "status": self.status, "attempts": self.attempts}
+
+
+def _sdk_errors() -> tuple[type[BaseException], ...]:
+    import openai
+
+    # ValueError: a body that is not JSON (json.JSONDecodeError) from a garbled or cut response.
+    return (openai.OpenAIError, ValueError)
+
+
+def classify(exc: BaseException) -> CallFailure:
+    """What an exception from the SDK means for the row."""
+    import openai
+
+    if isinstance(exc, openai.APITimeoutError):
+        return CallFailure(f"the request timed out: {exc}", "transient")
+    if isinstance(exc, openai.APIConnectionError):
+        cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
+        return CallFailure(f"connection failed: {exc}{cause}", "transient")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        message = _error_message(exc.body) or exc.message
+        reason = f"HTTP {status} from Azure OpenAI: {message}"
+        if status in (408, 409, 429) or status >= 500:
+            return CallFailure(reason, "transient", status=status, retry_after=_retry_after(exc.response.headers))
+        if status in (400, 413, 422):
+            return CallFailure(reason, "row", status=status)
+        return CallFailure(reason, "fatal", status=status)
+    if isinstance(exc, ValueError):
+        return CallFailure(f"the response could not be read: {type(exc).__name__}: {exc}", "transient")
+    return CallFailure(f"{type(exc).__name__}: {exc}", "fatal")
+
+
+def _error_message(body: object) -> str | None:
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict):
+            code, message = inner.get("code"), inner.get("message")
+            if message:
+                return f"{code}: {message}" if code else str(message)
+    return None
+
+
+def _retry_after(headers: Any) -> float | None:
+    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is None:
+            continue
+        try:
+            seconds = float(value) * scale
+        except ValueError:
+            continue  # an HTTP date: fall back to the plugin's backoff
+        if math.isfinite(seconds) and seconds >= 0:
+            return min(seconds, MAX_RETRY_AFTER_SECONDS)
+    return None
+
+
+# ---------------------------------------------------------------- the client
+
+
+class AzureOpenAIClient:
+    """One SDK client per plugin instance, built on first use, and every call it makes recorded."""
+
+    def __init__(self, options: AzureOpenAIOptions) -> None:
+        self.options = options
+        self._sdk: openai.AzureOpenAI | None = None
+
+    @property
+    def sdk(self) -> openai.AzureOpenAI:
+        return self.connect()
+
+    def connect(self) -> openai.AzureOpenAI:
+        """The client, built on first use (no request is sent to build it)."""
+        if self._sdk is None:
+            self._sdk = self._build()
+        return self._sdk
+
+    def _build(self) -> openai.AzureOpenAI:
+        try:
+            import openai
+        except ImportError:  # pragma: no cover - openai comes with elspeth[azure]
+            raise ConfigError("the Azure OpenAI plugins need the openai SDK: pip install 'elspeth[azure]'") from None
+        o = self.options
+        common: dict[str, Any] = {
+            "azure_endpoint": o.endpoint,
+            "api_version": o.api_version,
+            "timeout": o.timeout_seconds,
+            "max_retries": 0,  # every HTTP request is one recorded call; the plugin retries
+        }
+        if o.use_default_credential:
+            from azure.identity import DefaultAzureCredential, get_bearer_token_provider
+
+            provider = get_bearer_token_provider(DefaultAzureCredential(), COGNITIVE_SERVICES_SCOPE)
+            return openai.AzureOpenAI(azure_ad_token_provider=provider, **common)
+        return openai.AzureOpenAI(api_key=o.api_key, **common)
+
+    def close(self) -> None:
+        if self._sdk is not None:
+            self._sdk.close()
+            self._sdk = None
+
+    def url(self, path: str) -> str:
+        """The URL the SDK requests for `path` (under /openai), as recorded: no credentials in it."""
+        return f"{self.options.endpoint.rstrip('/')}/openai{path}?api-version={quote(self.options.api_version)}"
+
+    def call(
+        self,
+        ctx: Context,
+        call_type: str,
+        request: dict[str, Any],
+        send: Callable[[], T],
+        describe: Callable[[T], R],
+    ) -> R:
+        """`send()` under `ctx.call`, its result recorded as, and returned as, `describe(result)`; retried as
+        the options say. Raises CallFailure once retries are exhausted or the failure is not worth retrying."""
+        errors = _sdk_errors()
+        self.connect()  # outside the recorded call: a client that cannot be built is no failed call
+        attempts = self.options.max_attempts
+        for attempt in range(1, attempts + 1):
+            try:
+                with ctx.call(call_type, PROVIDER, request) as scope:
+                    described = describe(send())
+                    scope.response = described
+            except errors as exc:
+                failure = classify(exc)
+                failure.attempts = attempt
+                if not failure.retryable or attempt == attempts:
+                    raise failure from exc
+                wait = failure.retry_after
+                if wait is None:
+                    wait = self.options.backoff_seconds * 2 ** (attempt - 1)
+                ctx.clock.sleep(wait)
+            else:
+                return described
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    # ------------------------------------------------------------ chat completions
+
+    def chat_body(self, messages: list[dict[str, str]]) -> dict[str, Any]:
+        """The JSON body of a chat completion request, exactly as the SDK sends it (and a batch line holds)."""
+        o = self.options
+        body: dict[str, Any] = {"model": o.deployment, "messages": messages}
+        if o.temperature is not None:
+            body["temperature"] = o.temperature
+        if o.max_tokens is not None:
+            body["max_tokens"] = o.max_tokens
+        if o.response_format == "json":
+            body["response_format"] = {"type": "json_object"}
+        return body
+
+    def chat(self, ctx: Context, messages: list[dict[str, str]]) -> Any:
+        """One chat completion, recorded (call type "llm"); its answer as `answer()` reads it."""
+        body = self.chat_body(messages)
+        deployment = self.options.deployment
+        request = {
+            "operation": "chat.completions.create",
+            "method": "POST",
+            "url": self.url(f"/deployments/{quote(deployment, safe='')}/chat/completions"),
+            "deployment": deployment,
+            "body": body,
+        }
+        completion = self.call(
+            ctx,
+            "llm",
+            request,
+            lambda: self.sdk.chat.completions.create(**body),
+            lambda result: result.model_dump(mode="json"),
+        )
+        return self.answer(completion)
+
+    def answer(self, completion: Any) -> Any:
+        """The answer in a chat.completion object (a dict): its text, or the JSON value in JSON mode.
+        Raises CallFailure("row") when there is none, or it is not the JSON asked for."""
+        try:
+            choice = completion["choices"][0]
+            content = choice["message"]["content"]
+        except (KeyError, IndexError, TypeError):
+            raise CallFailure("the completion holds no choice with a message", "row") from None
+        if not isinstance(content, str):
+            reason = choice.get("finish_reason") if isinstance(choice, dict) else None
+            raise CallFailure(f"the completion holds no text (finish_reason {reason!r})", "row")
+        if self.options.response_format != "json":
+            return content
+        try:
+            value = strict_json(content)
+            canonical.canonical_bytes(value)
+        except NonCanonicalValueError as exc:
+            raise CallFailure(f"the JSON answer holds a value no audit trail can hold exactly: {exc}", "row") from None
+        except ValueError as exc:
+            raise CallFailure(f"response_format is json, but the answer is not JSON: {exc}", "row") from None
+        if not isinstance(value, dict):
+            raise CallFailure(f"response_format is json, but the answer is a JSON {type(value).__name__}", "row")
+        return value
+
+
+def strict_json(text: str) -> Any:
+    """json.loads without NaN, Infinity or numbers too big for a float, which no Landscape may hold."""
+
+    def refuse(name: str) -> Any:
+        raise ValueError(f"{name} is not valid JSON")
+
+    def finite(number: str) -> float:
+        value = float(number)
+        if not math.isfinite(value):
+            raise ValueError(f"{number} is too big for a float")
+        return value
+
+    return json.loads(text, parse_constant=refuse, parse_float=finite)
+
+
+# ---------------------------------------------------------------- prompts
+
+
+class Prompts:
+    """The messages of one query: the optional system prompt and the user prompt, both templates."""
+
+    def __init__(self, prompt: str, prompt_option: str, system_prompt: str | None) -> None:
+        self.user = PromptTemplate(prompt, prompt_option)
+        self.system = PromptTemplate(system_prompt, "system_prompt") if system_prompt is not None else None
+
+    def messages(self, row: Row) -> list[dict[str, str]]:
+        """Raises PromptError when the row does not fit the templates."""
+        messages = []
+        if self.system is not None:
+            messages.append({"role": "system", "content": self.system.render(row)})
+        messages.append({"role": "user", "content": self.user.render(row)})
+        return messages

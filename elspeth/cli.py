@@ -1,4 +1,4 @@
-"""The `elspeth` command: run, resume, validate, explain, runs, plugins.
+"""The `elspeth` command: run, resume, validate, explain, runs, plugins (and plugins new), install, uninstall.
 
 Every ElspethError becomes `Error: <message>` on stderr and exit code 2, without a traceback (`--debug`
 shows it). Commands only parse, call the library and render; the queries live in landscape/lineage.py.
@@ -19,7 +19,7 @@ from sqlalchemy import Connection
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from elspeth import __version__
+from elspeth import __version__, installer, scaffold
 from elspeth.console import LiveStatus, duration, plural, rate, short_hash, table, when
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
@@ -464,21 +464,115 @@ def _indent(text: str, width: int = 2) -> list[str]:
 # ---------------------------------------------------------------- plugins
 
 
-@main.command()
+@main.group(invoke_without_command=True, subcommand_metavar="[COMMAND [ARGS]...]")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def plugins(as_json: bool) -> None:
-    """List the installed plugins.
+@click.pass_context
+def plugins(ctx: click.Context, as_json: bool) -> None:
+    """List the installed plugins, or scaffold a new one.
 
-    Name, kind, the distribution that installed it, its version, and the hook that registered it.
+    Without a subcommand: name, kind, the distribution that installed it, its version, and the hook that
+    registered it.
+
+    \b
+    Examples:
+      elspeth plugins --json
+      elspeth plugins new my_sink --kind sink
+    """
+    if ctx.invoked_subcommand is not None:
+        return
+    rows = [installer.listed(p) for p in PluginRegistry(make_plugin_manager()).all()]
+    if as_json:
+        click.echo(json.dumps([dict(zip(installer.LISTED_KEYS, row, strict=True)) for row in rows], indent=2))
+    else:
+        click.echo(_plugin_table(rows))
+
+
+def _plugin_table(rows: list[installer.Listed]) -> str:
+    return table(("NAME", "KIND", "DISTRIBUTION", "VERSION", "HOOK"), rows)
+
+
+@plugins.command("new")
+@click.argument("name")
+@click.option("--kind", required=True, type=click.Choice(scaffold.KINDS), help="The kind of plugin to make.")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where to create the package (default: ./elspeth-NAME); must not exist or be empty.",
+)
+def plugins_new(name: str, kind: str, directory: Path | None) -> None:
+    """Scaffold a plugin package that passes the conformance suite as generated.
+
+    Writes pyproject.toml (with the entry point), the package elspeth_NAME/ holding the plugin class and
+    its hook, a README, a conftest.py that tells the conformance kit how to exercise the plugin, a test,
+    and a GitHub Actions workflow running both.
 
     \b
     Example:
-      ELSPETH_LOAD_PLUGINS=builtin elspeth plugins --json
+      elspeth plugins new my_sink --kind sink
+      cd elspeth-my-sink && elspeth install -e .
+      python -m pytest --elspeth-conformance --elspeth-plugin sink:my_sink
     """
-    found = PluginRegistry(make_plugin_manager()).all()
-    rows = [(p.name, p.kind, p.distribution, p.version, p.hook) for p in found]
-    if as_json:
-        keys = ("name", "kind", "distribution", "version", "hook")
-        click.echo(json.dumps([dict(zip(keys, row, strict=True)) for row in rows], indent=2))
+    plan = scaffold.plan(name, kind, directory)
+    written = scaffold.write(plan)
+    where = plan.directory
+    article = "an" if kind == "aggregate" else "a"
+    click.echo(f"Created {article} {kind} plugin {name!r} in {where}/:")
+    for path in sorted(written):
+        click.echo(f"  {path.relative_to(where)}")
+    click.echo(
+        "\nNext:\n"
+        f"  cd {where}\n"
+        "  elspeth install -e .\n"
+        f"  python -m pytest --elspeth-conformance --elspeth-plugin {kind}:{name}"
+    )
+
+
+# ---------------------------------------------------------------- install / uninstall
+
+_PIP_ARGS = {"ignore_unknown_options": True, "help_option_names": ["-h", "--help"]}
+
+
+@main.command(context_settings=_PIP_ARGS)
+@click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
+def install(packages: tuple[str, ...]) -> None:
+    """Install plugin packages into the environment running elspeth.
+
+    Runs `python -m pip install PACKAGE...` with the Python that runs elspeth, passing every argument
+    through (-e PATH, --upgrade, a version specifier, ...), then lists the plugins that became available.
+
+    \b
+    Examples:
+      elspeth install elspeth-http
+      elspeth install -e contrib/elspeth-http
+      elspeth install --upgrade elspeth-http
+    """
+    before, _ = installer.installed_plugins()
+    installer.run_pip("install", packages)
+    added = [row for row in installer.plugins_after_pip() if row not in before]
+    if added:
+        click.echo("\nPlugins added or changed:\n" + _plugin_table(added))
     else:
-        click.echo(table(("NAME", "KIND", "DISTRIBUTION", "VERSION", "HOOK"), rows))
+        click.echo("\nNo new plugins: what was installed registers none that were not there ('elspeth plugins').")
+
+
+@main.command(context_settings=_PIP_ARGS)
+@click.argument("packages", nargs=-1, required=True, type=click.UNPROCESSED)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
+def uninstall(packages: tuple[str, ...], yes: bool) -> None:
+    """Uninstall plugin distributions from the environment running elspeth.
+
+    Runs `python -m pip uninstall NAME...` with the Python that runs elspeth, passing every argument
+    through, then lists the plugins that went away.
+
+    \b
+    Example:
+      elspeth uninstall elspeth-http -y
+    """
+    installer.refuse_uninstalling_elspeth(packages)
+    before, _ = installer.installed_plugins()
+    installer.run_pip("uninstall", [*packages, *(["--yes"] if yes else [])])
+    now = installer.plugins_after_pip()
+    removed = [row for row in before if row not in now]
+    if removed:
+        click.echo("\nPlugins removed:\n" + _plugin_table(removed))

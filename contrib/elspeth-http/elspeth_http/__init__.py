@@ -1,0 +1,1 @@
+"""Elspeth plugins that talk to JSON REST APIs over plain HTTP: the `http_enrich` transform."""

@@ -1,0 +1,308 @@
+"""The `http_enrich` transform: one JSON REST call per row, its answer added to the row.
+
+Plain httpx, no SDK: every attempt is one request on the wire and one call recorded in the Landscape
+(`ctx.call`), retried here, never inside the client, so the audit trail shows each attempt the server saw.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http
+import json
+import math
+import re
+from collections.abc import Mapping
+from datetime import UTC
+from typing import Any, ClassVar
+
+import httpx
+from attrs import Attribute, field, frozen
+
+from elspeth.api import Capability, Context, Error, Row, Success, Transform, TransformResult
+from elspeth.canonical import describe_non_canonical
+from elspeth.errors import ConfigError
+from elspeth_http.template import MissingField, UnusableValue, UrlTemplate
+
+PROVIDER = "http_enrich"
+METHODS = ("GET", "POST")
+RESPONSE_HEADERS = (
+    "content-type",
+    "content-length",
+    "retry-after",
+    "date",
+    "etag",
+    "last-modified",
+    "location",
+    "x-request-id",
+)
+"""The response headers kept in the recorded call: what explains an answer, not what sets cookies."""
+
+# The engine treats option values under such names as secrets; the recorded request shows them masked.
+_SECRET_HEADER = re.compile(
+    r"key|secret|token|password|passwd|sas|credential|authorization|cookie|signature|connection[-_]?string", re.I
+)
+MASKED = "***"
+_PREVIEW = 200
+
+
+def _one_of(*choices: str) -> Any:
+    def check(_instance: Any, attribute: Attribute[Any], value: Any) -> None:
+        if value not in choices:
+            raise ConfigError(f"option `{attribute.name}` is {value!r}; use one of: {', '.join(choices)}")
+
+    return check
+
+
+def _positive(_instance: Any, attribute: Attribute[Any], value: float) -> None:
+    if not value > 0 or not math.isfinite(value):
+        raise ConfigError(f"option `{attribute.name}` must be a positive number of seconds, not {value!r}")
+
+
+def _not_negative(_instance: Any, attribute: Attribute[Any], value: float) -> None:
+    if not value >= 0 or not math.isfinite(value):
+        raise ConfigError(f"option `{attribute.name}` must be 0 or more seconds, not {value!r}")
+
+
+def _at_least_one(_instance: Any, attribute: Attribute[Any], value: int) -> None:
+    if value < 1:
+        raise ConfigError(f"option `{attribute.name}` must be 1 or more (1 means no retry), not {value!r}")
+
+
+def _url_template(_instance: Any, attribute: Attribute[Any], value: str) -> None:
+    template = UrlTemplate.parse(value, attribute.name)
+    head = template.parts[0]
+    if not re.match(r"https?://", head):
+        raise ConfigError(
+            f"option `url` is {value!r}; give an http:// or https:// URL, e.g. https://api.example.com/items/{{id}}"
+        )
+    # The host is the option's to choose, never a row's: placeholders may fill the path and query only.
+    if not re.match(r"https?://[^/?#]+" + ("[/?#]" if template.fields else ""), head):
+        raise ConfigError(f"option `url`: write out the host of {value!r}; row fields may fill its path and query only")
+
+
+@frozen
+class HttpEnrichConfig:
+    url: str = field(validator=_url_template)
+    """The endpoint, with `{field}` placeholders filled from the row (URL-quoted); the host is fixed."""
+    method: str = field(default="GET", validator=_one_of(*METHODS))
+    body_fields: list[str] | None = None
+    """POST only: the row fields sent as the JSON object body (default: the whole row)."""
+    headers: dict[str, str] = field(factory=dict)
+    """Static request headers; values under secret-looking names never reach the Landscape."""
+    output_field: str = "response"
+    """Where the JSON answer goes in the row."""
+    timeout_seconds: float = field(default=30.0, validator=_positive)
+    max_attempts: int = field(default=3, validator=_at_least_one)
+    """Attempts per row in this transform (each recorded); 429, 5xx, timeouts and dropped connections retry."""
+    backoff_seconds: float = field(default=1.0, validator=_not_negative)
+    """Wait before retry N: backoff_seconds * 2**(N-1), unless the server sent Retry-After."""
+
+    def __attrs_post_init__(self) -> None:
+        if self.body_fields is not None:
+            if self.method != "POST":
+                raise ConfigError(f"option `body_fields` applies to POST only; method is {self.method}")
+            seen: set[str] = set()
+            for name in self.body_fields:
+                if name in seen:
+                    raise ConfigError(f"option `body_fields` lists {name!r} twice; list it once")
+                seen.add(name)
+        if not self.output_field:
+            raise ConfigError("option `output_field` is empty; name the field the answer goes to")
+
+
+class _Failed(Exception):
+    """An attempt that got no usable answer. Raised inside `ctx.call`, so the call is recorded as an ERROR
+    with whatever response there was; caught outside it to decide on a retry."""
+
+    def __init__(self, reason: str, *, retryable: bool, status: int | None = None, wait: float | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+        self.status = status
+        self.wait = wait
+
+
+class HttpStatusError(_Failed):
+    pass
+
+
+class NotJsonError(_Failed):
+    pass
+
+
+class HttpEnrich(Transform):
+    """Calls `url` (GET, or POST with a JSON body) for each row and puts the JSON answer in `output_field`.
+
+    A 4xx other than 429 is the row's Error, not retried. 429, 5xx, a timeout, a dropped connection or a
+    body that is not JSON is retried up to `max_attempts` times, honouring Retry-After; then the row gets a
+    retryable Error, which the engine may retry in turn. Every attempt is one recorded call."""
+
+    name = "http_enrich"
+    config_class = HttpEnrichConfig
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.EXTERNAL_CALLS})
+    config: HttpEnrichConfig
+
+    def __init__(self, config: HttpEnrichConfig) -> None:
+        super().__init__(config)
+        self.template = UrlTemplate.parse(config.url)
+        self.headers = {"Accept": "application/json", **config.headers}
+        if config.method == "POST":
+            self.headers.setdefault("Content-Type", "application/json")
+        self.recorded_headers = {k: MASKED if _SECRET_HEADER.search(k) else v for k, v in self.headers.items()}
+        # No redirects: a followed redirect is a second request on the wire inside one recorded call.
+        self.client = httpx.Client(timeout=config.timeout_seconds, follow_redirects=False)
+
+    def close(self) -> None:
+        self.client.close()
+
+    def process(self, row: Row, ctx: Context) -> TransformResult:
+        cfg = self.config
+        if cfg.output_field in row:
+            return Error(
+                f"the row already has a field {cfg.output_field!r} (option `output_field`); "
+                "choose another output_field, or drop that field first"
+            )
+        try:
+            url = self.template.render(row)
+        except MissingField as exc:
+            return Error(f"field {exc.args[0]!r} (option `url`) is not in the row; it has {_names(row)}")
+        except UnusableValue as exc:
+            return Error(f"option `url`: {exc}")
+        body: dict[str, Any] | None = None
+        if cfg.method == "POST":
+            names = cfg.body_fields if cfg.body_fields is not None else list(row)
+            missing = [n for n in names if n not in row]
+            if missing:
+                return Error(f"field {missing[0]!r} (option `body_fields`) is not in the row; it has {_names(row)}")
+            body = {n: row[n] for n in names}
+        request: dict[str, Any] = {"method": cfg.method, "url": url, "headers": self.recorded_headers}
+        if body is not None:
+            request["json"] = body
+
+        failure: _Failed | None = None
+        for attempt in range(1, cfg.max_attempts + 1):
+            if failure is not None:
+                ctx.clock.sleep(self._wait(failure, attempt - 1))
+            try:
+                answer = self._attempt(ctx, request, url, body)
+            except _Failed as exc:
+                if not exc.retryable:
+                    return Error(exc.reason, retryable=False, details=_details(cfg.method, url, exc, attempt))
+                failure = exc
+                continue
+            return Success({**row, cfg.output_field: answer})
+        assert failure is not None
+        return Error(
+            f"{failure.reason}; gave up after {cfg.max_attempts} attempt(s)",
+            retryable=True,
+            details=_details(cfg.method, url, failure, cfg.max_attempts),
+        )
+
+    def _attempt(self, ctx: Context, request: dict[str, Any], url: str, body: Any) -> Any:
+        """One request, recorded as one call; returns the decoded answer or raises _Failed."""
+        method = self.config.method
+        where = f"{method} {url}"
+        try:
+            with ctx.call("http", PROVIDER, request) as call:
+                response = self.client.request(method, url, json=body, headers=self.headers)
+                data = response.content
+                parsed, not_json = _decode(data)
+                record: dict[str, Any] = {"status": response.status_code, "headers": _kept_headers(response)}
+                if not_json is None:
+                    record["json"] = parsed
+                else:
+                    record["body"] = data
+                call.response = record
+                status = response.status_code
+                if not 200 <= status < 300:
+                    raise _status_failure(status, response, data, where, ctx)
+                if not_json is not None:
+                    raise NotJsonError(
+                        f"HTTP {status} from {where} is not usable JSON ({not_json}): {_preview(data)}",
+                        retryable=not_json.startswith("not valid JSON"),
+                        status=status,
+                    )
+                return parsed
+        except httpx.TimeoutException as exc:
+            raise _Failed(
+                f"no answer from {where} within {self.config.timeout_seconds}s ({type(exc).__name__})", retryable=True
+            ) from exc
+        except httpx.RequestError as exc:  # connection refused or reset, a protocol error, an undecodable body
+            raise _Failed(
+                f"{type(exc).__name__} from {where}: {str(exc) or 'connection failed'}", retryable=True
+            ) from exc
+
+    def _wait(self, failure: _Failed, retries_so_far: int) -> float:
+        if failure.wait is not None:
+            return failure.wait
+        return self.config.backoff_seconds * 2 ** (retries_so_far - 1)
+
+
+def _status_failure(status: int, response: httpx.Response, data: bytes, where: str, ctx: Context) -> _Failed:
+    try:
+        phrase = http.HTTPStatus(status).phrase
+    except ValueError:
+        phrase = ""
+    text = f"HTTP {status} {phrase}".rstrip() + f" from {where}: {_preview(data)}"
+    if status == 429 or status >= 500:
+        wait = retry_after_seconds(response.headers.get("retry-after"), ctx.clock.now())
+        return HttpStatusError(text, retryable=True, status=status, wait=wait)
+    if 300 <= status < 400:
+        text += f"; redirects are not followed: point `url` at {response.headers.get('location') or 'the new place'}"
+    return HttpStatusError(text + " (not retried: the request itself was refused)", retryable=False, status=status)
+
+
+def retry_after_seconds(value: str | None, now: float) -> float | None:
+    """Seconds to wait by a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3); None if
+    absent or unreadable. A date in the past means at once."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = when.timestamp() - now
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _decode(data: bytes) -> tuple[Any, str | None]:
+    """The JSON value of a body and None, or (None, why it is not usable JSON). An empty body is null."""
+    if not data:
+        return None, None
+    try:
+        value = json.loads(data, parse_constant=_refuse_constant)
+    except (UnicodeDecodeError, ValueError) as exc:
+        return None, f"not valid JSON: {exc}"
+    problem = describe_non_canonical(value)
+    if problem is not None:
+        return None, f"a value that cannot be recorded faithfully: {problem}"
+    return value, None
+
+
+def _kept_headers(response: httpx.Response) -> dict[str, str]:
+    return {name: response.headers[name] for name in RESPONSE_HEADERS if name in response.headers}
+
+
+def _preview(data: bytes) -> str:
+    text = " ".join(data.decode("utf-8", errors="replace").split())
+    return text if len(text) <= _PREVIEW else text[: _PREVIEW - 1] + "…"
+
+
+def _details(method: str, url: str, failure: _Failed, attempts: int) -> Mapping[str, Any]:
+    return {"method": method, "url": url, "status": failure.status, "attempts": attempts}
+
+
+def _names(row: Row) -> str:
+    return ", ".join(repr(key) for key in row) or "no fields"

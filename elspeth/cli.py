@@ -71,6 +71,34 @@ def _landscape_option(default: str) -> Any:
     )
 
 
+def _cassette_options(command: Any) -> Any:
+    record = click.option(
+        "--record-cassette",
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="Record every HTTP request of the run (LLM calls...) to this vcrpy cassette, secrets scrubbed.",
+    )
+    replay = click.option(
+        "--replay-cassette",
+        metavar="FILE",
+        type=click.Path(dir_okay=False),
+        help="Answer every HTTP request from this cassette instead of the network (offline, no keys needed).",
+    )
+    return record(replay(command))
+
+
+def _cassette(
+    record: str | None, replay: str | None, secrets: frozenset[str]
+) -> contextlib.AbstractContextManager[Any]:
+    if record and replay:
+        raise ConfigError("--record-cassette and --replay-cassette exclude each other; give one")
+    if record or replay:
+        from elspeth.cassettes import cassette
+
+        return cassette(record or replay, "record" if record else "replay", secrets)  # type: ignore[arg-type]
+    return contextlib.nullcontext()
+
+
 _FROM_SETTINGS = "the settings' landscape.url, else sqlite:///.elspeth/landscape.db"
 _LOCAL = "sqlite:///.elspeth/landscape.db in this directory"
 
@@ -83,7 +111,15 @@ _LOCAL = "sqlite:///.elspeth/landscape.db in this directory"
 @_landscape_option(_FROM_SETTINGS)
 @click.option("--run-id", metavar="ID", help="Use this run id instead of a generated one.")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress line; the summary is still printed.")
-def run(settings_file: str, landscape_url: str | None, run_id: str | None, quiet: bool) -> None:
+@_cassette_options
+def run(
+    settings_file: str,
+    landscape_url: str | None,
+    run_id: str | None,
+    quiet: bool,
+    record_cassette: str | None,
+    replay_cassette: str | None,
+) -> None:
     """Run a pipeline and record everything it does in the Landscape.
 
     \b
@@ -93,15 +129,16 @@ def run(settings_file: str, landscape_url: str | None, run_id: str | None, quiet
     settings, secrets = _load(settings_file)
     url = landscape_url or settings.landscape.url or default_url()
     status = _live_status(quiet)
-    summary = run_pipeline(
-        settings,
-        registry=PluginRegistry(make_plugin_manager()),
-        settings_path=str(Path(settings_file).resolve()),
-        landscape_url=url,
-        run_id=run_id,
-        progress=status,
-        secrets=secrets,
-    )
+    with _cassette(record_cassette, replay_cassette, secrets):
+        summary = run_pipeline(
+            settings,
+            registry=PluginRegistry(make_plugin_manager()),
+            settings_path=str(Path(settings_file).resolve()),
+            landscape_url=url,
+            run_id=run_id,
+            progress=status,
+            secrets=secrets,
+        )
     _finish(status, summary, url)
 
 
@@ -116,7 +153,15 @@ def run(settings_file: str, landscape_url: str | None, run_id: str | None, quiet
 )
 @_landscape_option(f"with --settings, {_FROM_SETTINGS}; without, {_LOCAL}")
 @click.option("--quiet", "-q", is_flag=True, help="No live progress line; the summary is still printed.")
-def resume(run_id: str, settings_file: str | None, landscape_url: str | None, quiet: bool) -> None:
+@_cassette_options
+def resume(
+    run_id: str,
+    settings_file: str | None,
+    landscape_url: str | None,
+    quiet: bool,
+    record_cassette: str | None,
+    replay_cassette: str | None,
+) -> None:
     """Finish a crashed, failed or interrupted run.
 
     Picks up exactly the work the Landscape shows unfinished: nothing is lost or written twice.
@@ -136,15 +181,16 @@ def resume(run_id: str, settings_file: str | None, landscape_url: str | None, qu
         settings, secrets = _load(settings_file)
         url = landscape_url or settings.landscape.url or default_url()
     status = _live_status(quiet)
-    summary = resume_run(
-        run_id,
-        settings,
-        registry=PluginRegistry(make_plugin_manager()),
-        settings_path=str(Path(settings_file).resolve()),
-        landscape_url=url,
-        progress=status,
-        secrets=secrets,
-    )
+    with _cassette(record_cassette, replay_cassette, secrets):
+        summary = resume_run(
+            run_id,
+            settings,
+            registry=PluginRegistry(make_plugin_manager()),
+            settings_path=str(Path(settings_file).resolve()),
+            landscape_url=url,
+            progress=status,
+            secrets=secrets,
+        )
     _finish(status, summary, url)
 
 

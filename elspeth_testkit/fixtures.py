@@ -14,8 +14,8 @@ from elspeth_testkit.setups import PluginSetup, key
 
 @pytest.fixture
 def plugin_under_test(plugin_info: PluginInfo, elspeth_conformance_setups: dict[str, Any]) -> PluginUnderTest:
-    setup = elspeth_conformance_setups.get(key(plugin_info.kind, plugin_info.name)) or PluginSetup()
-    return PluginUnderTest(plugin_info, setup)
+    setup = elspeth_conformance_setups.get(key(plugin_info.kind, plugin_info.name))
+    return PluginUnderTest(plugin_info, setup or PluginSetup(), configured=setup is not None)
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from attrs import define, field
 from sqlalchemy import Engine, create_engine, select
@@ -57,6 +58,14 @@ def read_jsonl(path: Path) -> list[Row]:
 class PluginUnderTest:
     info: PluginInfo
     setup: PluginSetup
+    configured: bool = True
+    """False when no setup was given for it and the kit uses the empty default."""
+
+    def required_options(self) -> list[str]:
+        config_class = self.info.cls.config_class
+        if not attrs.has(config_class):
+            return []
+        return [f.name for f in attrs.fields(config_class) if f.default is attrs.NOTHING]
 
     @property
     def label(self) -> str:
@@ -150,6 +159,13 @@ class Harness:
                 self.endpoint = None
 
     def options(self, subdir: str = "") -> Options:
+        required = self.plugin.required_options()
+        self.require(
+            self.plugin.configured or not required,
+            f"the plugin has required options ({', '.join(required)}) and no setup: give it one in the "
+            "elspeth_conformance_setups fixture (docs/conformance.md)",
+            author_can_fix=True,
+        )
         where = self.workdir / subdir if subdir else self.workdir
         where.mkdir(parents=True, exist_ok=True)
         return self.plugin.setup.options(where, self.endpoint)

@@ -511,12 +511,11 @@ def _positive(path: _Path, value: float | None) -> Iterator[tuple[_Path, str]]:
 
 # Broader than the Landscape's header/field list: environment variables are named by people
 # (AZURE_STORAGE_KEY, OPENAI_SAS, DB_PASSWORD), and redacting a harmless value costs nothing.
-_SECRET_NAME = re.compile(r"key|secret|token|password|passwd|sas|connection[-_]?string|credential", re.I)
 
 
 def is_secret_name(name: str) -> bool:
     """Whether an environment variable or option key of this name holds a credential."""
-    return bool(_SECRET_NAME.search(name)) or looks_secret(name)
+    return looks_secret(name)
 
 
 def secret_values(raw_settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> set[str]:

@@ -10,18 +10,49 @@ from typing import Any
 from attrs import frozen
 
 REDACTED = "***"
-# Whole-name matches only: "max_tokens" or "prompt_tokens" in an LLM response are data, not secrets.
-_SECRET_NAME = re.compile(
-    r"(?:.*[-_])?(?:authorization|api[-_]?key|apikey|subscription[-_]?key|secret|password|passwd|"
-    r"access[-_]?token|refresh[-_]?token|sas[-_]?token|id[-_]?token|account[-_]?key|connection[-_]?string|"
-    r"credentials?|sig|sas|encryption[-_]?key)",
-    re.IGNORECASE,
+_ALWAYS = frozenset(
+    {"secret", "password", "passwd", "pwd", "credential", "credentials", "sas", "sig", "authorization", "apikey"}
 )
+# "key" names a credential only after one of these ("api_key", "STORAGE_KEY"): an S3 object `key` or a
+# `partition_key` are data. A name ending in "token" is taken for a credential (`max_tokens` is plural).
+_CREDENTIAL_PREFIXES = frozenset(
+    {
+        "api",
+        "access",
+        "account",
+        "secret",
+        "storage",
+        "private",
+        "subscription",
+        "encryption",
+        "master",
+        "shared",
+        "client",
+        "sas",
+        "auth",
+        "signing",
+        "session",
+        "refresh",
+        "bearer",
+        "id",
+        "personal",
+        "service",
+    }
+)
+_WORDS = re.compile(r"[-_.\s]+|(?<=[a-z0-9])(?=[A-Z])")
 _QUERY_SECRET = re.compile(r"([?&](?:sig|api-key|code|access_token)=)[^&\s\"']+", re.I)
 
 
 def looks_secret(name: str) -> bool:
-    return bool(_SECRET_NAME.fullmatch(name))
+    """Whether a header, option or environment variable of this name carries a credential."""
+    words = [w.lower() for w in _WORDS.split(name) if w]
+    if any(w in _ALWAYS for w in words):
+        return True
+    if "connection" in words and "string" in words:
+        return True
+    if words and words[-1] == "token":
+        return True
+    return len(words) > 1 and words[-1] == "key" and words[-2] in _CREDENTIAL_PREFIXES
 
 
 @frozen

@@ -94,7 +94,7 @@ class PluginRegistry:
             raise PluginError(f"{hook} registered {cls!r}, which is not a subclass of elspeth.api.{base.__name__}")
         if not isinstance(name, str) or not name:
             raise PluginError(f"{cls.__module__}.{cls.__qualname__} has no `name`; give it `name = '...'`")
-        dist = dists.get(cls.__module__.split(".")[0])
+        dist = _distribution_of(cls.__module__, dists)
         info = PluginInfo(
             name=name,
             kind=kind,
@@ -137,8 +137,21 @@ def _by_name(info: PluginInfo) -> str:
 
 
 def _distributions_by_package(pm: pluggy.PluginManager) -> dict[str, Any]:
-    """Top-level package of each entry-point plugin -> the distribution that installed it."""
-    return {
-        getattr(plugin, "__name__", type(plugin).__module__).split(".")[0]: dist
-        for plugin, dist in pm.list_plugin_distinfo()
-    }
+    """Module name of each entry-point plugin -> the distribution that installed it."""
+    return {getattr(plugin, "__name__", type(plugin).__module__): dist for plugin, dist in pm.list_plugin_distinfo()}
+
+
+def _distribution_of(module: str, dists: dict[str, Any]) -> Any:
+    """The distribution whose plugin module shares the longest dotted prefix with `module`: two
+    distributions may share a top-level (namespace) package."""
+    parts = module.split(".")
+
+    def shared(name: str) -> int:
+        other = name.split(".")
+        n = 0
+        while n < min(len(parts), len(other)) and parts[n] == other[n]:
+            n += 1
+        return n
+
+    best = max(dists, key=shared, default=None)
+    return dists[best] if best is not None and shared(best) > 0 else None

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import io
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -98,6 +100,21 @@ def empty_run(h: Harness, settings: dict[str, Any]) -> RunResult:
     return result
 
 
+def encoded_forms(secret: str) -> set[bytes]:
+    """The ways a leaked secret shows up in stored bytes: as is, JSON-escaped, percent-encoded, hex, and
+    base64 (standard and URL-safe) at each of the three alignments it can take inside a longer value."""
+    raw = secret.encode()
+    forms = {raw, json.dumps(secret)[1:-1].encode(), urllib.parse.quote(secret, safe="").encode(), raw.hex().encode()}
+    for pad in range(3):
+        for encode in (base64.b64encode, base64.urlsafe_b64encode):
+            encoded = encode(b"\0" * pad + raw)
+            # Drop the characters that depend on the bytes before the secret or after it.
+            core = encoded[(pad * 4 + 2) // 3 : len(encoded) - 4]
+            if len(core) >= 8:
+                forms.add(core)
+    return forms
+
+
 def secret_options(h: Harness, options: dict[str, Any]) -> dict[str, str]:
     """The plugin's options whose names look secret, with the values this scenario gives them."""
     return {k: v for k, v in options.items() if is_secret_name(k) and isinstance(v, str) and len(v) >= 6}
@@ -124,13 +141,17 @@ def secrets_stay_out(h: Harness, settings: dict[str, Any], options: dict[str, An
     places = [
         p for p in h.workdir.rglob("*") if p.is_file() and (p.name.startswith("landscape.db") or "payloads" in p.parts)
     ]
+    stored = {str(p.relative_to(h.workdir)): p.read_bytes() for p in places}
+    output = printed.getvalue().encode()
     for name, value in secrets.items():
-        needle = value.encode()
-        leaked = [str(p.relative_to(h.workdir)) for p in places if needle in p.read_bytes()]
-        if value in printed.getvalue():
+        forms = encoded_forms(value)
+        leaked = [where for where, data in stored.items() if any(form in data for form in forms)]
+        if any(form in output for form in forms):
             leaked.append("the run's output or logs")
         if leaked:
-            h.fail("secret-leak", f"the value of option {name!r} appears in: {', '.join(leaked)}")
+            h.fail(
+                "secret-leak", f"the value of option {name!r} (or an encoding of it) appears in: {', '.join(leaked)}"
+            )
 
 
 def wire_matches_calls(h: Harness, proxy: FaultProxy, result: RunResult) -> None:
@@ -144,7 +165,7 @@ def wire_matches_calls(h: Harness, proxy: FaultProxy, result: RunResult) -> None
             "the plugin declares external calls, but none crossed the endpoint its setup was given; build its "
             "options from the `endpoint` argument of PluginSetup.options",
         )
-    found = compare_wire_with_calls(exchanges, result.url, result.run_id, result.payload_dir)
+    found = compare_wire_with_calls(exchanges, result.url, result.run_id, result.payload_dir, result.secrets)
     if found:
         first = found[0]
         more = f" (and {len(found) - 1} more)" if found[1:] else ""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from elspeth_testkit.sweep import _table as format_rows
+from elspeth_testkit.sweep import format_rows
 
 
 class ConformanceFailure(AssertionError):

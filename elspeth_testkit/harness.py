@@ -25,9 +25,10 @@ from sqlalchemy import Engine, create_engine, select
 from elspeth.api import Capability
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
+from elspeth.errors import ElspethError
 from elspeth.landscape import schema
 from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manager
-from elspeth.settings import Settings, structure
+from elspeth.settings import Settings, secret_values, structure
 from elspeth_testkit.failures import ConformanceFailure
 from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.setups import Options, PluginSetup, Row
@@ -80,6 +81,8 @@ class RunResult:
     summary: RunSummary
     url: str
     workdir: Path
+    secrets: frozenset[str] = frozenset()
+    """What the run kept out of the Landscape: the values under secret-looking options."""
 
     @property
     def run_id(self) -> str:
@@ -168,7 +171,9 @@ class Harness:
         )
         where = self.workdir / subdir if subdir else self.workdir
         where.mkdir(parents=True, exist_ok=True)
-        return self.plugin.setup.options(where, self.endpoint)
+        service = self.plugin.setup.service
+        # Outside the wire scenarios the plugin reaches its service directly (child processes too).
+        return self.plugin.setup.options(where, self.endpoint or (service.upstream if service else None))
 
     def input_file(self, rows: list[Row], name: str = "input.jsonl") -> Path:
         path = self.workdir / name
@@ -213,12 +218,15 @@ class Harness:
     def run(self, settings: dict[str, Any], **kwargs: Any) -> RunResult:
         structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
         summary = run_pipeline(structured, registry=self.registry, landscape_url=self.url, **kwargs)
-        return RunResult(summary, self.url, self.workdir)
+        return RunResult(summary, self.url, self.workdir, frozenset(secret_values(settings, environ={})))
 
     def resume(self, run_id: str, settings: dict[str, Any], **kwargs: Any) -> RunResult:
         structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
-        summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url, **kwargs)
-        return RunResult(summary, self.url, self.workdir)
+        try:
+            summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url, **kwargs)
+        except ElspethError as exc:
+            self.fail("resume-failed", f"the resume of run {run_id} was refused or failed: {exc}")
+        return RunResult(summary, self.url, self.workdir, frozenset(secret_values(settings, environ={})))
 
     def check(self, result: RunResult, *, expect_status: str | None = "completed") -> None:
         """The Landscape sweep, and the run's status."""
@@ -236,9 +244,13 @@ class Harness:
     # ------------------------------------------------------------ runs in a subprocess, killed on cue
 
     def run_killed(self, settings: dict[str, Any], kill: dict[str, Any], run_id: str) -> int:
-        """Run the pipeline in a new process that SIGKILLs itself at `kill` (see child.py). Returns the
-        signal number that ended it (0 if it was never reached and the run completed)."""
-        return self._child({"action": "run", "settings": settings, "kill": kill, "run_id": run_id})
+        """Run the pipeline in a new process that SIGKILLs itself at `kill` (see child.py), then sweep what
+        the killed run left. Returns the signal number that ended it (0 if it was never reached)."""
+        ended = self._child({"action": "run", "settings": settings, "kill": kill, "run_id": run_id})
+        found = sweep(self.url, run_id, self.workdir / "payloads")
+        if found:
+            self.fail(found[0].invariant, f"after the SIGKILL: {found[0].message}", found[0].rows)
+        return ended
 
     def resume_in_child(self, settings: dict[str, Any], run_id: str) -> int:
         return self._child({"action": "resume", "settings": settings, "kill": None, "run_id": run_id})

@@ -12,8 +12,15 @@ from typing import Any
 
 import pytest
 
+# Emulated services for plugin authors' own tests and conformance setups; both modules are stdlib-light.
+from elspeth_testkit.azure_openai_emulator import azure_openai_emulator
+from elspeth_testkit.azurite import azurite
+
 SUITE_VERSION = "1.0"
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
+
+
+__all__ = ["SUITE_VERSION", "azure_openai_emulator", "azurite", "elspeth_cassette", "elspeth_conformance_setups"]
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

@@ -497,7 +497,7 @@ CHECKS: tuple[Callable[[_Run], Iterator[Violation]], ...] = (
 # ---------------------------------------------------------------- entry points
 
 
-def _default_payload_dir(engine: Engine) -> Path | None:
+def default_payload_dir(engine: Engine) -> Path | None:
     """Where the engine puts payloads when settings do not say: beside a SQLite file."""
     url = make_url(str(engine.url))
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
@@ -510,7 +510,7 @@ def sweep(engine_or_url: Engine | str, run_id: str, payload_dir: str | Path | No
     payload store (default: `payloads` beside a SQLite file, as the engine does)."""
     engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
-        directory = Path(payload_dir) if payload_dir is not None else _default_payload_dir(engine)
+        directory = Path(payload_dir) if payload_dir is not None else default_payload_dir(engine)
         payloads = FilePayloadStore(directory) if directory is not None else None
         with engine.connect() as conn:
             r = schema.runs
@@ -532,7 +532,7 @@ def _cell(value: Any, width: int = 36) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def _table(rows: list[dict[str, Any]], limit: int = 10) -> str:
+def format_rows(rows: list[dict[str, Any]], limit: int = 10) -> str:
     if not rows:
         return "    (no rows)"
     columns = list(dict.fromkeys(key for row in rows[:limit] for key in row))
@@ -550,7 +550,7 @@ def report(violations: list[Violation], run_id: str) -> str:
     """A readable account of `violations`: per violation its invariant, message and a short table."""
     parts = [f"Landscape sweep of run {run_id}: {len(violations)} violation(s)"]
     for v in violations:
-        parts.append(f"\n[{v.invariant}] {v.message}\n{_table(v.rows)}")
+        parts.append(f"\n[{v.invariant}] {v.message}\n{format_rows(v.rows)}")
     return "\n".join(parts)
 
 
@@ -561,4 +561,13 @@ def assert_clean(engine_or_url: Engine | str, run_id: str, payload_dir: str | Pa
         raise AssertionError(report(violations, run_id))
 
 
-__all__ = ["CHECKS", "Violation", "assert_clean", "report", "strict_loads", "sweep"]
+__all__ = [
+    "CHECKS",
+    "Violation",
+    "assert_clean",
+    "default_payload_dir",
+    "format_rows",
+    "report",
+    "strict_loads",
+    "sweep",
+]

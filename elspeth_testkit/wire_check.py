@@ -41,8 +41,9 @@ from sqlalchemy import Engine, and_, create_engine, exists, select
 from elspeth.errors import ElspethError
 from elspeth.landscape import schema
 from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.redaction import Redactor
 from elspeth_testkit.fault_proxy import Exchange
-from elspeth_testkit.sweep import Violation, _default_payload_dir, report, strict_loads
+from elspeth_testkit.sweep import Violation, default_payload_dir, report, strict_loads
 
 PREVIEW_CHARS = 200
 CANDIDATES_SHOWN = 3
@@ -128,23 +129,25 @@ class Needle:
     parts: tuple[frozenset[str], ...]
 
     @classmethod
-    def of(cls, body: bytes, content_type: str | None = None) -> Needle:
+    def of(cls, body: bytes, content_type: str | None = None, redact: Redactor | None = None) -> Needle:
+        """`redact` is what the recorder applied to what it stored: secrets on the wire are `***` there."""
+        redact = redact or Redactor()
         if content_type and content_type.lower().startswith("multipart/"):
             parts = _multipart(body, content_type)
             if parts:
-                return cls(tuple(alternative for data, ctype in parts for alternative in cls.of(data, ctype).parts))
+                return cls(tuple(alt for data, ctype in parts for alt in cls.of(data, ctype, redact).parts))
         keys = {_key({"base64": base64.b64encode(body).decode("ascii")})}
         value = _json(body)
         if value is not _NOT_JSON:
-            keys.add(_key(value))
+            keys.add(_key(redact(value)))
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             return cls((frozenset(keys),))
-        keys.add(_key(text))
+        keys.add(_key(redact.text(text)))
         values = [_json(line) for line in text.splitlines() if line.strip()]
         if len(values) > 1 and all(v is not _NOT_JSON for v in values):
-            keys.add(_key(values))
+            keys.add(_key(redact(values)))
         return cls((frozenset(keys),))
 
 
@@ -293,15 +296,15 @@ class _Sent:
     response_needle: Needle | None
 
     @classmethod
-    def of(cls, exchange: Exchange) -> _Sent:
+    def of(cls, exchange: Exchange, redact: Redactor | None = None) -> _Sent:
         request = _decoded(exchange.request_body, exchange.request_header("Content-Encoding"))
         response = _decoded(exchange.response_body, exchange.response_header("Content-Encoding"))
         return cls(
             exchange,
             request,
             response,
-            Needle.of(request, exchange.request_header("Content-Type")) if request else None,
-            Needle.of(response, exchange.response_header("Content-Type")) if response else None,
+            Needle.of(request, exchange.request_header("Content-Type"), redact) if request else None,
+            Needle.of(response, exchange.response_header("Content-Type"), redact) if response else None,
         )
 
     def fits(self, call: _Call) -> bool:
@@ -406,19 +409,22 @@ def compare_wire_with_calls(
     engine_or_url: Engine | str,
     run_id: str,
     payload_dir: str | Path | None = None,
+    secrets: Iterable[str] = (),
 ) -> list[Violation]:
     """Violations of the wire invariants for run `run_id`: `call-unrecorded`, `call-metadata-only`,
-    `call-error-unrecorded` and `call-orphan`. `payload_dir` defaults to `payloads` beside a SQLite file."""
+    `call-error-unrecorded` and `call-orphan`. `payload_dir` defaults to `payloads` beside a SQLite file.
+    `secrets` are the values the run kept out of the Landscape (as the engine redacts them)."""
     engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
-        directory = Path(payload_dir) if payload_dir is not None else _default_payload_dir(engine)
+        directory = Path(payload_dir) if payload_dir is not None else default_payload_dir(engine)
         payloads = FilePayloadStore(directory) if directory is not None else None
         calls, orphans = _load_calls(engine, run_id, payloads)
     finally:
         if isinstance(engine_or_url, str):
             engine.dispose()
 
-    sent = [_Sent.of(e) for e in sorted(exchanges, key=lambda e: e.index)]
+    redact = Redactor.of(secrets)
+    sent = [_Sent.of(e, redact) for e in sorted(exchanges, key=lambda e: e.index)]
     match, path_only = _match(sent, calls)
     matched_calls = set(match.values())
     free = [call for call in calls if call.order not in matched_calls]
@@ -503,9 +509,10 @@ def assert_wire_matches_calls(
     engine_or_url: Engine | str,
     run_id: str,
     payload_dir: str | Path | None = None,
+    secrets: Iterable[str] = (),
 ) -> None:
     """Raise AssertionError with a readable report when `compare_wire_with_calls` finds anything."""
-    violations = compare_wire_with_calls(exchanges, engine_or_url, run_id, payload_dir)
+    violations = compare_wire_with_calls(exchanges, engine_or_url, run_id, payload_dir, secrets)
     if violations:
         raise AssertionError(wire_report(violations, run_id))
 

@@ -1,8 +1,11 @@
 """A real upstream for the fault proxy and the wire check: a small HTTP/1.1 server on 127.0.0.1 that echoes
-each request as JSON. `/status/<code>` answers that code itself; `/text` answers plain text."""
+each request as JSON. `/status/<code>` answers that code itself; `/text` answers plain text. The
+`quiet_upstream` echoes the same but for the request headers, as a real API does not send your credentials
+back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socketserver
 import threading
@@ -16,6 +19,7 @@ from elspeth_testkit.fault_proxy import FaultProxy
 
 class EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    echo_headers = True
 
     def _body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -44,13 +48,8 @@ class EchoHandler(BaseHTTPRequestHandler):
             echoed = json.loads(body) if body else None
         except ValueError:
             echoed = body.decode("utf-8", "replace")
-        document = {
-            "method": self.command,
-            "path": path,
-            "query": query,
-            "headers": dict(self.headers.items()),
-            "echo": echoed,
-        }
+        headers = {"headers": dict(self.headers.items())} if self.echo_headers else {}
+        document = {"method": self.command, "path": path, "query": query, **headers, "echo": echoed}
         self._answer(200, json.dumps(document).encode())
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = _echo
@@ -67,9 +66,13 @@ class EchoServer(ThreadingHTTPServer):
         self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
 
 
-@pytest.fixture
-def upstream() -> Iterator[str]:
-    server = EchoServer(("127.0.0.1", 0), EchoHandler)
+class QuietEchoHandler(EchoHandler):
+    echo_headers = False
+
+
+@contextlib.contextmanager
+def serving(handler: type[EchoHandler]) -> Iterator[str]:
+    server = EchoServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
     thread.start()
     try:
@@ -78,6 +81,18 @@ def upstream() -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+@pytest.fixture
+def upstream() -> Iterator[str]:
+    with serving(EchoHandler) as url:
+        yield url
+
+
+@pytest.fixture
+def quiet_upstream() -> Iterator[str]:
+    with serving(QuietEchoHandler) as url:
+        yield url
 
 
 @pytest.fixture

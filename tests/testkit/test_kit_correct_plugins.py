@@ -1,0 +1,105 @@
+"""The kit passes correct plugins: every scenario that applies passes, the rest skip with a reason, the
+meta-check passes. And its strictness: `--elspeth-strict` fails a skip the author could fix, an opt-out
+needs a written reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conformance_runs import install, run_kit, write_setups
+
+pytest_plugins = ("pytester",)
+
+
+def test_correct_source(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    install(pytester, monkeypatch, "jsonl_source")
+    write_setups(pytester, {"source:sample_jsonl": "setups.jsonl_source()"})
+    run = run_kit(pytester, "source:sample_jsonl")
+    run.assert_clean(
+        {
+            "sample_jsonl": {
+                "test_source_contract",
+                "test_source_empty_input",
+                "test_source_round_trip",
+                "test_source_quarantine",
+                "test_source_recovery",
+            }
+        }
+    )
+
+
+def test_correct_sinks(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, upstream: str) -> None:
+    install(pytester, monkeypatch, "append_sink", "webhook_sink")
+    write_setups(
+        pytester,
+        {"sink:sample_append": "setups.append_sink()", "sink:sample_webhook": f"setups.webhook_sink({upstream!r})"},
+    )
+    run = run_kit(pytester, "sink:sample_append", "sink:sample_webhook")
+    files = {
+        "test_sink_contract",
+        "test_sink_empty_input",
+        "test_sink_multi_write",
+        "test_sink_recovery_mid_write",
+        "test_sink_recovery_after_flush",
+    }
+    run.assert_clean(
+        {"sample_append": files, "sample_webhook": files | {"test_sink_call_linkage", "test_sink_sdk_failure"}}
+    )
+
+
+def test_correct_transform(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, quiet_upstream: str) -> None:
+    install(pytester, monkeypatch, "http_transform")
+    write_setups(pytester, {"transform:sample_http": f"setups.http_transform({quiet_upstream!r})"})
+    run = run_kit(pytester, "transform:sample_http")
+    run.assert_clean(
+        {
+            "sample_http": {
+                "test_transform_contract",
+                "test_transform_empty_input",
+                "test_transform_deterministic",
+                "test_transform_call_linkage",
+                "test_transform_sdk_failure",
+                "test_transform_recovery",
+                "test_transform_secrets",
+            }
+        }
+    )
+
+
+def test_correct_aggregate_needs_no_setup(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    install(pytester, monkeypatch, "batch_sum")
+    run = run_kit(pytester, "aggregate:sample_batch_sum")
+    run.assert_clean(
+        {
+            "sample_batch_sum": {
+                "test_aggregate_contract",
+                "test_aggregate_empty_input",
+                "test_aggregate_batch_state",
+                "test_aggregate_recovery_half_full_buffer",
+            }
+        }
+    )
+
+
+def test_no_false_positives_over_every_installed_plugin(pytester: pytest.Pytester) -> None:
+    """The whole suite over every plugin installed in this environment, from an empty directory, as a user
+    would first run it: nothing fails (a plugin whose setup lives in its own conftest.py skips what it
+    cannot run without one)."""
+    run = run_kit(pytester)
+    outcomes = run.result.parseoutcomes()
+    assert outcomes.get("passed", 0) > 1, run.tail
+    assert outcomes.get("failed", 0) == outcomes.get("errors", 0) == 0, run.stdout[-10000:]
+    assert run.cases["test_conformance_suite_complete"].outcome == "passed"
+
+
+def test_plugin_without_a_setup_skips_what_it_cannot_run(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The correct transform installed but run where its setup is not (its `url` option has no default):
+    what needs options skips and says so, as what needs a service does."""
+    install(pytester, monkeypatch, "http_transform")
+    run = run_kit(pytester, "transform:sample_http")
+    run.assert_clean({"sample_http": {"test_transform_contract"}})
+    reasons = run.skip_reasons("sample_http")
+    assert "the plugin has required options (url) and no setup" in reasons["test_transform_empty_input"]
+    assert "names no service" in reasons["test_transform_call_linkage"]

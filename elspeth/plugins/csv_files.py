@@ -1,4 +1,5 @@
-"""The `csv` source and sink."""
+"""The `csv` source and sink, and the CSV reading (`read_csv`) and encoding (`CsvEncoder`) they share with
+plugins that read or write CSV elsewhere."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import csv
 import io
 import math
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from attrs import field, frozen
 
@@ -15,7 +16,7 @@ from elspeth.canonical import dumps
 from elspeth.errors import ConfigError, ElspethError, NonCanonicalValueError, ResumeError
 from elspeth.plugins.local_file_sink import LocalFileSink, LocalFileSinkConfig
 from elspeth.plugins.options import known_encoding, no_duplicates, single_character, values_one_of
-from elspeth.plugins.source_files import UNDECODABLE, open_text, show_undecodable
+from elspeth.plugins.source_files import UNDECODABLE, Origin, open_text, show_undecodable
 
 _MAX_SAFE_INT = 2**53 - 1
 _TRUE = frozenset({"true", "yes", "1"})
@@ -95,6 +96,95 @@ class _RecordText:
         return start, text
 
 
+class CsvReading(Protocol):
+    """The options that say how CSV text becomes rows (those of the csv source, and of any source that
+    reads CSV from elsewhere)."""
+
+    @property
+    def delimiter(self) -> str: ...
+
+    @property
+    def encoding(self) -> str: ...
+
+    @property
+    def types(self) -> dict[str, str]: ...
+
+
+def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Quarantine]:
+    """Rows of CSV text with a header line, as dicts in column order; malformed records are quarantined.
+    `f` is opened with newline="" (`open_text`, `text_stream`)."""
+    records = _RecordText(f)
+    reader = csv.reader(records, delimiter=options.delimiter, strict=True)
+    header = _header(reader, records, options, origin)
+    if not header:
+        return
+    coercions = [(col, _COERCIONS[kind]) for col, kind in options.types.items() if kind != "str"]
+    while True:
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            line, text = records.take()
+            yield _quarantine(text, f"line {line}: malformed CSV: {exc}", options)
+            continue
+        line, text = records.take()
+        if not values:
+            continue
+        if UNDECODABLE.search(text):
+            yield _quarantine(
+                text,
+                f"line {line}: not valid {options.encoding} (bad bytes shown as \\xNN); fix the {origin.noun}, "
+                f"or set the `encoding` option to the {origin.noun}'s encoding",
+                options,
+            )
+            continue
+        if len(values) != len(header):
+            yield _quarantine(
+                text, f"line {line}: the header has {len(header)} fields, this record {len(values)}", options
+            )
+            continue
+        row: Row = dict(zip(header, values, strict=True))
+        try:
+            for col, coerce in coercions:
+                row[col] = coerce(row[col])
+        except ValueError as exc:
+            yield _quarantine(text, f"line {line}: column {col!r}: {exc}", options)
+            continue
+        yield row
+
+
+def _header(reader: Iterator[list[str]], records: _RecordText, options: CsvReading, origin: Origin) -> list[str]:
+    kind, where = origin.kind, origin.where
+    try:
+        header = next((values for values in reader if values), [])
+    except csv.Error as exc:
+        raise ConfigError(f"{kind}: the header of {where} is not valid CSV ({exc}); fix the {origin.noun}") from None
+    _, text = records.take()
+    if not header:
+        return header
+    if UNDECODABLE.search(text):
+        raise ConfigError(
+            f"{kind}: the header of {where} is not valid {options.encoding}; "
+            f"set the `encoding` option to the {origin.noun}'s encoding"
+        )
+    seen: set[str] = set()
+    for col in header:
+        if col in seen:
+            raise ConfigError(f"{kind}: column {col!r} appears twice in the header of {where}; rename one")
+        seen.add(col)
+    for col in options.types:
+        if col not in seen:
+            raise ConfigError(
+                f"{kind}: option `types` names {col!r}, which is not a column of {where} (columns: {', '.join(header)})"
+            )
+    return header
+
+
+def _quarantine(text: str, reason: str, options: CsvReading) -> Quarantine:
+    return Quarantine(raw=show_undecodable(text, options.encoding), reason=reason)
+
+
 class CsvSource(Source):
     """Rows of a CSV file with a header line, as dicts in column order. Malformed records are quarantined."""
 
@@ -105,74 +195,7 @@ class CsvSource(Source):
     def load(self, ctx: Context) -> Iterator[Row | Quarantine]:
         cfg = self.config
         with open_text(cfg.path, cfg.encoding, kind="csv source", newline="") as f:
-            records = _RecordText(f)
-            reader = csv.reader(records, delimiter=cfg.delimiter, strict=True)
-            header = self._header(reader, records)
-            if not header:
-                return
-            coercions = [(col, _COERCIONS[kind]) for col, kind in cfg.types.items() if kind != "str"]
-            while True:
-                try:
-                    values = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as exc:
-                    line, text = records.take()
-                    yield self._quarantine(text, f"line {line}: malformed CSV: {exc}")
-                    continue
-                line, text = records.take()
-                if not values:
-                    continue
-                if UNDECODABLE.search(text):
-                    yield self._quarantine(
-                        text,
-                        f"line {line}: not valid {cfg.encoding} (bad bytes shown as \\xNN); fix the file, "
-                        "or set the `encoding` option to the file's encoding",
-                    )
-                    continue
-                if len(values) != len(header):
-                    yield self._quarantine(
-                        text, f"line {line}: the header has {len(header)} fields, this record {len(values)}"
-                    )
-                    continue
-                row: Row = dict(zip(header, values, strict=True))
-                try:
-                    for col, coerce in coercions:
-                        row[col] = coerce(row[col])
-                except ValueError as exc:
-                    yield self._quarantine(text, f"line {line}: column {col!r}: {exc}")
-                    continue
-                yield row
-
-    def _header(self, reader: Iterator[list[str]], records: _RecordText) -> list[str]:
-        path = self.config.path
-        try:
-            header = next((values for values in reader if values), [])
-        except csv.Error as exc:
-            raise ConfigError(f"csv source: the header of {path} is not valid CSV ({exc}); fix the file") from None
-        _, text = records.take()
-        if not header:
-            return header
-        if UNDECODABLE.search(text):
-            raise ConfigError(
-                f"csv source: the header of {path} is not valid {self.config.encoding}; "
-                "set the `encoding` option to the file's encoding"
-            )
-        seen: set[str] = set()
-        for col in header:
-            if col in seen:
-                raise ConfigError(f"csv source: column {col!r} appears twice in the header of {path}; rename one")
-            seen.add(col)
-        for col in self.config.types:
-            if col not in seen:
-                raise ConfigError(
-                    f"csv source: option `types` names {col!r}, which is not a column of {path} "
-                    f"(columns: {', '.join(header)})"
-                )
-        return header
-
-    def _quarantine(self, text: str, reason: str) -> Quarantine:
-        return Quarantine(raw=show_undecodable(text, self.config.encoding), reason=reason)
+            yield from read_csv(f, cfg, Origin("csv source", cfg.path))
 
 
 @frozen
@@ -196,6 +219,59 @@ def _cell(column: str, value: Any) -> str:
     return dumps(value)
 
 
+class CsvEncoder:
+    """Rows as CSV bytes (UTF-8) under one header, wherever they are stored: None is written empty, lists
+    and dicts as JSON. `kind` and `where` name the sink and its destination in messages."""
+
+    def __init__(self, delimiter: str, fields: list[str] | None, *, kind: str, where: str) -> None:
+        self.delimiter = delimiter
+        self.wanted = fields
+        self.kind = kind
+        self.where = where
+        self.fields: list[str] | None = None
+        self._known: frozenset[str] = frozenset()
+        if fields is not None:
+            self._set_fields(list(fields))
+
+    def encode(self, rows: list[Row], *, header: bool) -> bytes:
+        """`rows` as CSV lines, after the header line when `header` (the destination is still empty)."""
+        fields = self.fields
+        if fields is None:
+            if not rows:
+                return b""
+            fields = self._set_fields(list(rows[0]))
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, delimiter=self.delimiter)
+        if header:
+            writer.writerow(fields)
+        for row in rows:
+            if not row.keys() <= self._known:
+                extra = next(key for key in row if key not in self._known)
+                raise ElspethError(
+                    f"{self.kind}: a row has field {extra!r}, which is not a column of {self.where} "
+                    f"(columns: {', '.join(fields)}); list it in the sink's `fields` option, or drop or "
+                    "rename it with a field_map transform"
+                )
+            writer.writerow([_cell(col, row.get(col)) for col in fields])
+        return buffer.getvalue().encode("utf-8")
+
+    def restore(self, stored: list[str] | None) -> None:
+        """Take back the columns an earlier attempt wrote under (None: it wrote nothing)."""
+        wanted = self.wanted
+        if stored is not None and wanted is not None and list(stored) != wanted:
+            raise ResumeError(
+                f"{self.kind}: {self.where} was started with columns {list(stored)}, but option `fields` is now "
+                f"{wanted}; set it back to resume, or start a new run"
+            )
+        if stored is not None:
+            self._set_fields(list(stored))
+
+    def _set_fields(self, fields: list[str]) -> list[str]:
+        self.fields = fields
+        self._known = frozenset(fields)
+        return fields
+
+
 class CsvSink(LocalFileSink):
     """Rows as CSV lines (UTF-8) under one header. None is written empty; lists and dicts as JSON."""
 
@@ -205,46 +281,13 @@ class CsvSink(LocalFileSink):
 
     def __init__(self, config: CsvSinkConfig) -> None:
         super().__init__(config)
-        self._fields: list[str] | None = None
-        self._known: frozenset[str] = frozenset()
+        self._encoder = CsvEncoder(config.delimiter, config.fields, kind="csv sink", where=self.path)
 
     def encode(self, rows: list[Row]) -> bytes:
-        fields = self._fields
-        if fields is None:
-            if not rows:
-                return b""
-            fields = self._set_fields(list(rows[0]))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=self.config.delimiter)
-        if self.size == 0:
-            writer.writerow(fields)
-        for row in rows:
-            if not row.keys() <= self._known:
-                extra = next(key for key in row if key not in self._known)
-                raise ElspethError(
-                    f"csv sink: a row has field {extra!r}, which is not a column of {self.path} "
-                    f"(columns: {', '.join(fields)}); list it in the sink's `fields` option, or drop or "
-                    "rename it with a field_map transform"
-                )
-            writer.writerow([_cell(col, row.get(col)) for col in fields])
-        return buffer.getvalue().encode("utf-8")
+        return self._encoder.encode(rows, header=self.size == 0)
 
     def resume_extra(self) -> dict[str, Any]:
-        return {"fields": self._fields}
+        return {"fields": self._encoder.fields}
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        stored = state.get("fields")
-        wanted = self.config.fields
-        if stored is not None and wanted is not None and list(stored) != wanted:
-            raise ResumeError(
-                f"csv sink: {self.path} was started with columns {list(stored)}, but option `fields` is now "
-                f"{wanted}; set it back to resume, or start a new run"
-            )
-        fields = stored if stored is not None else wanted
-        if fields is not None:
-            self._set_fields(list(fields))
-
-    def _set_fields(self, fields: list[str]) -> list[str]:
-        self._fields = fields
-        self._known = frozenset(fields)
-        return fields
+        self._encoder.restore(state.get("fields"))

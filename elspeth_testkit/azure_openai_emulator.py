@@ -728,8 +728,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--api-key", action="append", help="a key to accept (repeatable; default: any)")
+    parser.add_argument(
+        "--rules",
+        metavar="FILE",
+        help='a JSON list of ["regex", "reply"] pairs: a conversation matching a regex gets that reply',
+    )
     args = parser.parse_args(argv)
     with AzureOpenAIEmulator(host=args.host, port=args.port, api_keys=args.api_key) as emulator:
+        if args.rules:
+            with open(args.rules) as fh:
+                for pattern, reply in json.load(fh):
+                    emulator.rule(pattern, reply)
         print(f"Azure OpenAI emulator at {emulator.url} (azure_endpoint); Ctrl-C stops it", flush=True)
         try:
             while True:

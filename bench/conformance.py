@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def main() -> None:
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--elspeth-conformance", "-p", "no:cacheprovider", "-q"],
+        [sys.executable, "-m", "pytest", "--elspeth-conformance", "-p", "no:cacheprovider", "-q", "-n", "2"],
         cwd=ROOT / "conformance",
         capture_output=True,
         text=True,

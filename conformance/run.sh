@@ -4,4 +4,4 @@
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cd "$here"
-python3 -m pytest --elspeth-conformance --elspeth-report "$here/REPORT.md" -p no:cacheprovider -q -rs "$@"
+python3 -m pytest --elspeth-conformance --elspeth-report "$here/REPORT.md" -p no:cacheprovider -q -rs -n 2 "$@"

@@ -132,7 +132,8 @@ class ConformanceSession:
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         path = self.config.getoption("elspeth_report")
-        if path:
+        # Under pytest-xdist the controller hears every report; a worker's partial view is not written.
+        if path and not hasattr(self.config, "workerinput"):
             write_report(Path(path), self.suite_version, self.plugins, self.results, STANDARD_SCENARIOS)
 
 

@@ -47,13 +47,13 @@ def test_transform_deterministic(h: Harness, plugin_info) -> None:
 
 def test_transform_recovery(h: Harness, plugin_info) -> None:
     """Killed mid-run: resume finishes every row exactly once, as an uninterrupted run would have."""
-    rows = _rows(h, 30)
-    engine = {"write_batch_rows": 4, "checkpoint_every_rows": 7}
+    rows = _rows(h, 20)
+    engine = {"write_batch_rows": 4, "checkpoint_every_rows": 5}
     settings = _pipeline(h, rows, "killed", **engine)
     run_id = f"kill-{h.scenario}"
-    kill = {"kind": "transform", "name": h.plugin.info.name, "method": "process", "n": 17}
+    kill = {"kind": "transform", "name": h.plugin.info.name, "method": "process", "n": 12}
     if h.run_killed(settings, kill, run_id) == 0:
-        h.fail("kill-point", "the transform never processed its 17th row")
+        h.fail("kill-point", "the transform never processed its 12th row")
     h.check(h.resume(run_id, settings))
     resumed = _outputs(h)
     reference = h.run(_pipeline(h, rows, "reference", **engine))

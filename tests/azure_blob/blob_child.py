@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import blob_registry  # this directory's conftest.py
+from blob_world import blob_registry  # beside this file
 
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.settings import Settings, structure

@@ -11,7 +11,6 @@ import io
 from typing import Any, ClassVar
 
 import pytest
-from conftest import Blobs, World, endpoint
 
 from elspeth.api import Artifact, Capability, Context, Row, Sink
 from elspeth.errors import ConfigError, ElspethError
@@ -22,6 +21,8 @@ from elspeth.settings import structure
 from elspeth_testkit import fault_proxy
 from elspeth_testkit.azurite import Azurite
 from elspeth_testkit.fault_proxy import FaultProxy
+
+from .blob_world import Blobs, World, endpoint
 
 
 def numbered(n: int) -> list[dict[str, Any]]:
@@ -117,9 +118,9 @@ class _UploadEachWrite(Sink):
 
 def test_the_same_check_catches_the_seed_000_sink(tmp_path, blobs: Blobs) -> None:
     """The multi-write check above is not vacuous: the sink of seed 000 fails it."""
-    from conftest import blob_registry
-
     from elspeth.hookspecs import hookimpl
+
+    from .blob_world import blob_registry
 
     class Seed:
         @hookimpl

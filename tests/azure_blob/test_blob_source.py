@@ -7,7 +7,6 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Blobs, World, endpoint
 
 from elspeth.errors import ConfigError
 from elspeth.plugins.azure.blob_source import AzureBlobSourceConfig
@@ -15,6 +14,8 @@ from elspeth.settings import structure
 from elspeth_testkit import fault_proxy
 from elspeth_testkit.azurite import Azurite
 from elspeth_testkit.fault_proxy import FaultProxy
+
+from .blob_world import Blobs, World, endpoint
 
 CSV = b'id,name,score\n1,alpha,1.5\n2,beta,extra,3\n3,\xff\xfegamma,2\n4,delta,x\n5,"multi\nline",4\n6,"unterminated\n'
 JSONL = b'{"id": 1}\nnot json\n{"id": NaN}\n[1, 2]\n\n{"id": "\xff"}\n{"id": 2, "a": {"b": [1, "\\u00e9"]}}\n'

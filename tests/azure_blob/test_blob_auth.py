@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Blobs, World
 
 from elspeth.errors import ConfigError
 from elspeth.plugins.azure.blob_auth import account_and_credential
@@ -17,6 +16,8 @@ from elspeth.plugins.azure.blob_sink import AzureBlobSinkConfig
 from elspeth.plugins.azure.blob_source import AzureBlobSourceConfig
 from elspeth.settings import structure
 from elspeth_testkit.azurite import Azurite
+
+from .blob_world import Blobs, World
 
 ROWS = [{"id": i, "name": f"n{i}"} for i in range(7)]
 

@@ -1,5 +1,5 @@
-"""The Blob Storage plugins through the real SDK against Azurite (`npm ci` installs it; the tests skip,
-saying so, where it is not installed), in real pipelines on a real SQLite Landscape file."""
+"""Helpers of the Blob Storage tests: the plugins registered as the `azure` entry point registers them, a
+world of one Landscape and its outputs, and direct SDK access to Azurite."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import pytest
 from attrs import define
 from sqlalchemy import create_engine, text
 
@@ -27,7 +26,6 @@ from elspeth.plugins.azure.blob_sink import AzureBlobSink
 from elspeth.plugins.azure.blob_source import AzureBlobSource
 from elspeth.settings import Settings, structure
 from elspeth_testkit.azurite import Azurite
-from elspeth_testkit.azurite import azurite as azurite  # the session fixture
 from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.sweep import assert_clean
 from elspeth_testkit.wire_check import assert_wire_matches_calls
@@ -53,11 +51,6 @@ def blob_registry(*more: Any) -> PluginRegistry:
     """The built-in plugins and the Blob ones, and nothing else installed here (other entry points are
     not these tests' business, and may be half-written)."""
     return PluginRegistry(make_plugin_manager([builtin, BlobPlugins(), *more], load_entry_points=False))
-
-
-@pytest.fixture(scope="session")
-def registry() -> PluginRegistry:
-    return blob_registry()
 
 
 @define
@@ -111,11 +104,6 @@ def new_container(azurite: Azurite, prefix: str = "t") -> str:
     name = f"{prefix}-{os.getpid()}-{next(_containers)}"
     BlobServiceClient.from_connection_string(azurite.connection_string).create_container(name)
     return name
-
-
-@pytest.fixture
-def blobs(azurite: Azurite) -> Blobs:
-    return Blobs(azurite, new_container(azurite))
 
 
 @define
@@ -222,18 +210,6 @@ class World:
         assert proxy.wait_idle()
         assert proxy.exchanges, "nothing crossed the proxy"
         assert_wire_matches_calls(proxy.exchanges, self.url, run_id, self.payload_dir)
-
-
-@pytest.fixture
-def world(tmp_path: Path, registry: PluginRegistry) -> World:
-    return World(tmp_path, registry)
-
-
-@pytest.fixture
-def proxy(azurite: Azurite) -> Iterator[FaultProxy]:
-    """The kit's fault proxy in front of Azurite: give plugins `endpoint=proxy.url + "/devstoreaccount1"`."""
-    with FaultProxy(azurite.url) as running:
-        yield running
 
 
 def endpoint(proxy: FaultProxy, azurite: Azurite) -> str:

@@ -1,6 +1,6 @@
 """Times the whole conformance run over the plugins this repository ships (target: under 60 s on 2 cores).
 
-    python bench/conformance.py
+python bench/conformance.py
 """
 
 from __future__ import annotations

@@ -52,6 +52,8 @@ def looks_secret(name: str) -> bool:
         return True
     if words and words[-1] == "token":
         return True
+    if words[-2:] == ["key", "id"]:  # aws_access_key_id: the key's public half, still a credential
+        words = words[:-1]
     return len(words) > 1 and words[-1] == "key" and words[-2] in _CREDENTIAL_PREFIXES
 
 

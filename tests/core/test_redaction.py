@@ -4,6 +4,7 @@ from elspeth.landscape.redaction import REDACTED, Redactor, looks_secret
 def test_secret_names_are_whole_names():
     assert looks_secret("Authorization") and looks_secret("api-key") and looks_secret("AZURE_OPENAI_API_KEY")
     assert looks_secret("AZURE_STORAGE_KEY") and looks_secret("GITHUB_TOKEN") and looks_secret("connection_string")
+    assert looks_secret("aws_access_key_id") and looks_secret("aws_secret_access_key")
     assert not looks_secret("max_tokens") and not looks_secret("prompt_tokens")
     assert not looks_secret("key") and not looks_secret("partition_key"), "an S3 object key is data"
 

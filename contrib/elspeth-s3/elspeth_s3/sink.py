@@ -32,10 +32,11 @@ from botocore.parsers import ResponseParserError
 
 from elspeth.api import Artifact, Capability, Context, Row, Sink
 from elspeth.errors import ConfigError, ElspethError, ResumeError
+from elspeth.plugins.csv_files import CsvEncoder
+from elspeth.plugins.jsonl_files import encode_jsonl
 from elspeth.plugins.options import no_duplicates, single_character
 from elspeth_s3 import USER_AGENT
 from elspeth_s3.calls import MalformedResponse, Reply, S3Calls, code_of, explained, status_of
-from elspeth_s3.encoding import CsvEncoder, jsonl_bytes
 from elspeth_s3.options import S3ObjectConfig, at_least
 
 MiB = 1 << 20
@@ -111,7 +112,11 @@ class S3Sink(Sink):
         super().__init__(config)
         self.part_size = config.part_size_mb * MiB
         self._s3: S3Calls | None = None
-        self._csv = CsvEncoder(config.fields, config.delimiter, config.uri) if config.format == "csv" else None
+        self._csv = (
+            CsvEncoder(config.delimiter, config.fields, kind="s3 sink", where=config.uri)
+            if config.format == "csv"
+            else None
+        )
         self._sha256 = hashlib.sha256()
         self._size = 0
         self._row_count = 0
@@ -149,7 +154,7 @@ class S3Sink(Sink):
 
     def write(self, rows: list[Row], ctx: Context) -> None:
         self._check_open()
-        data = self._csv.encode(rows, at_start=self._size == 0) if self._csv is not None else jsonl_bytes(rows)
+        data = self._csv.encode(rows, header=self._size == 0) if self._csv is not None else encode_jsonl(rows)
         self._buffer += data
         self._sha256.update(data)
         self._size += len(data)
@@ -449,12 +454,4 @@ class S3Sink(Sink):
     def _restore_fields(self, state: Mapping[str, Any]) -> None:
         if self._csv is None:
             return
-        stored, wanted = state.get("fields"), self.config.fields
-        if stored is not None and wanted is not None and list(stored) != wanted:
-            raise ResumeError(
-                f"s3 sink: {self.config.uri} was started with columns {list(stored)}, but option `fields` is now "
-                f"{wanted}; set it back to resume, or start a new run"
-            )
-        fields = stored if stored is not None else wanted
-        if fields is not None:
-            self._csv.set_fields(list(fields))
+        self._csv.restore(state.get("fields"))

@@ -82,10 +82,6 @@ def stable_hash(obj: Any) -> str:
     return hashlib.sha256(canonical_bytes(obj)).hexdigest()
 
 
-def bytes_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def dumps(obj: Any) -> str:
     """Storage JSON: keeps key order and the int/float distinction (canonical JSON writes 1.0 as 1), so a
     stored row round-trips with its types. Rejects NaN and Infinity."""

@@ -35,7 +35,6 @@ class SinkRuntime:
     deliveries: list[_Delivery] = field(factory=list)
     written: list[_Delivery] = field(factory=list)
     """Written but not yet made durable by a flush."""
-    last_artifact: Artifact | None = None
 
     def open(self, resume: dict[str, Any] | None) -> None:
         state = self.recorder.open_state(self.node.node_id, "open")
@@ -105,5 +104,4 @@ class SinkRuntime:
         self.recorder.add_sink_outcomes(self.node.node_id, artifact_id, self.written)
         self.written = []
         self.recorder.commit()
-        self.last_artifact = artifact
         return artifact

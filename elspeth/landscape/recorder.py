@@ -398,9 +398,6 @@ class Recorder:
         """An error or reason as stored: secrets out, and stored even when a value in it cannot be hashed."""
         return canonical.dumps(_storable(self.redact(to_jsonable(dict(error)))))
 
-    def is_open(self, state_id: int) -> bool:
-        return state_id in self._open_states
-
     def close_open_states(self, error: Mapping[str, Any]) -> None:
         """A run stopping on an error closes whatever it had open, so no state is left dangling."""
         for state_id in list(self._open_states):

@@ -646,6 +646,9 @@ class FaultProxy:
         if bodiless:
             # A HEAD answer's Content-Length describes the body a GET would get; keep the upstream's.
             body = b""
+            if pending.fault == "malformed":
+                # There is no body to garble: the client got an intact answer, so nothing failed.
+                pending.fault = None
         else:
             headers = tuple((k, v) for k, v in headers if k.lower() != "content-length")
             headers += (("Content-Length", str(len(body))),)

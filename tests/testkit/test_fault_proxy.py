@@ -422,3 +422,25 @@ def test_command_line_prints_the_url_and_logs_exchanges(upstream: str) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_malformed_on_a_bodiless_answer_is_no_failure(upstream):
+    """A HEAD answer has no body to garble: the client sees an intact answer, so the wire check must not
+    demand an ERROR call for it."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    from elspeth_testkit.fault_proxy import FaultProxy, malformed
+
+    with FaultProxy(upstream) as proxy:
+        proxy.script(malformed(), method="HEAD")
+        target = urlsplit(proxy.url)
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=5)
+        conn.request("HEAD", "/thing")
+        answer = conn.getresponse()
+        answer.read()
+        conn.close()
+        proxy.wait_idle()
+        (exchange,) = proxy.exchanges
+    assert answer.status < 400
+    assert exchange.fault is None and not exchange.failed

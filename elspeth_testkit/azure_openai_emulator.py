@@ -48,6 +48,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from attrs import define, field, frozen
 
+from elspeth_testkit.loopback import LoopbackServer
+
 FINAL_STATUSES = ("completed", "failed", "expired", "cancelled")
 _SAFE_FILTER = {name: {"filtered": False, "severity": "safe"} for name in ("hate", "self_harm", "sexual", "violence")}
 _LABELS = re.compile(r"\b(?:labels?|categories|classes|one of)\b\s*[:=]?\s*(.+)", re.IGNORECASE)
@@ -197,7 +199,7 @@ def _short_hash(*parts: Any) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:24]
 
 
-class AzureOpenAIEmulator:
+class AzureOpenAIEmulator(LoopbackServer):
     """The emulator; a context manager (or `start()`/`stop()`). `api_keys`: the keys accepted (any non-empty
     key if None). `models`: deployment -> model name reported (the deployment name if absent).
     `deployments`: those that exist (any if None)."""
@@ -248,23 +250,6 @@ class AzureOpenAIEmulator:
         server.server_close()
         thread.join()
         self._server = self._thread = None
-
-    def __enter__(self) -> AzureOpenAIEmulator:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the emulator is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """The `azure_endpoint` to give the client."""
-        return f"http://{self._address[0]}:{self.port}"
 
     # ------------------------------------------------------------ scripting
 

@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 
 from attrs import define, field, frozen
 
+from elspeth_testkit.loopback import LoopbackServer
+
 Headers = tuple[tuple[str, str], ...]
 
 HOP_BY_HOP = frozenset(
@@ -360,7 +362,7 @@ class _Pending:
         )
 
 
-class FaultProxy:
+class FaultProxy(LoopbackServer):
     """A reverse proxy on `host` (a free port unless `port` is given) in front of `upstream` (an http:// base
     URL, whose path is prefixed to every request's). Thread-safe; `stop()` (or leaving the `with` block)
     closes every connection and joins every thread. `on_exchange` is called with each finished exchange."""
@@ -434,23 +436,6 @@ class FaultProxy:
         for t in threads:
             t.join()
         self._server = self._thread = None
-
-    def __enter__(self) -> FaultProxy:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the proxy is not started")
-        return int(self._server.server_address[1])
-
-    @property
-    def url(self) -> str:
-        """Base URL to give the client instead of the upstream's."""
-        return f"http://{self._address[0]}:{self.port}"
 
     # ------------------------------------------------------------ script and log
 

@@ -180,16 +180,7 @@ class S3Sink(Sink):
             small = content if len(content) < MIN_PART else None
         else:
             self._upload_parts(ctx, last=True)
-            upload = self._upload
-            assert upload is not None
-            reply = self._write_out(
-                ctx,
-                "CompleteMultipartUpload",
-                expected_size=self._size,
-                expected_etag=_multipart_etag(upload.parts),
-                UploadId=upload.upload_id,
-                MultipartUpload={"Parts": upload.parts},
-            )
+            reply = self._complete(ctx, self._size)
             small = None
         self._upload = None
         self._buffer = bytearray()
@@ -264,6 +255,19 @@ class S3Sink(Sink):
                 CopySourceIfMatch=str(stored.etag),
             )
             upload.parts.append({"PartNumber": upload.next_number, "ETag": reply.parsed["CopyPartResult"]["ETag"]})
+
+    def _complete(self, ctx: Context, expected_size: int) -> Reply:
+        """Complete the open multipart upload: the object becomes every part uploaded, `expected_size` bytes."""
+        upload = self._upload
+        assert upload is not None
+        return self._write_out(
+            ctx,
+            "CompleteMultipartUpload",
+            expected_size=expected_size,
+            expected_etag=_multipart_etag(upload.parts),
+            UploadId=upload.upload_id,
+            MultipartUpload={"Parts": upload.parts},
+        )
 
     def _write_out(
         self,
@@ -395,16 +399,7 @@ class S3Sink(Sink):
             )
         else:
             self._begin(ctx)
-            upload = self._upload
-            assert upload is not None
-            reply = self._write_out(
-                ctx,
-                "CompleteMultipartUpload",
-                expected_size=stored.size,
-                expected_etag=_multipart_etag(upload.parts),
-                UploadId=upload.upload_id,
-                MultipartUpload={"Parts": upload.parts},
-            )
+            reply = self._complete(ctx, stored.size)
             self._upload = None
         stored.etag = reply.etag
         self._condition = {"IfMatch": str(stored.etag)}

@@ -50,6 +50,12 @@ class _Group(click.Group):
                 raise
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(2)
+        except KeyboardInterrupt:
+            # Outside a run (a run notes Ctrl-C itself and stops at a safe point): nothing was half-recorded.
+            if ctx.params.get("debug"):
+                raise
+            click.echo("\nInterrupted.", err=True)
+            ctx.exit(INTERRUPTED_EXIT)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -99,6 +105,7 @@ def _cassette(
     return contextlib.nullcontext()
 
 
+INTERRUPTED_EXIT = 130
 _FROM_SETTINGS = "the settings' landscape.url, else sqlite:///.elspeth/landscape.db"
 _LOCAL = "sqlite:///.elspeth/landscape.db in this directory"
 
@@ -205,13 +212,20 @@ def _live_status(quiet: bool) -> LiveStatus:
 
 
 def _finish(status: LiveStatus, summary: RunSummary, url: str) -> None:
-    """Print the summary and the next command to type; a run that did not complete exits 1."""
+    """Print the summary and the next command to type; an interrupted run exits 130 (the shell's code for
+    Ctrl-C) with one line, another that did not complete exits 1."""
     status.finish()
-    click.echo(_render_summary(summary))
+    if summary.status != "interrupted":
+        click.echo(_render_summary(summary))
     landscape = _landscape_hint(url)
     if summary.status == "completed":
         click.echo(f"Trace a row: elspeth explain {summary.run_id} --row N{landscape}")
         return
+    if summary.status == "interrupted":
+        click.echo(
+            f"Interrupted; what was done is recorded. Finish it: elspeth resume {summary.run_id}{landscape}", err=True
+        )
+        sys.exit(INTERRUPTED_EXIT)
     click.echo(f"Error: run {summary.run_id} {summary.status}: {summary.error or 'no error recorded'}", err=True)
     click.echo(f"Finish it once the cause is fixed: elspeth resume {summary.run_id}{landscape}", err=True)
     sys.exit(1)

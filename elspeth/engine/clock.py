@@ -1,9 +1,14 @@
 """The engine's clock. Tests and the conformance kit inject their own to drive timeout triggers."""
 
+import threading
 import time
 
 
 class SystemClock:
+    def __init__(self, wake: threading.Event | None = None) -> None:
+        self._wake = wake
+        """Set when the run is asked to stop: a sleep ends early rather than hold the stop up."""
+
     def now(self) -> float:
         return time.time()
 
@@ -11,4 +16,7 @@ class SystemClock:
         return time.monotonic()
 
     def sleep(self, seconds: float) -> None:
-        time.sleep(seconds)
+        if self._wake is None:
+            time.sleep(seconds)
+        else:
+            self._wake.wait(seconds)

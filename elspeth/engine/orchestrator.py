@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from elspeth import __version__, canonical
 from elspeth.api import Capability, Clock
 from elspeth.engine.clock import SystemClock
+from elspeth.engine.interrupts import Interrupted, StopRequest, noted
 from elspeth.engine.pipeline import Pipeline, build_pipeline, node_config_record, settings_document
 from elspeth.engine.runner import Runner
 from elspeth.engine.summary import ArtifactSummary, ProgressCallback, RunSummary
@@ -30,6 +31,7 @@ from elspeth.landscape.statuses import RunStatus
 from elspeth.landscape.unfinished import (
     close_interrupted_states,
     latest_sink_resume,
+    prepare_recovery_queries,
     unfinished_batches,
     unfinished_tokens,
 )
@@ -72,12 +74,13 @@ class _Session:
         clock: Clock | None,
         progress: ProgressCallback | None,
         settings_path: str | None,
+        stop: StopRequest,
     ) -> None:
         self.pipeline: Pipeline = build_pipeline(settings, registry, settings_path)
         self.engine = engine
         # Whoever calls the engine, values under secret-looking option keys never reach the Landscape.
         self.redactor = Redactor.of(secrets | secret_values(cattrs.unstructure(settings), environ={}))
-        clock = clock or SystemClock()
+        clock = clock or SystemClock(wake=stop.event)
         hook = registry.pm.hook
 
         def on_call(call: RecordedCall) -> None:
@@ -85,7 +88,13 @@ class _Session:
 
         self.recorder = Recorder(engine, payloads, run_id, redactor=self.redactor, on_call=on_call, now=clock.now)
         self.runner = Runner(
-            self.pipeline, self.recorder, clock=clock, payloads=payloads, engine=settings.engine, progress=progress
+            self.pipeline,
+            self.recorder,
+            clock=clock,
+            payloads=payloads,
+            engine=settings.engine,
+            stop=stop,
+            progress=progress,
         )
         self.settings = settings
         self.started = time.monotonic()
@@ -94,37 +103,87 @@ class _Session:
         document = settings_document(self.settings, self.redactor.secrets)
         return canonical.dumps(document), canonical.stable_hash(document)
 
+    def record_nodes(self) -> None:
+        """Record the pipeline's nodes that the run does not have yet (all of them when it starts)."""
+        with self.engine.connect() as conn:
+            known = set(
+                conn.execute(select(schema.nodes.c.node_id).where(schema.nodes.c.run_id == self.recorder.run_id))
+                .scalars()
+                .all()
+            )
+        for node in self.pipeline.nodes():
+            if node.node_id in known:
+                continue
+            config_json, config_hash = node_config_record(node, self.redactor)
+            self.recorder.add_node(
+                node_id=node.node_id,
+                kind=node.kind,
+                plugin=node.info.name,
+                distribution=node.info.distribution,
+                plugin_version=node.info.version,
+                position=node.position,
+                config_json=config_json,
+                config_hash=config_hash,
+            )
+
     def drive(self, body: Any) -> RunSummary:
         """Run `body`, then record how the attempt ended. Input errors (ConfigError, ResumeError) are re-raised
         for the CLI's exit code 2 once recorded; other failures are recorded and returned as a failed run."""
+        run_id = self.recorder.run_id
         error: str | None = None
         status = RunStatus.COMPLETED
         try:
             body()
+        except Interrupted as stop:
+            # A safe point: everything buffered is consistent, so it is made durable, sinks included.
+            status = RunStatus.INTERRUPTED
+            error = f"interrupted ({stop.signame}); finish it with `elspeth resume {run_id}`"
+            try:
+                self.runner.checkpoint()
+            except Exception as exc:
+                status, error = RunStatus.FAILED, f"{error}, and making its work durable failed: {exc}"
+            error = self._stop(status, {"type": "Interrupted", "message": stop.signame}, error)
         except KeyboardInterrupt:
-            status, error = RunStatus.INTERRUPTED, "interrupted (Ctrl-C); finish it with `elspeth resume`"
-            self._stop(status, {"type": "Interrupted", "message": "Ctrl-C"}, error)
+            # Raised where no handler could note it (not the main thread, or by a plugin): it may have landed
+            # half-way through recording something, so only what was committed before it is kept, as after a kill.
+            status, error = RunStatus.INTERRUPTED, f"interrupted; finish it with `elspeth resume {run_id}`"
+            error = self._stop(status, {"type": "Interrupted", "message": "KeyboardInterrupt"}, error, keep=False)
         except Exception as exc:
             status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
-            self._stop(status, error_info(exc), error)
+            error = self._stop(status, error_info(exc), error, keep=not isinstance(exc, SQLAlchemyError))
             if isinstance(exc, ConfigError | ResumeError):
                 self._close()
                 raise
         else:
-            self.recorder.finish_run(RunStatus.COMPLETED)
+            try:
+                self.recorder.finish_run(RunStatus.COMPLETED)
+            except SQLAlchemyError as exc:
+                status, error = RunStatus.FAILED, _unrecorded_end(exc)
         try:
             return self.summary(status, error)
         finally:
             self._close()
 
-    def _stop(self, status: RunStatus, state_error: dict[str, str], message: str) -> None:
+    def _stop(self, status: RunStatus, state_error: dict[str, str], message: str, *, keep: bool = True) -> str:
+        """Close every open state and record how the run ended. With `keep`, what is buffered is recorded
+        first; without (or when the database refuses it), the Landscape goes back to its last commit, whose
+        open states are closed from the database. Returns the run's error message."""
+        if keep:
+            try:
+                self.recorder.close_open_states(state_error)
+                self.recorder.finish_run(status, message)
+                return message
+            except SQLAlchemyError:
+                pass
+        recorder = self.recorder
+        recorder.discard()
         try:
-            self.recorder.close_open_states(state_error)
-            self.recorder.finish_run(status, message)
-        except SQLAlchemyError:
-            # The failure was the database's own: what was not committed cannot be, so only the run's end is.
-            self.recorder.discard()
-            self.recorder.finish_run(status, message)
+            recorder.execute_now(lambda conn: close_interrupted_states(conn, recorder.run_id, recorder.now()))
+            recorder.finish_run(status, message)
+        except SQLAlchemyError as exc:
+            recorder.discard()
+            return f"{message}; {_unrecorded_end(exc)}"
+        return message
 
     def _close(self) -> None:
         try:
@@ -160,39 +219,30 @@ def run_pipeline(
     secrets: frozenset[str] = frozenset(),
     clock: Clock | None = None,
 ) -> RunSummary:
-    """Run a pipeline from the start, recording everything under a new run id."""
+    """Run a pipeline from the start, recording everything under a new run id. SIGINT and SIGTERM stop it
+    at the next safe point, as an interrupted run that `resume_run` finishes."""
     url, payloads = _landscape(settings, landscape_url)
     engine = open_database(url)
-    session = _Session(
-        settings, registry, engine, payloads, run_id or new_run_id(), secrets, clock, progress, settings_path
-    )
-    settings_json, settings_hash = session.settings_record()
-    session.recorder.begin_run(
-        settings_json=settings_json,
-        settings_hash=settings_hash,
-        settings_path=str(Path(settings_path).resolve()) if settings_path else None,
-        version=__version__,
-        owner=_owner(),
-    )
-    for node in session.pipeline.nodes():
-        config_json, config_hash = node_config_record(node, session.redactor)
-        session.recorder.add_node(
-            node_id=node.node_id,
-            kind=node.kind,
-            plugin=node.info.name,
-            distribution=node.info.distribution,
-            plugin_version=node.info.version,
-            position=node.position,
-            config_json=config_json,
-            config_hash=config_hash,
+    with noted(StopRequest()) as stop:
+        session = _Session(
+            settings, registry, engine, payloads, run_id or new_run_id(), secrets, clock, progress, settings_path, stop
         )
-    session.recorder.commit()
+        settings_json, settings_hash = session.settings_record()
+        session.recorder.begin_run(
+            settings_json=settings_json,
+            settings_hash=settings_hash,
+            settings_path=str(Path(settings_path).resolve()) if settings_path else None,
+            version=__version__,
+            owner=_owner(),
+        )
+        session.record_nodes()
+        session.recorder.commit()
 
-    def body() -> None:
-        session.runner.open_sinks(None)
-        session.runner.run()
+        def body() -> None:
+            session.runner.open_sinks(None)
+            session.runner.run()
 
-    return session.drive(body)
+        return session.drive(body)
 
 
 def resume_run(
@@ -217,46 +267,61 @@ def resume_run(
     if run["status"] == RunStatus.COMPLETED:
         raise ResumeError(f"run {run_id} already completed; there is nothing to resume")
     _refuse_if_alive(run_id, run["status"], run["owner"])
-    session = _Session(settings, registry, engine, payloads, run_id, secrets, clock, progress, settings_path)
-    _, settings_hash = session.settings_record()
-    if settings_hash != run["settings_hash"]:
-        session._close()
-        raise ResumeError(
-            f"the settings{' in ' + settings_path if settings_path else ''} differ from those run {run_id} started "
-            "with; resume with the same settings (the run's recorded settings: `elspeth explain " + run_id + "`)"
+    with noted(StopRequest()) as stop:
+        session = _Session(settings, registry, engine, payloads, run_id, secrets, clock, progress, settings_path, stop)
+        _, settings_hash = session.settings_record()
+        if settings_hash != run["settings_hash"]:
+            session._close()
+            raise ResumeError(
+                f"the settings{' in ' + settings_path if settings_path else ''} differ from those run {run_id} "
+                "started with; resume with the same settings (the run's recorded settings: `elspeth explain "
+                + run_id
+                + "`)"
+            )
+        not_resumable = [
+            f"{name} ({node.info.name})"
+            for name, node in session.pipeline.sinks.items()
+            if Capability.RESUMABLE not in node.info.cls.capabilities
+        ]
+        if not_resumable:
+            session._close()
+            raise ResumeError(
+                f"run {run_id} cannot be resumed: sink(s) {', '.join(not_resumable)} cannot continue earlier "
+                "output without truncating or duplicating it (they do not declare the 'resumable' capability); "
+                "rerun instead"
+            )
+        claimed = session.recorder.claim_run(
+            owner=_owner(), status=run["status"], attempt=run["attempt"], owner_was=run["owner"]
         )
-    not_resumable = [
-        f"{name} ({node.info.name})"
-        for name, node in session.pipeline.sinks.items()
-        if Capability.RESUMABLE not in node.info.cls.capabilities
-    ]
-    if not_resumable:
-        session._close()
-        raise ResumeError(
-            f"run {run_id} cannot be resumed: sink(s) {', '.join(not_resumable)} cannot continue earlier output "
-            "without truncating or duplicating it (they do not declare the 'resumable' capability); rerun instead"
-        )
+        if claimed is None:
+            session._close()
+            raise ResumeError(
+                f"run {run_id} was claimed by another `elspeth resume` a moment ago; let that one finish "
+                "(`elspeth runs` shows its status)"
+            )
 
-    def body() -> None:
-        recorder, runner = session.recorder, session.runner
-        recorder.reopen_run(owner=_owner())
-        recorder.execute_now(lambda conn: close_interrupted_states(conn, run_id, recorder.now()))
-        runner.open_sinks(
-            {
-                name: latest_sink_resume(recorder.conn, run_id, node.node_id)
-                for name, node in session.pipeline.sinks.items()
-            }
-        )
-        batches = unfinished_batches(recorder.conn, run_id)
-        recorder.conn.rollback()
-        retries = runner.restore_batches(batches)
-        in_batches = {token_id for b in batches for token_id, _ in b.members}
-        skip_rows = recorder.rows_recorded
-        with engine.connect() as reader:
-            runner.redo(unfinished_tokens(reader, run_id, in_batches), retries)
-        runner.run(skip_rows=skip_rows)
+        def body() -> None:
+            recorder, runner = session.recorder, session.runner
+            # A run killed by an older version before its nodes were committed lacks them.
+            session.record_nodes()
+            recorder.execute_now(lambda conn: close_interrupted_states(conn, run_id, recorder.now()))
+            runner.open_sinks(
+                {
+                    name: latest_sink_resume(recorder.conn, run_id, node.node_id)
+                    for name, node in session.pipeline.sinks.items()
+                }
+            )
+            prepare_recovery_queries(recorder.conn)
+            batches = unfinished_batches(recorder.conn, run_id)
+            recorder.conn.rollback()
+            retries = runner.restore_batches(batches)
+            in_batches = {token_id for b in batches for token_id, _ in b.members}
+            skip_rows = recorder.rows_recorded
+            with engine.connect() as reader:
+                runner.redo(unfinished_tokens(reader, run_id, in_batches), retries)
+            runner.run(skip_rows=skip_rows)
 
-    return session.drive(body)
+        return session.drive(body)
 
 
 def _refuse_if_alive(run_id: str, status: str, owner: str | None) -> None:
@@ -273,3 +338,11 @@ def _refuse_if_alive(run_id: str, status: str, owner: str | None) -> None:
         pass
     if int(pid) != os.getpid():
         raise ResumeError(f"run {run_id} is still running in process {pid} on this host; stop it before resuming")
+
+
+def _unrecorded_end(exc: SQLAlchemyError) -> str:
+    cause = getattr(exc, "orig", None) or exc
+    return (
+        f"the Landscape refused to record the run's end ({cause}); it stays resumable: once the database "
+        "can be written again (disk space, permissions), finish it with `elspeth resume`"
+    )

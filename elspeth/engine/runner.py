@@ -10,6 +10,7 @@ from elspeth import canonical
 from elspeth.api import Clock, Error, Quarantine, Routed, Row, Success
 from elspeth.engine.aggregation import AggregationRuntime, Batch, Member
 from elspeth.engine.context import NodeContext
+from elspeth.engine.interrupts import StopRequest
 from elspeth.engine.pipeline import Node, Pipeline
 from elspeth.engine.sinks import SinkRuntime
 from elspeth.engine.summary import Progress, ProgressCallback
@@ -32,9 +33,11 @@ class Runner:
         clock: Clock,
         payloads: FilePayloadStore,
         engine: EngineSettings,
+        stop: StopRequest,
         progress: ProgressCallback | None = None,
     ) -> None:
         self.pipeline = pipeline
+        self.stop = stop
         self.rec = recorder
         self.clock = clock
         self.payloads = payloads
@@ -85,6 +88,9 @@ class Runner:
         timed = [a for a in self.aggregations if a.node.trigger and a.node.trigger.timeout_seconds is not None]
         records = enumerate(source.plugin.load(ctx))
         while True:
+            # The safe point of the main loop: the last record is finished or waits in a buffer, and nothing
+            # of the next one has been read.
+            self.stop.check()
             try:
                 index, item = next(records)
             except StopIteration:
@@ -142,6 +148,7 @@ class Runner:
         """End of source: flush every buffer in pipeline order, waiting for pending batches, whose outputs
         may fill a later buffer that then flushes too."""
         while True:
+            self.stop.check()
             for agg in self.aggregations:
                 agg.flush_current(TriggerReason.END_OF_SOURCE)
             waits = [w for w in (a.next_poll_in() for a in self.aggregations) if w is not None]
@@ -163,14 +170,14 @@ class Runner:
         except NonCanonicalValueError as exc:
             self._quarantine(item, f"value cannot be recorded canonically: {exc}")
             return
-        row_id = self.rec.add_row(payload, row_hash)
-        token_id = self.rec.add_token(origin_node_id=source_id, row_id=row_id)
+        row_id, token_id = self.rec.add_source_row(source_id, payload, row_hash)
         self.continue_token(token_id, row_id, item, row_hash, 0)
 
     def _quarantine(self, raw: Any, reason: str) -> None:
         record = {"raw": _printable(raw), "reason": reason}
-        row_id = self.rec.add_row(canonical.dumps(record), None, quarantined=True)
-        token_id = self.rec.add_token(origin_node_id=self.pipeline.source.node_id, row_id=row_id)
+        _, token_id = self.rec.add_source_row(
+            self.pipeline.source.node_id, canonical.dumps(record), None, quarantined=True
+        )
         self.requarantine(token_id, record)
 
     def requarantine(self, token_id: int, record: dict[str, Any]) -> None:
@@ -269,6 +276,8 @@ class Runner:
             self.rec.close_state(state, StateStatus.FAILED, error=error)
             if result.retryable and attempt < max_attempts:
                 self.clock.sleep(self.settings.retry.backoff_seconds * 2 ** (attempt - 1))
+                # Between attempts nothing of this token is half-recorded; resume starts it again.
+                self.stop.check()
                 attempt += 1
                 continue
             self._fail_token(node, token_id, row, error)
@@ -328,9 +337,12 @@ class Runner:
         retries = sorted(retries, key=lambda b: b.last_token)
         for token in tokens:
             while retries and retries[0].last_token < token.token_id:
+                self.stop.check()
                 self._rerun(retries.pop(0))
+            self.stop.check()
             self._redo_token(token)
         for batch in retries:
+            self.stop.check()
             self._rerun(batch)
 
     def _rerun(self, b: UnfinishedBatch) -> None:

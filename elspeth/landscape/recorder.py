@@ -194,6 +194,8 @@ class Recorder:
     def begin_run(
         self, *, settings_json: str, settings_hash: str, settings_path: str | None, version: str, owner: str
     ) -> None:
+        """The run's row, sent now and committed by the next commit() together with its nodes: a run is
+        never in the Landscape without the nodes that its states and sinks refer to."""
         statement = schema.runs.insert().values(
             run_id=self.run_id,
             status=RunStatus.RUNNING,
@@ -205,19 +207,22 @@ class Recorder:
             owner=owner,
             started_at=self.now(),
         )
-        self.execute_now(lambda conn: conn.execute(statement))
+        self._flush_buffer()
+        self.conn.execute(statement)
 
-    def reopen_run(self, *, owner: str) -> int:
-        """Mark a resumed run running again; returns its new attempt number."""
+    def claim_run(self, *, owner: str, status: str, attempt: int, owner_was: str | None) -> int | None:
+        """Mark the run running again under `owner`, but only if it is still as the caller saw it (status,
+        attempt, owner): of two resumes started together, one claims it. Returns the new attempt number,
+        or None when another process claimed it first."""
         runs = schema.runs
-        attempt: int = self.conn.execute(select(runs.c.attempt).where(runs.c.run_id == self.run_id)).scalar_one() + 1
+        same_owner = runs.c.owner.is_(None) if owner_was is None else runs.c.owner == owner_was
         statement = (
             update(runs)
-            .where(runs.c.run_id == self.run_id)
-            .values(status=RunStatus.RUNNING, attempt=attempt, owner=owner, ended_at=None, error=None)
+            .where(runs.c.run_id == self.run_id, runs.c.status == status, runs.c.attempt == attempt, same_owner)
+            .values(status=RunStatus.RUNNING, attempt=attempt + 1, owner=owner, ended_at=None, error=None)
         )
-        self.execute_now(lambda conn: conn.execute(statement))
-        return attempt
+        claimed = self.execute_now(lambda conn: conn.execute(statement).rowcount)
+        return attempt + 1 if claimed == 1 else None
 
     def finish_run(self, status: RunStatus, error: str | None = None) -> None:
         statement = (
@@ -256,10 +261,19 @@ class Recorder:
 
     # ------------------------------------------------------------ rows and tokens
 
-    def add_row(self, payload_json: str, payload_hash: str | None, *, quarantined: bool = False) -> int:
+    def add_source_row(
+        self, source_node_id: str, payload_json: str, payload_hash: str | None, *, quarantined: bool = False
+    ) -> tuple[int, int]:
+        """A source record and its first token, buffered together: a row without its token would be
+        skipped by a resume (which rereads the source past the rows recorded) and never finished."""
         row_id = self._ids["row"].take()
-        self._insert(schema.rows, [self.run_id, row_id, payload_json, payload_hash, quarantined])
-        return row_id
+        token_id = self._ids["token"].take()
+        self._inserts[schema.rows].append([self.run_id, row_id, payload_json, payload_hash, quarantined])
+        self._inserts[schema.tokens].append([self.run_id, token_id, row_id, None, source_node_id, None, None])
+        self._entries += 2
+        if self._entries >= _AUTO_FLUSH_ENTRIES:
+            self._flush_buffer()
+        return row_id, token_id
 
     def add_token(
         self,
@@ -320,22 +334,23 @@ class Recorder:
     ) -> None:
         """The outcomes a sink flush confirms: (token_id, outcome, decided_by node, reason) each, one timestamp."""
         now = self.now()
-        rows = self._inserts[schema.token_outcomes]
-        for token_id, outcome, decided_by, reason in written:
-            rows.append(
-                [
-                    self.run_id,
-                    token_id,
-                    outcome,
-                    decided_by,
-                    sink_node_id,
-                    artifact_id,
-                    None,
-                    None if reason is None else self._error_json(reason),
-                    now,
-                ]
-            )
-        self._entries += len(written)
+        # Built whole before any is buffered: a flush's outcomes are recorded all together or not at all.
+        entries = [
+            [
+                self.run_id,
+                token_id,
+                outcome,
+                decided_by,
+                sink_node_id,
+                artifact_id,
+                None,
+                None if reason is None else self._error_json(reason),
+                now,
+            ]
+            for token_id, outcome, decided_by, reason in written
+        ]
+        self._inserts[schema.token_outcomes].extend(entries)
+        self._entries += len(entries)
 
     # ------------------------------------------------------------ node states
 

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from attrs import frozen
-from sqlalchemy import Connection, and_, exists, select, update
+from sqlalchemy import Connection, and_, exists, select, text, update
 
 from elspeth import canonical
 from elspeth.landscape import schema
@@ -56,6 +56,15 @@ def close_interrupted_states(conn: Connection, run_id: str, now: float) -> int:
         )
     )
     return result.rowcount or 0
+
+
+def prepare_recovery_queries(conn: Connection) -> None:
+    """PostgreSQL plans the recovery queries from its table statistics, which may not know the run yet
+    (autovacuum has not caught up with a run that just wrote its rows): it then expects one row for the run
+    and scans all of its outcomes once per token. Fresh statistics keep a resume proportional to its work."""
+    if conn.dialect.name == "postgresql":
+        tables = ", ".join(t.name for t in (schema.tokens, schema.token_outcomes, schema.rows, schema.batch_members))
+        conn.execute(text(f"ANALYZE {tables}"))
 
 
 def _members_lack_outcomes(run_id: str) -> Any:

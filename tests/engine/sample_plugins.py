@@ -47,7 +47,8 @@ def strike(action: str, where: str) -> None:
     if action == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
     if action == "interrupt":
-        raise KeyboardInterrupt(where)
+        os.kill(os.getpid(), signal.SIGINT)
+        return
     raise RuntimeError(f"injected fault: {where}")
 
 

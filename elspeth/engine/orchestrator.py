@@ -149,7 +149,7 @@ class _Session:
             status, error = RunStatus.INTERRUPTED, f"interrupted; finish it with `elspeth resume {run_id}`"
             error = self._stop(status, {"type": "Interrupted", "message": "KeyboardInterrupt"}, error, keep=False)
         except Exception as exc:
-            status, error = RunStatus.FAILED, f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+            status, error = RunStatus.FAILED, _describe(exc)
             error = self._stop(status, error_info(exc), error, keep=not isinstance(exc, SQLAlchemyError))
             if isinstance(exc, ConfigError | ResumeError):
                 self._close()
@@ -341,8 +341,15 @@ def _refuse_if_alive(run_id: str, status: str, owner: str | None) -> None:
 
 
 def _unrecorded_end(exc: SQLAlchemyError) -> str:
-    cause = getattr(exc, "orig", None) or exc
+    cause = getattr(exc, "orig", None) or type(exc).__name__
     return (
         f"the Landscape refused to record the run's end ({cause}); it stays resumable: once the database "
         "can be written again (disk space, permissions), finish it with `elspeth resume`"
     )
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, SQLAlchemyError):
+        # Not str(exc): SQLAlchemy's text carries the statement and its parameters, row data included.
+        return f"the Landscape could not be written: {getattr(exc, 'orig', None) or type(exc).__name__}"
+    return str(exc) or type(exc).__name__

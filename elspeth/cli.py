@@ -207,7 +207,7 @@ def _load(settings_file: str) -> tuple[Settings, frozenset[str]]:
 
 
 def _live_status(quiet: bool) -> LiveStatus:
-    stream = click.get_text_stream("stderr")
+    stream = sys.stderr
     return LiveStatus(stream, enabled=not quiet and stream.isatty())
 
 

@@ -149,6 +149,10 @@ tokens = Table(
     _batch_fk("origin_batch_id"),
     CheckConstraint("row_id IS NOT NULL OR origin_batch_id IS NOT NULL", name="ck_token_has_origin"),
     CheckConstraint("row_id IS NOT NULL OR payload_json IS NOT NULL", name="ck_token_rebuildable"),
+    # A row's tokens are looked up by row (explain, the sweep); children by parent. Without the second, a
+    # deferred foreign key pending in a transaction makes SQLite scan all tokens on every insert.
+    Index("ix_tokens_row", "run_id", "row_id"),
+    Index("ix_tokens_parent", "run_id", "parent_token_id"),
     sqlite_with_rowid=False,
 )
 
@@ -241,6 +245,7 @@ batch_members = Table(
     _batch_fk(),
     _token_fk(),
     Index("ux_batch_members_token", "run_id", "batch_id", "token_id", unique=True),
+    Index("ix_batch_members_token", "run_id", "token_id"),
     sqlite_with_rowid=False,
 )
 

@@ -104,7 +104,7 @@ class AggregationRuntime:
         if trigger is not None:
             changes["trigger"] = trigger
         self.recorder.update_batch(batch.batch_id, **changes)
-        ctx = self.make_ctx(self.node.node_id, state, batch.checkpoint)
+        ctx = self.make_ctx(self.node.node_id, state, batch.checkpoint, [m.token_id for m in batch.members])
         try:
             result = self.node.plugin.process_batch([m.row for m in batch.members], ctx)
             if not isinstance(result, Success | Error | Pending):

@@ -9,7 +9,7 @@ from typing import Any
 from elspeth import canonical
 from elspeth.api import Clock, Error, Quarantine, Routed, Row, Success
 from elspeth.engine.aggregation import AggregationRuntime, Batch, Member
-from elspeth.engine.context import NodeContext
+from elspeth.engine.context import NodeContext, work_key
 from elspeth.engine.pipeline import Node, Pipeline
 from elspeth.engine.sinks import SinkRuntime
 from elspeth.engine.summary import Progress, ProgressCallback
@@ -63,8 +63,11 @@ class Runner:
         self._transform_step = {n.node_id: i for i, n in enumerate(pipeline.transforms)}
         self._started = time.monotonic()
 
-    def _ctx(self, node_id: str, state_id: int, checkpoint: dict[str, Any] | None = None) -> NodeContext:
-        return NodeContext(self.run_id, node_id, state_id, self.clock, self.payloads, self.rec, checkpoint)
+    def _ctx(
+        self, node_id: str, state_id: int, checkpoint: dict[str, Any] | None = None, tokens: Iterable[int] = ()
+    ) -> NodeContext:
+        key = work_key(self.run_id, node_id, tokens)
+        return NodeContext(self.run_id, node_id, state_id, self.clock, self.payloads, self.rec, checkpoint, key)
 
     # ------------------------------------------------------------ the main loop
 
@@ -240,7 +243,7 @@ class Runner:
                 node.node_id, "process", token_id=token_id, attempt=attempt, input_hash=row_hash
             )
             try:
-                result = node.plugin.process(row, self._ctx(node.node_id, state))
+                result = node.plugin.process(row, self._ctx(node.node_id, state, tokens=(token_id,)))
             except Exception as exc:
                 self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
                 raise PluginCrash(

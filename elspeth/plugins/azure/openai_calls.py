@@ -232,12 +232,15 @@ class AzureOpenAIClient:
         request: dict[str, Any],
         send: Callable[[], T],
         describe: Callable[[T], R],
+        *,
+        attempts: int | None = None,
     ) -> R:
         """`send()` under `ctx.call`, its result recorded as, and returned as, `describe(result)`; retried as
-        the options say. Raises CallFailure once retries are exhausted or the failure is not worth retrying."""
+        the options say (or `attempts` times). Raises CallFailure once retries are exhausted or the failure is
+        not worth retrying."""
         errors = _sdk_errors()
         self.connect()  # outside the recorded call: a client that cannot be built is no failed call
-        attempts = self.options.max_attempts
+        attempts = attempts or self.options.max_attempts
         for attempt in range(1, attempts + 1):
             try:
                 with ctx.call(call_type, PROVIDER, request) as scope:
@@ -248,13 +251,16 @@ class AzureOpenAIClient:
                 failure.attempts = attempt
                 if not failure.retryable or attempt == attempts:
                     raise failure from exc
-                wait = failure.retry_after
-                if wait is None:
-                    wait = self.options.backoff_seconds * 2 ** (attempt - 1)
-                ctx.clock.sleep(wait)
+                ctx.clock.sleep(self.backoff(failure, attempt))
             else:
                 return described
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def backoff(self, failure: CallFailure, attempt: int) -> float:
+        """The wait after `attempt` failed: the service's Retry-After, else the options' doubling backoff."""
+        if failure.retry_after is not None:
+            return failure.retry_after
+        return self.options.backoff_seconds * 2 ** (attempt - 1)
 
     # ------------------------------------------------------------ chat completions
 

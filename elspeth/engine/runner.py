@@ -114,9 +114,13 @@ class Runner:
                 if now - last_progress >= _PROGRESS_EVERY:
                     self._report()
                     last_progress = now
-            elif timed:
+            else:
                 for a in timed:
                     a.check_timeout()
+                if self.progress is not None and self.clock.monotonic() - last_progress >= _PROGRESS_EVERY:
+                    # Slow rows (an LLM call each) must not go silent until the 256th.
+                    self._report()
+                    last_progress = self.clock.monotonic()
         self.rec.close_state(state, StateStatus.COMPLETED)
         self.finish()
 
@@ -152,6 +156,7 @@ class Runner:
                 return
             self.clock.sleep(min(waits))
             self._poll_pending()
+            self._report()
 
     # ------------------------------------------------------------ one source record
 

@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from attrs import field, frozen
 
+from elspeth.errors import ServiceUnreachable
+
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
@@ -247,6 +249,7 @@ __all__ = [
     "Register",
     "Routed",
     "Row",
+    "ServiceUnreachable",
     "Sink",
     "Source",
     "Success",

@@ -17,7 +17,7 @@ from attrs import define, field
 from elspeth import canonical
 from elspeth.api import Clock, Error, Pending, Row, Success
 from elspeth.engine.pipeline import Node
-from elspeth.errors import NonCanonicalValueError, PluginCrash
+from elspeth.errors import NonCanonicalValueError, PluginCrash, ServiceUnreachable
 from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.statuses import BatchStatus, StateStatus, TokenOutcome, TriggerReason
 
@@ -117,6 +117,9 @@ class AggregationRuntime:
             # that job again instead of submitting the rows twice.
             if not isinstance(exc, Exception):
                 raise
+            if isinstance(exc, ServiceUnreachable):
+                # The members get no outcome: a resume retries the batch (or polls its job) again.
+                raise exc.stopping(self.node.node_id, self.recorder.run_id) from exc
             raise PluginCrash(
                 f"aggregate {self.node.node_id} raised {type(exc).__name__} in process_batch(): {exc}"
             ) from exc

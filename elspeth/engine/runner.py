@@ -13,7 +13,7 @@ from elspeth.engine.context import NodeContext, work_key
 from elspeth.engine.pipeline import Node, Pipeline
 from elspeth.engine.sinks import SinkRuntime
 from elspeth.engine.summary import Progress, ProgressCallback
-from elspeth.errors import ElspethError, NonCanonicalValueError, PluginCrash
+from elspeth.errors import ElspethError, NonCanonicalValueError, PluginCrash, ServiceUnreachable
 from elspeth.landscape.payloads import FilePayloadStore
 from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.statuses import BatchStatus, StateStatus, TokenOutcome, TriggerReason
@@ -249,6 +249,10 @@ class Runner:
             )
             try:
                 result = node.plugin.process(row, self._ctx(node.node_id, state, tokens=(token_id,)))
+            except ServiceUnreachable as exc:
+                # Not the row's fault: no outcome, so a resume processes it again.
+                self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
+                raise exc.stopping(node.node_id, self.run_id) from exc
             except Exception as exc:
                 self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
                 raise PluginCrash(

@@ -278,6 +278,7 @@ def test_sigkill_while_submitting_then_resume_creates_exactly_one_remote_batch(b
     assert [b["id"] for b in lookups[-1]["response"]["data"]] == ([remote.obj["id"]] if created else []), (
         "the lookup is recorded, with the batch a crash left unrecorded"
     )
+    assert all(c["request"]["looking_for"] == remote.obj["metadata"] for c in lookups), "the intent, on record"
     checkpoint = bench.query("SELECT checkpoint_json FROM batches WHERE run_id = 'run-killed' AND retry_of IS NOT NULL")
     assert len(checkpoint) == 1 and checkpoint[0]["checkpoint_json"] is None
     out = bench.lines("main")

@@ -166,7 +166,15 @@ class AzureBatchLLM(Aggregate):
         after: str | None = None
         while True:
             params: dict[str, Any] = {"limit": LIST_LIMIT} | ({"after": after} if after else {})
-            request = {"operation": "batches.list", "method": "GET", "url": self.client.url("/batches"), **params}
+            # `looking_for` is the intent on record before any create: the tag the batch about to be created
+            # will carry, so an auditor can tie a batch to this run even if the create's own record never lands.
+            request = {
+                "operation": "batches.list",
+                "method": "GET",
+                "url": self.client.url("/batches"),
+                **params,
+                "looking_for": metadata,
+            }
             page = self.client.call(
                 ctx,
                 "llm_batch",

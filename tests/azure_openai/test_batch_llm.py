@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import attrs
 import openai
@@ -311,6 +312,20 @@ def test_the_lookup_pages_back_to_a_batch_many_other_batches_followed(bench):
     assert {c["request"]["batch_id"] for c in calls if c["request"]["operation"] == "batches.retrieve"} == {orphan}
     assert [r["llm_status"] for r in bench.lines("main")] == ["ok"] * 3
     bench.check("run-killed")
+
+
+def test_the_lookup_stops_at_batches_older_than_its_age_limit(bench):
+    sdk = openai.AzureOpenAI(azure_endpoint=bench.emulator.url, api_key=API_KEY, api_version="2024-10-21")
+    other = sdk.files.create(file=("other.jsonl", b"", "application/jsonl"), purpose="batch")
+    bench.emulator.clock = lambda: time.time() - 86400
+    for _ in range(101):
+        sdk.batches.create(input_file_id=other.id, endpoint="/chat/completions", completion_window="24h")
+    bench.emulator.clock = time.time
+    summary = run(bench, rows(2), count=2, lookup_max_age_seconds=3600)
+    lookups = [c for c in bench.calls(summary.run_id) if c["request"]["operation"] == "batches.list"]
+    assert len(lookups) == 1 and lookups[0]["response"]["has_more"], "a day-old page: no need to read on"
+    assert submissions(bench) == 101 + 1
+    bench.check(summary.run_id)
 
 
 def test_the_api_key_never_reaches_the_landscape_the_payloads_or_the_output(bench):

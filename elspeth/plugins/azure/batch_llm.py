@@ -160,8 +160,8 @@ class AzureBatchLLM(Aggregate):
 
     def _find(self, ctx: Context, metadata: dict[str, str]) -> dict[str, Any] | None:
         """The newest batch tagged with this work and these requests that did not expire (an expired one is
-        the reason the engine submits the rows again), paging through `batches.list` (newest first) back to
-        `lookup_max_age_seconds`."""
+        the reason the engine submits the rows again), paging through `batches.list`, back to
+        `lookup_max_age_seconds` when the pages come newest first (as Azure's do), else to the end."""
         oldest = ctx.clock.now() - self.config.lookup_max_age_seconds
         after: str | None = None
         while True:
@@ -187,8 +187,11 @@ class AzureBatchLLM(Aggregate):
                 tags = b.get("metadata") or {}
                 if b.get("status") != "expired" and all(tags.get(k) == v for k, v in metadata.items()):
                     return b
-            if not page.get("has_more") or not batches or any((b.get("created_at") or 0) < oldest for b in batches):
+            if not page.get("has_more") or not batches:
                 return None
+            created = [b.get("created_at") or 0 for b in batches]
+            if created == sorted(created, reverse=True) and created[-1] < oldest:
+                return None  # newest first, and this page reached back past the age limit: the rest is older
             after = batches[-1]["id"]
 
     def _upload(self, ctx: Context, jsonl: str, work: str) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 import attrs
 
 from elspeth_testkit import fault_proxy
-from elspeth_testkit.azure_openai_emulator import AzureOpenAIEmulator
+from elspeth_testkit.azure_openai_emulator import AzureOpenAIEmulator, BatchScript
 from elspeth_testkit.fault_proxy import FaultProxy
 
 from .conftest import API_KEY, CLASSIFY, llm_options, rows
@@ -94,6 +94,29 @@ def test_a_batch_that_cannot_be_submitted_stops_the_run_and_resume_submits_it_on
     reference = clean.run(clean.settings(rows(4), aggregations=[batch(bench.endpoint)]))
     assert reference.status == "completed", reference.error
     assert bench.lines("main") == clean.lines("main")
+
+
+def test_a_pending_batch_whose_service_went_away_stays_pending_for_the_next_resume(bench):
+    bench.emulator.script_batches(BatchScript(polls=3))
+    settings = bench.settings(rows(3), aggregations=[batch(bench.endpoint)])
+    first_poll = {"kind": "aggregate", "name": "azure_batch_llm", "method": "process_batch", "n": 2, "when": "before"}
+    bench.killed(settings, "run-pending", first_poll)
+    port = bench.proxy.port
+    bench.proxy.stop()  # the endpoint now refuses every connection
+
+    down = bench.resume("run-pending", settings)
+    assert down.status == "failed"
+    assert down.error.startswith(f"aggregate:batch: cannot reach http://127.0.0.1:{port}: no connection")
+    (pending,) = bench.query("SELECT status, checkpoint_json FROM batches WHERE run_id = 'run-pending'")
+    assert pending["status"] == "executing" and pending["checkpoint_json"] is not None, "its job is still ours"
+    bench.check("run-pending", wire=False)
+
+    with FaultProxy(bench.emulator.url, port=port):
+        up = bench.resume("run-pending", settings)
+    assert up.status == "completed", up.error
+    assert len(bench.emulator.requests_to("POST", r"^/openai/batches$")) == 1
+    assert [r["llm_status"] for r in bench.lines("main")] == ["ok"] * 3
+    bench.check("run-pending", wire=False)
 
 
 def elspeth(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:

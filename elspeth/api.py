@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from attrs import field, frozen
 
+from elspeth.errors import ServiceUnreachable
+
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
@@ -143,6 +145,10 @@ class Context(Protocol):
     clock: Clock
     payloads: PayloadStore
     checkpoint: Mapping[str, Any] | None
+    work_key: str
+    """Names the work this context is for (the run, the node, the row's token or the batch's members) the
+    same way in every attempt and after a resume. A plugin that starts something outside that must not be
+    started twice (a paid batch job) tags it with this key and looks for the tag before starting it again."""
 
     def record_call(
         self,
@@ -243,6 +249,7 @@ __all__ = [
     "Register",
     "Routed",
     "Row",
+    "ServiceUnreachable",
     "Sink",
     "Source",
     "Success",

@@ -117,7 +117,7 @@ _LOCAL = "sqlite:///.elspeth/landscape.db in this directory"
 @click.argument("settings_file", metavar="SETTINGS.yaml", type=click.Path(dir_okay=False))
 @_landscape_option(_FROM_SETTINGS)
 @click.option("--run-id", metavar="ID", help="Use this run id instead of a generated one.")
-@click.option("--quiet", "-q", is_flag=True, help="No live progress line; the summary is still printed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr; the summary is still printed.")
 @_cassette_options
 def run(
     settings_file: str,
@@ -159,7 +159,7 @@ def run(
     help="Settings to resume with (default: the file the run recorded).",
 )
 @_landscape_option(f"with --settings, {_FROM_SETTINGS}; without, {_LOCAL}")
-@click.option("--quiet", "-q", is_flag=True, help="No live progress line; the summary is still printed.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress on stderr; the summary is still printed.")
 @_cassette_options
 def resume(
     run_id: str,
@@ -208,7 +208,7 @@ def _load(settings_file: str) -> tuple[Settings, frozenset[str]]:
 
 def _live_status(quiet: bool) -> LiveStatus:
     stream = sys.stderr
-    return LiveStatus(stream, enabled=not quiet and stream.isatty())
+    return LiveStatus(stream, enabled=not quiet, terminal=stream.isatty())
 
 
 def _finish(status: LiveStatus, summary: RunSummary, url: str) -> None:

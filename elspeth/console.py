@@ -50,14 +50,22 @@ def short_hash(digest: str | None) -> str | None:
     return digest[:12] if digest else None
 
 
-class LiveStatus:
-    """The progress callback: one line rewritten in place on `stream`, only when it is a terminal (a log
-    file or a pipe would fill up with carriage returns)."""
+PLAIN_PROGRESS_EVERY = 5.0
+"""Seconds between two progress lines when stderr is no terminal (a log file, a pipe, CI)."""
 
-    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
+
+class LiveStatus:
+    """The progress callback. On a terminal, one line rewritten in place on `stream`; elsewhere (a log file
+    or a pipe would fill up with carriage returns) a plain line every `every` seconds of the run, so a slow
+    run is never silent."""
+
+    def __init__(self, stream: TextIO, *, enabled: bool, terminal: bool = True, every: float = PLAIN_PROGRESS_EVERY):
         self.stream = stream
         self.enabled = enabled
+        self.terminal = terminal
+        self.every = every
         self._open_line = False
+        self._next_plain = every
 
     def __call__(self, progress: Progress) -> None:
         if not self.enabled:
@@ -66,6 +74,13 @@ class LiveStatus:
             f"{progress.run_id}  {progress.rows_read:,} rows  "
             f"{rate(progress.rows_read, progress.elapsed_seconds)}  {duration(progress.elapsed_seconds)}"
         )
+        if not self.terminal:
+            # The summary follows the last one; in between, one line per `every` seconds at most.
+            if not progress.done and progress.elapsed_seconds >= self._next_plain:
+                self.stream.write(line + "\n")
+                self.stream.flush()
+                self._next_plain = progress.elapsed_seconds + self.every
+            return
         self.stream.write("\r\x1b[K" + line)
         self._open_line = not progress.done
         if progress.done:

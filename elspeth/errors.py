@@ -1,5 +1,7 @@
 """One exception hierarchy. The CLI turns any ElspethError into exit code 2 and its message, no traceback."""
 
+from __future__ import annotations
+
 
 class ElspethError(Exception):
     """Something the user can fix; the message says what and how."""
@@ -27,3 +29,24 @@ class ResumeError(ElspethError):
 
 class PluginCrash(ElspethError):
     """A plugin raised instead of returning a result; the run stops and can be resumed."""
+
+
+class ServiceUnreachable(ElspethError):
+    """Raised by a plugin when a service it depends on cannot be reached at all (connection refused, no such
+    host, connect timeout) once its own retries are spent: nobody's row is at fault, so no row may fail for
+    it. The engine closes the open state as failed, gives the row or batch no outcome, and stops the run;
+    `elspeth resume` does that work again once the service is back."""
+
+    def __init__(self, service: str, reason: str, *, message: str | None = None) -> None:
+        super().__init__(message or f"cannot reach {service}: {reason}")
+        self.service = service
+        self.reason = reason
+
+    def stopping(self, node_id: str, run_id: str) -> ServiceUnreachable:
+        """What the engine raises to stop the run: names the node and the way on."""
+        return ServiceUnreachable(
+            self.service,
+            self.reason,
+            message=f"{node_id}: {self}; its rows are unfinished, not failed: once it can be reached, "
+            f"`elspeth resume {run_id}`",
+        )

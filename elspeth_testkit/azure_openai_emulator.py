@@ -9,7 +9,8 @@ header or a bearer token, else 404 or 401 as Azure answers):
 - `POST /deployments/{deployment}/chat/completions`
 - `POST /files` (multipart, purpose `batch`), `GET /files`, `GET /files/{id}`, `GET /files/{id}/content`,
   `DELETE /files/{id}`
-- `POST /batches`, `GET /batches`, `GET /batches/{id}`, `POST /batches/{id}/cancel`
+- `POST /batches` (with `metadata`), `GET /batches` (newest first, paged by `limit` and `after`),
+  `GET /batches/{id}`, `POST /batches/{id}/cancel`
 
 Answers are deterministic: the reply is derived from the prompt. Without a rule, a prompt that lists labels
 (a line like `Labels: positive, negative, neutral` or `... one of: a, b`) is answered with one of them,
@@ -376,9 +377,7 @@ class AzureOpenAIEmulator(LoopbackServer):
             case "POST", ["batches"]:
                 return _json(200, self._create_batch(_json_body(body)))
             case "GET", ["batches"]:
-                with self._lock:
-                    data = [dict(b.obj) for b in self.batches.values()]
-                return _json(200, {"object": "list", "data": data, "has_more": False})
+                return _json(200, self._list_batches(query))
             case "GET", ["batches", batch_id]:
                 return _json(200, self._retrieve_batch(batch_id))
             case "POST", ["batches", batch_id, "cancel"]:
@@ -463,6 +462,7 @@ class AzureOpenAIEmulator(LoopbackServer):
             raise _HttpError(400, "invalid_request", f"endpoint {endpoint!r} is not supported")
         if body.get("completion_window") != "24h":
             raise _HttpError(400, "invalid_request", "completion_window must be '24h'")
+        _check_metadata(body.get("metadata"))
         source = self._file(str(input_file_id))
         now = int(self.clock())
         with self._lock:
@@ -494,6 +494,31 @@ class AzureOpenAIEmulator(LoopbackServer):
         with self._lock:
             self.batches[batch_id] = batch
         return dict(obj)
+
+    def _list_batches(self, query: dict[str, str]) -> dict[str, Any]:
+        """Newest first, `limit` (1 to 100, default 20) per page after the batch id `after`, as the API pages."""
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            raise _HttpError(400, "invalid_request", f"limit must be an integer from 1 to 100, not {query['limit']!r}")
+        with self._lock:
+            objs = [dict(b.obj) for b in reversed(self.batches.values())]
+        after = query.get("after")
+        if after is not None:
+            ids = [o["id"] for o in objs]
+            if after not in ids:
+                raise _HttpError(400, "invalid_request", f"after: no batch {after!r}")
+            objs = objs[ids.index(after) + 1 :]
+        page = objs[:limit]
+        return {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(objs) > limit,
+        }
 
     def _batch(self, batch_id: str) -> _Batch:
         with self._lock:
@@ -606,6 +631,19 @@ def _json_body(body: bytes) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _HttpError(400, "BadRequest", "the request body must be a JSON object")
     return value
+
+
+def _check_metadata(metadata: Any) -> None:
+    """The API's limits: at most 16 pairs, keys up to 64 characters, string values up to 512."""
+    if metadata is None:
+        return
+    if not isinstance(metadata, dict) or len(metadata) > 16:
+        raise _HttpError(400, "invalid_request", "metadata must be an object of at most 16 key-value pairs")
+    for key, value in metadata.items():
+        if len(key) > 64 or not isinstance(value, str) or len(value) > 512:
+            raise _HttpError(
+                400, "invalid_request", f"metadata {key!r}: keys up to 64 characters, values strings up to 512"
+            )
 
 
 def _input_lines(data: bytes) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from attrs import define, field
 from elspeth import canonical
 from elspeth.api import Clock, Error, Pending, Row, Success
 from elspeth.engine.pipeline import Node
-from elspeth.errors import NonCanonicalValueError, PluginCrash
+from elspeth.errors import NonCanonicalValueError, PluginCrash, ServiceUnreachable
 from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.statuses import BatchStatus, StateStatus, TokenOutcome, TriggerReason
 
@@ -104,7 +104,7 @@ class AggregationRuntime:
         if trigger is not None:
             changes["trigger"] = trigger
         self.recorder.update_batch(batch.batch_id, **changes)
-        ctx = self.make_ctx(self.node.node_id, state, batch.checkpoint)
+        ctx = self.make_ctx(self.node.node_id, state, batch.checkpoint, [m.token_id for m in batch.members])
         try:
             result = self.node.plugin.process_batch([m.row for m in batch.members], ctx)
             if not isinstance(result, Success | Error | Pending):
@@ -117,6 +117,9 @@ class AggregationRuntime:
             # that job again instead of submitting the rows twice.
             if not isinstance(exc, Exception):
                 raise
+            if isinstance(exc, ServiceUnreachable):
+                # The members get no outcome: a resume retries the batch (or polls its job) again.
+                raise exc.stopping(self.node.node_id, self.recorder.run_id) from exc
             raise PluginCrash(
                 f"aggregate {self.node.node_id} raised {type(exc).__name__} in process_batch(): {exc}"
             ) from exc

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from attrs import define
 
+from elspeth import canonical
 from elspeth.api import Clock, PayloadStore
 from elspeth.landscape.recorder import Recorder, error_info
 
@@ -17,6 +19,13 @@ from elspeth.landscape.recorder import Recorder, error_info
 class CallScope:
     request: Any
     response: Any = None
+
+
+def work_key(run_id: str, node_id: str, token_ids: Iterable[int] = ()) -> str:
+    """The same for every attempt at the same work, in this process or after a resume: the run, the node and
+    the tokens (a batch's members, in order). Never the batch id or the attempt, which a resume renews."""
+    ident = canonical.canonical_bytes([run_id, node_id, list(token_ids)])
+    return hashlib.sha256(ident).hexdigest()[:32]
 
 
 @define
@@ -28,6 +37,12 @@ class NodeContext:
     payloads: PayloadStore
     recorder: Recorder
     checkpoint: Mapping[str, Any] | None = None
+    work_tokens: tuple[int, ...] = ()
+
+    @property
+    def work_key(self) -> str:
+        # Computed when asked for: few plugins need it, and a hash per row is not free.
+        return work_key(self.run_id, self.node_id, self.work_tokens)
 
     def record_call(
         self,

@@ -14,7 +14,7 @@ from elspeth.engine.interrupts import StopRequest
 from elspeth.engine.pipeline import Node, Pipeline
 from elspeth.engine.sinks import SinkRuntime
 from elspeth.engine.summary import Progress, ProgressCallback
-from elspeth.errors import ElspethError, NonCanonicalValueError, PluginCrash
+from elspeth.errors import ElspethError, NonCanonicalValueError, PluginCrash, ServiceUnreachable
 from elspeth.landscape.payloads import FilePayloadStore
 from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.statuses import BatchStatus, StateStatus, TokenOutcome, TriggerReason
@@ -66,8 +66,12 @@ class Runner:
         self._transform_step = {n.node_id: i for i, n in enumerate(pipeline.transforms)}
         self._started = time.monotonic()
 
-    def _ctx(self, node_id: str, state_id: int, checkpoint: dict[str, Any] | None = None) -> NodeContext:
-        return NodeContext(self.run_id, node_id, state_id, self.clock, self.payloads, self.rec, checkpoint)
+    def _ctx(
+        self, node_id: str, state_id: int, checkpoint: dict[str, Any] | None = None, tokens: Iterable[int] = ()
+    ) -> NodeContext:
+        return NodeContext(
+            self.run_id, node_id, state_id, self.clock, self.payloads, self.rec, checkpoint, tuple(tokens)
+        )
 
     # ------------------------------------------------------------ the main loop
 
@@ -117,9 +121,13 @@ class Runner:
                 if now - last_progress >= _PROGRESS_EVERY:
                     self._report()
                     last_progress = now
-            elif timed:
+            else:
                 for a in timed:
                     a.check_timeout()
+                if self.progress is not None and self.clock.monotonic() - last_progress >= _PROGRESS_EVERY:
+                    # Slow rows (an LLM call each) must not go silent until the 256th.
+                    self._report()
+                    last_progress = self.clock.monotonic()
         self.rec.close_state(state, StateStatus.COMPLETED)
         self.finish()
 
@@ -156,6 +164,7 @@ class Runner:
                 return
             self.clock.sleep(min(waits))
             self._poll_pending()
+            self._report()
 
     # ------------------------------------------------------------ one source record
 
@@ -247,7 +256,11 @@ class Runner:
                 node.node_id, "process", token_id=token_id, attempt=attempt, input_hash=row_hash
             )
             try:
-                result = node.plugin.process(row, self._ctx(node.node_id, state))
+                result = node.plugin.process(row, self._ctx(node.node_id, state, tokens=(token_id,)))
+            except ServiceUnreachable as exc:
+                # Not the row's fault: no outcome, so a resume processes it again.
+                self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
+                raise exc.stopping(node.node_id, self.run_id) from exc
             except Exception as exc:
                 self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
                 raise PluginCrash(

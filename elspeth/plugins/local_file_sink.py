@@ -1,5 +1,6 @@
 """What the local-file sinks share: append-only writes, a running sha256 over every byte in the file, and
-resuming from the size that the last flushed artifact recorded."""
+resuming from the size that the last flushed artifact recorded. A new file is created at the first write or
+flush, not at open: a run that fails before it wrote anything leaves no empty file behind to refuse a rerun."""
 
 from __future__ import annotations
 
@@ -36,6 +37,8 @@ class LocalFileSink(Sink):
         super().__init__(config)
         self.path = os.path.abspath(config.path)
         self._file: IO[bytes] | None = None
+        self._opened = False
+        self._overwrite = False
         self._sha256 = hashlib.sha256()
         self._size = 0
         self._row_count = 0
@@ -58,13 +61,14 @@ class LocalFileSink(Sink):
 
     def open(self, ctx: Context, resume: Mapping[str, Any] | None) -> None:
         self.restore(resume or {})
-        if resume is None:
-            self._file = self._create(overwrite=self.config.if_exists == "overwrite")
-        elif not resume:
-            # The earlier attempt never flushed, so whatever it left in the file was never committed.
-            self._file = self._create(overwrite=True)
-        else:
+        self._opened = True
+        if resume:
             self._file = self._reopen(resume)
+            return
+        # An earlier attempt that never flushed (resume == {}) committed nothing of whatever it left there.
+        self._overwrite = resume is not None or self.config.if_exists == "overwrite"
+        if not self._overwrite and os.path.lexists(self.path):
+            raise self._exists()
 
     def write(self, rows: list[Row], ctx: Context) -> None:
         data = self.encode(rows)
@@ -106,7 +110,9 @@ class LocalFileSink(Sink):
 
     def _handle(self) -> IO[bytes]:
         if self._file is None:
-            raise ElspethError(f"{self.name} sink: write() or flush() before open() ({self.path})")
+            if not self._opened:
+                raise ElspethError(f"{self.name} sink: write() or flush() before open() ({self.path})")
+            self._file = self._create(overwrite=self._overwrite)
         return self._file
 
     def _create(self, *, overwrite: bool) -> IO[bytes]:
@@ -115,10 +121,13 @@ class LocalFileSink(Sink):
         try:
             return open(self.path, "wb" if overwrite else "xb")
         except FileExistsError:
-            raise ConfigError(
-                f"{self.name} sink: {self.path} already exists; set `if_exists: overwrite` to replace it, "
-                "or set `path` to a new file"
-            ) from None
+            raise self._exists() from None
+
+    def _exists(self) -> ConfigError:
+        return ConfigError(
+            f"{self.name} sink: {self.path} already exists; set `if_exists: overwrite` to replace it, "
+            "or set `path` to a new file"
+        )
 
     def _reopen(self, state: Mapping[str, Any]) -> IO[bytes]:
         size, row_count, content_hash = state.get("size"), state.get("row_count"), state.get("content_hash")

@@ -126,8 +126,18 @@ class Bench:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
 
-    def killed(self, settings: dict[str, Any], run_id: str, kill: dict[str, Any]) -> None:
-        done = self.child({"action": "run", "settings": settings, "run_id": run_id, "kill": kill})
+    def killed(
+        self,
+        settings: dict[str, Any],
+        run_id: str,
+        kill: dict[str, Any] | None = None,
+        *,
+        die_in_sdk: dict[str, str] | None = None,
+    ) -> None:
+        """Run in a child process that SIGKILLs itself at `kill` (a plugin method) or `die_in_sdk` (an
+        operation of the openai SDK, see child_run.py)."""
+        spec = {"action": "run", "settings": settings, "run_id": run_id, "kill": kill, "die_in_sdk": die_in_sdk}
+        done = self.child(spec)
         assert done.returncode == -signal.SIGKILL, f"expected a SIGKILL, got {done.returncode}: {done.stderr[-3000:]}"
 
     def lines(self, sink: str) -> list[dict[str, Any]]:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 
 import attrs
+import openai
 import pytest
 
 from elspeth import canonical
@@ -35,6 +37,11 @@ def operations(calls):
     return [(c["request"]["operation"], c["status"]) for c in calls]
 
 
+def upload_of(calls):
+    (upload,) = [c for c in calls if c["request"]["operation"] == "files.create"]
+    return upload
+
+
 def submissions(bench):
     return len(bench.emulator.requests_to("POST", r"^/openai/batches$"))
 
@@ -51,6 +58,7 @@ def test_rows_come_back_in_order_with_their_answers_and_every_call_is_recorded(b
     calls = bench.calls(summary.run_id)
     assert all((c["call_type"], c["provider"]) == ("llm_batch", "azure_openai") for c in calls)
     per_batch = [
+        ("batches.list", "ok"),  # no batch an earlier attempt created for these rows
         ("files.create", "ok"),
         ("batches.create", "ok"),
         ("batches.retrieve", "ok"),  # validating: pending
@@ -65,7 +73,8 @@ def test_rows_come_back_in_order_with_their_answers_and_every_call_is_recorded(b
     )
     operation_of = {s["state_id"]: s["operation"] for s in states}
     for call in calls:
-        expected = "flush" if call["request"]["operation"] in ("files.create", "batches.create") else "poll"
+        submitting = ("batches.list", "files.create", "batches.create")
+        expected = "flush" if call["request"]["operation"] in submitting else "poll"
         assert operation_of[call["state_id"]] == expected
     batches = bench.query("SELECT status, trigger, checkpoint_json FROM batches WHERE run_id = :r", r=summary.run_id)
     assert [(b["status"], b["trigger"], b["checkpoint_json"]) for b in batches] == [
@@ -123,7 +132,7 @@ def test_completed_with_missing_malformed_and_failed_lines_every_row_is_accounte
     assert bench.lines("errors") == []
 
     calls = bench.calls(summary.run_id)
-    uploaded = [json.loads(line)["custom_id"] for line in calls[0]["request"]["file"].splitlines()]
+    uploaded = [json.loads(line)["custom_id"] for line in upload_of(calls)["request"]["file"].splitlines()]
     assert [r["llm_custom_id"] for r in out] == uploaded, "each row traceable to its line by custom_id"
     downloads = [c for c in calls if c["request"]["operation"] == "files.content"]
     assert len(downloads) == 2, "the output file and the error file"
@@ -172,7 +181,7 @@ def test_a_row_that_does_not_fit_the_prompt_is_not_submitted_and_says_why(bench)
     assert (
         out[0]["llm_custom_id"] is None and "not submitted" in out[0]["llm_error"] and "'text'" in out[0]["llm_error"]
     )
-    jsonl = bench.calls(summary.run_id)[0]["request"]["file"]
+    jsonl = upload_of(bench.calls(summary.run_id))["request"]["file"]
     assert len(jsonl.splitlines()) == 2
     bench.check(summary.run_id)
 
@@ -181,6 +190,8 @@ FAULTS = {
     "upload-500": (fault_proxy.status(500), "POST", r"^/openai/files\?"),
     "create-429": (fault_proxy.status(429, retry_after=0), "POST", r"^/openai/batches\?"),
     "upload-malformed": (fault_proxy.malformed(), "POST", r"^/openai/files\?"),
+    # The service creates the batch, its answer is lost: the next attempt finds it by its tag, creates none.
+    "create-malformed": (fault_proxy.malformed(), "POST", r"^/openai/batches\?"),
     "retrieve-reset": (fault_proxy.reset(), "GET", r"^/openai/batches/"),
     "retrieve-malformed": (fault_proxy.malformed(), "GET", r"^/openai/batches/"),
     "content-timeout": (fault_proxy.timeout(1.5), "GET", r"/content\?"),
@@ -208,7 +219,8 @@ def test_polls_that_keep_failing_give_the_batch_up_as_an_error_without_resubmitt
     assert [r["id"] for r in failed] == [0, 1] and "3 polls in a row failed" in failed[0]["_error"]
     assert submissions(bench) == 1
     ops = operations(bench.calls(summary.run_id))
-    assert ops == [("files.create", "ok"), ("batches.create", "ok")] + [("batches.retrieve", "error")] * 3
+    submit = [("batches.list", "ok"), ("files.create", "ok"), ("batches.create", "ok")]
+    assert ops == submit + [("batches.retrieve", "error")] * 3
     bench.check(summary.run_id)
 
 
@@ -234,6 +246,86 @@ def test_sigkill_while_pending_then_resume_completes_the_batch_with_a_single_sub
     reference = run(clean, rows(5), count=5)
     assert clean.lines("main") == out, "the resumed run's output equals an uninterrupted run's"
     clean.check(reference.run_id)
+
+
+SUBMIT_KILLS = {
+    # point: (where the child SIGKILLs itself, remote batches created before it died)
+    "upload-unrecorded": ({"die_in_sdk": {"operation": "files.create", "when": "after"}}, 0),
+    "before-create": ({"die_in_sdk": {"operation": "batches.create", "when": "before"}}, 0),
+    "create-unrecorded": ({"die_in_sdk": {"operation": "batches.create", "when": "after"}}, 1),
+    "checkpoint-uncommitted": (
+        {"kill": {"kind": "aggregate", "name": "azure_batch_llm", "method": "process_batch", "n": 1}},
+        1,
+    ),
+}
+
+
+@pytest.mark.parametrize(("point", "created"), list(SUBMIT_KILLS.values()), ids=list(SUBMIT_KILLS))
+def test_sigkill_while_submitting_then_resume_creates_exactly_one_remote_batch(bench, tmp_path, point, created):
+    settings = bench.settings(rows(5), aggregations=[batch(bench, count=5)])
+    bench.killed(settings, "run-killed", **point)
+    assert submissions(bench) == created
+    assert bench.query("SELECT status, checkpoint_json FROM batches WHERE run_id = 'run-killed'") == [
+        {"status": "executing", "checkpoint_json": None}
+    ]
+
+    bench.proxy.clear(script=False)  # the wire check covers the resume: the killed exchange has no record
+    resumed = bench.resume("run-killed", settings)
+    assert resumed.status == "completed", resumed.error
+    assert submissions(bench) == 1, "one remote batch for these rows, wherever the crash landed"
+    (remote,) = bench.emulator.batches.values()
+    calls = bench.calls("run-killed")
+    lookups = [c for c in calls if c["request"]["operation"] == "batches.list" and c["status"] == "ok"]
+    assert [b["id"] for b in lookups[-1]["response"]["data"]] == ([remote.obj["id"]] if created else []), (
+        "the lookup is recorded, with the batch a crash left unrecorded"
+    )
+    assert all(c["request"]["looking_for"] == remote.obj["metadata"] for c in lookups), "the intent, on record"
+    checkpoint = bench.query("SELECT checkpoint_json FROM batches WHERE run_id = 'run-killed' AND retry_of IS NOT NULL")
+    assert len(checkpoint) == 1 and checkpoint[0]["checkpoint_json"] is None
+    out = bench.lines("main")
+    assert [r["id"] for r in out] == list(range(5)) and all(r["llm_status"] == "ok" for r in out)
+    bench.check("run-killed")
+
+    clean = attrs.evolve(bench, root=tmp_path / "clean")
+    reference = run(clean, rows(5), count=5)
+    assert clean.lines("main") == out, "the resumed run's output equals an uninterrupted run's"
+    clean.check(reference.run_id)
+
+
+def test_the_lookup_pages_back_to_a_batch_many_other_batches_followed(bench):
+    settings = bench.settings(rows(3), aggregations=[batch(bench, count=3)])
+    bench.killed(settings, "run-killed", die_in_sdk={"operation": "batches.create", "when": "after"})
+    (orphan,) = bench.emulator.batches
+    sdk = openai.AzureOpenAI(azure_endpoint=bench.emulator.url, api_key=API_KEY, api_version="2024-10-21")
+    other = sdk.files.create(file=("other.jsonl", b"", "application/jsonl"), purpose="batch")
+    for i in range(100):
+        sdk.batches.create(
+            input_file_id=other.id, endpoint="/chat/completions", completion_window="24h", metadata={"n": str(i)}
+        )
+    bench.proxy.clear(script=False)
+    resumed = bench.resume("run-killed", settings)
+    assert resumed.status == "completed", resumed.error
+    assert submissions(bench) == 1 + 100, "the killed run's batch and the others: no new one"
+    calls = bench.calls("run-killed")
+    lookups = [c["request"] for c in calls if c["request"]["operation"] == "batches.list"]
+    assert [(r["limit"], "after" in r) for r in lookups] == [(100, False), (100, False), (100, True)]
+    assert {c["request"]["batch_id"] for c in calls if c["request"]["operation"] == "batches.retrieve"} == {orphan}
+    assert [r["llm_status"] for r in bench.lines("main")] == ["ok"] * 3
+    bench.check("run-killed")
+
+
+def test_the_lookup_stops_at_batches_older_than_its_age_limit(bench):
+    sdk = openai.AzureOpenAI(azure_endpoint=bench.emulator.url, api_key=API_KEY, api_version="2024-10-21")
+    other = sdk.files.create(file=("other.jsonl", b"", "application/jsonl"), purpose="batch")
+    bench.emulator.clock = lambda: time.time() - 86400
+    for _ in range(101):
+        sdk.batches.create(input_file_id=other.id, endpoint="/chat/completions", completion_window="24h")
+    bench.emulator.clock = time.time
+    summary = run(bench, rows(2), count=2, lookup_max_age_seconds=3600)
+    lookups = [c for c in bench.calls(summary.run_id) if c["request"]["operation"] == "batches.list"]
+    assert len(lookups) == 1 and lookups[0]["response"]["has_more"], "a day-old page: no need to read on"
+    assert submissions(bench) == 101 + 1
+    bench.check(summary.run_id)
 
 
 def test_the_api_key_never_reaches_the_landscape_the_payloads_or_the_output(bench):

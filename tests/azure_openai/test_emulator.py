@@ -192,6 +192,35 @@ def test_cancel_and_validation(emulator):
     assert failed.status == "failed" and failed.errors.data[0].line == 1
 
 
+def test_batches_keep_their_metadata_and_list_newest_first_page_by_page(emulator):
+    c, _ = submit(emulator)
+    uploaded = c.files.create(file=("in.jsonl", b"", "application/jsonl"), purpose="batch")
+    created = [
+        c.batches.create(
+            input_file_id=uploaded.id,
+            endpoint="/chat/completions",
+            completion_window="24h",
+            metadata={"tag": f"t{i}"},
+        )
+        for i in range(4)
+    ]
+    assert created[2].metadata == {"tag": "t2"}
+    first = c.batches.list(limit=2)
+    assert [b.metadata for b in first.data] == [{"tag": "t3"}, {"tag": "t2"}] and first.has_more
+    rest = c.batches.list(limit=2, after=first.data[-1].id)
+    assert [b.metadata for b in rest.data] == [{"tag": "t1"}, {"tag": "t0"}] and rest.has_more
+    last = c.batches.list(limit=2, after=rest.data[-1].id)
+    assert [b.metadata for b in last.data] == [None] and not last.has_more
+    assert len(list(c.batches.list(limit=1))) == 5, "the SDK's auto-paging follows `after`"
+    with pytest.raises(openai.BadRequestError, match="at most 16"):
+        c.batches.create(
+            input_file_id=uploaded.id,
+            endpoint="/chat/completions",
+            completion_window="24h",
+            metadata={f"k{i}": "v" for i in range(17)},
+        )
+
+
 def test_the_session_fixture_serves(azure_openai_emulator):
     azure_openai_emulator.reset()
     assert ask(azure_openai_emulator, "ping").choices[0].message.content == "Echo: ping"

@@ -27,6 +27,18 @@ def test_live_status_disabled_writes_nothing():
     assert stream.getvalue() == ""
 
 
+def test_without_a_terminal_a_plain_line_every_few_seconds_of_the_run():
+    stream = io.StringIO()
+    status = LiveStatus(stream, enabled=True, terminal=False, every=5.0)
+    for tenth in range(1, 131):
+        status(Progress("r3", tenth * 10, tenth / 10))
+    status(Progress("r3", 1300, 13.0, done=True))
+    status.finish()
+    lines = stream.getvalue().splitlines()
+    assert lines == ["r3  500 rows  100 rows/s  5.0s", "r3  1,000 rows  100 rows/s  10.0s"]
+    assert "\r" not in stream.getvalue() and "\x1b" not in stream.getvalue()
+
+
 def test_table_aligns_columns_and_shows_none_as_dash():
     assert table(("A", "LONGER"), [("x", None), ("yyyy", 3)]).splitlines() == [
         "A     LONGER",

@@ -223,6 +223,34 @@ def test_overwrite_replaces_an_existing_file(kind: str, tmp_path: Path, ctx) -> 
 
 
 @both
+def test_a_run_that_fails_before_writing_leaves_no_file_and_the_rerun_is_not_refused(
+    kind: str, tmp_path: Path, ctx
+) -> None:
+    path = tmp_path / "new" / f"out.{kind}"
+    failed = make_sink(kind, path)
+    failed.open(ctx, None)
+    failed.close()
+    assert not path.exists(), "opened, never written nor flushed: no file"
+    rerun = make_sink(kind, path)
+    rerun.open(ctx, None)
+    rerun.write(rows(0, 2), ctx)
+    artifact = rerun.flush(ctx)
+    rerun.close()
+    assert_describes(artifact, path, 2)
+
+
+@both
+def test_a_run_without_rows_still_flushes_an_empty_file(kind: str, tmp_path: Path, ctx) -> None:
+    path = tmp_path / f"out.{kind}"
+    sink = make_sink(kind, path)
+    sink.open(ctx, None)
+    artifact = sink.flush(ctx)
+    sink.close()
+    assert path.read_bytes() == b""
+    assert_describes(artifact, path, 0)
+
+
+@both
 def test_if_exists_choices_are_checked(kind: str) -> None:
     with pytest.raises(ConfigError, match="if_exists"):
         SINKS[kind].config_class(path="x", if_exists="append")

@@ -14,11 +14,12 @@ import re
 from collections.abc import Mapping
 from datetime import UTC
 from typing import Any, ClassVar
+from urllib.parse import urlsplit
 
 import httpx
 from attrs import Attribute, field, frozen
 
-from elspeth.api import Capability, Context, Error, Row, Success, Transform, TransformResult
+from elspeth.api import Capability, Context, Error, Row, ServiceUnreachable, Success, Transform, TransformResult
 from elspeth.canonical import describe_non_canonical
 from elspeth.errors import ConfigError
 from elspeth_http.template import MissingField, UnusableValue, UrlTemplate
@@ -114,12 +115,22 @@ class _Failed(Exception):
     """An attempt that got no usable answer. Raised inside `ctx.call`, so the call is recorded as an ERROR
     with whatever response there was; caught outside it to decide on a retry."""
 
-    def __init__(self, reason: str, *, retryable: bool, status: int | None = None, wait: float | None = None):
+    def __init__(
+        self,
+        reason: str,
+        *,
+        retryable: bool,
+        status: int | None = None,
+        wait: float | None = None,
+        unreachable: bool = False,
+    ):
         super().__init__(reason)
         self.reason = reason
         self.retryable = retryable
         self.status = status
         self.wait = wait
+        self.unreachable = unreachable
+        """No connection at all (refused, no such host, connect timeout): the service's fault, not the row's."""
 
 
 class HttpStatusError(_Failed):
@@ -135,7 +146,9 @@ class HttpEnrich(Transform):
 
     A 4xx other than 429 is the row's Error, not retried. 429, 5xx, a timeout, a dropped connection or a
     body that is not JSON is retried up to `max_attempts` times, honouring Retry-After; then the row gets a
-    retryable Error, which the engine may retry in turn. Every attempt is one recorded call."""
+    retryable Error, which the engine may retry in turn. A service that cannot be connected to at all on the
+    last attempt is no row's Error: ServiceUnreachable stops the run for `elspeth resume`. Every attempt is
+    one recorded call."""
 
     name = "http_enrich"
     config_class = HttpEnrichConfig
@@ -192,6 +205,9 @@ class HttpEnrich(Transform):
                 continue
             return Success({**row, cfg.output_field: answer})
         assert failure is not None
+        if failure.unreachable:
+            service = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+            raise ServiceUnreachable(service, f"{failure.reason}; {cfg.max_attempts} attempt(s)")
         return Error(
             f"{failure.reason}; gave up after {cfg.max_attempts} attempt(s)",
             retryable=True,
@@ -223,6 +239,10 @@ class HttpEnrich(Transform):
                         status=status,
                     )
                 return parsed
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            raise _Failed(
+                f"{type(exc).__name__} from {where}: {str(exc) or 'no connection'}", retryable=True, unreachable=True
+            ) from exc
         except httpx.TimeoutException as exc:
             raise _Failed(
                 f"no answer from {where} within {self.config.timeout_seconds}s ({type(exc).__name__})", retryable=True

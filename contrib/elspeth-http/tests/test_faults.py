@@ -120,11 +120,17 @@ def test_exhausted_retries_are_a_retryable_error_after_recording_every_attempt(
     assert len(proxy.exchanges) == len(calls) == 12 + 2
 
 
-def test_an_unreachable_service_is_recorded_and_the_row_fails(tmp_path: Path, test_api: LocalApi) -> None:
+def test_an_unreachable_service_stops_the_run_with_every_attempt_recorded_and_no_row_failed(
+    tmp_path: Path, test_api: LocalApi
+) -> None:
     with FaultProxy(test_api.url) as dead:
         url = dead.url
-    ran = run_enrich(tmp_path, ROWS[:1], {"url": url + "/lookup/{id}", "max_attempts": 2, "backoff_seconds": 0})
+    ran = run_enrich(tmp_path, ROWS[:2], {"url": url + "/lookup/{id}", "max_attempts": 2, "backoff_seconds": 0})
+    assert ran.summary.status == "failed"
+    assert ran.summary.error.startswith(f"transform:enrich: cannot reach {url}: ConnectError from GET {url}/lookup/0")
+    assert "2 attempt(s)" in ran.summary.error and "elspeth resume" in ran.summary.error
     calls = ran.calls()
     assert [c["status"] for c in calls] == ["error", "error"]
     assert calls[0]["error"]["type"] == "ConnectError"
-    assert "gave up after 2 attempt(s)" in ran.output("errors")[0]["_error"]
+    assert ran.summary.outcomes == {}, "the rows are unfinished, for a resume, not failed"
+    assert ran.output("errors") == [] and ran.output("out") == []

@@ -2,11 +2,15 @@
 
 First call (no checkpoint): the rows become one JSONL input file (a chat completion request per row, its
 `custom_id` "<hash of the batch's requests>-row-<i>"), uploaded with `files.create`, then `batches.create`;
-the answer is Pending with the batch id in the checkpoint. Later calls (the checkpoint set, also after a
-resume): `batches.retrieve`; once completed, `files.content` of the output file and of the error file,
-and each row gets its answer back by custom_id. Every one of these calls is recorded in full (call type
-"llm_batch"): the whole JSONL uploaded, every file downloaded, every batch object; big bodies go to the
-payload store.
+the answer is Pending with the batch id in the checkpoint. Submitting is idempotent: the batch's metadata
+carries `ctx.work_key` (the run, the node, the member tokens: the same after a resume), and `batches.list`
+looks for a batch so tagged before any upload or create, so a crash between `batches.create` and the
+checkpoint's commit, or a create whose answer was lost, costs no second batch: the next attempt adopts it.
+
+Later calls (the checkpoint set, also after a resume): `batches.retrieve`; once completed, `files.content`
+of the output file and of the error file, and each row gets its answer back by custom_id. Every one of these
+calls is recorded in full (call type "llm_batch"): the whole JSONL uploaded, every file downloaded, every
+batch object, every page listed; big bodies go to the payload store.
 
 Per-row results: the batch answers with one output row per input row, in order, each carrying its
 `custom_id_field`, `status_field` and `error_field`:
@@ -25,6 +29,7 @@ is a retryable Error (the engine submits the rows again as a new batch).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from typing import Any
@@ -44,6 +49,8 @@ from elspeth.plugins.azure.openai_calls import (
 )
 from elspeth.plugins.azure.prompts import PromptError
 
+LIST_LIMIT = 100
+"""Batches per `batches.list` page, the API's maximum."""
 PENDING_STATUSES = frozenset({"validating", "in_progress", "finalizing", "cancelling"})
 _CUSTOM_ID = re.compile(r'"custom_id"\s*:\s*"((?:[^"\\]|\\.)*)"')
 
@@ -62,6 +69,8 @@ class AzureBatchLLMConfig(AzureOpenAIOptions):
     """Wait between two `batches.retrieve` of a pending batch."""
     max_poll_errors: int = field(default=10, validator=positive)
     """Polls in a row that may fail (429, 5xx, timeouts) before the batch is given up as an Error."""
+    lookup_max_age_seconds: float = field(default=7 * 86400.0, validator=positive)
+    """How far back `batches.list` looks for a batch an interrupted attempt created for the same rows."""
 
 
 @frozen
@@ -113,7 +122,80 @@ class AzureBatchLLM(Aggregate):
             if body is not None
         ]
         jsonl = "".join(json.dumps(line, ensure_ascii=False, allow_nan=False) + "\n" for line in lines)
-        filename = f"elspeth-{prefix}.jsonl"
+        metadata = {"elspeth_run_id": ctx.run_id, "elspeth_work": ctx.work_key, "elspeth_requests": prefix}
+        try:
+            batch, adopted = self._adopt_or_create(ctx, jsonl, metadata)
+        except CallFailure as failure:
+            return Error(f"submitting the batch failed: {failure.reason}", failure.retryable, failure.details())
+        checkpoint = {
+            "batch_id": batch["id"],
+            "input_file_id": batch["input_file_id"],
+            "custom_ids": custom_ids,
+            "skipped": skipped,
+            "poll_errors": 0,
+            "adopted": adopted,
+        }
+        return Pending(checkpoint, retry_after=self.config.poll_interval_seconds)
+
+    def _adopt_or_create(self, ctx: Context, jsonl: str, metadata: dict[str, str]) -> tuple[dict[str, Any], bool]:
+        """The remote batch for these rows: one an earlier attempt created (a crash or a lost answer between
+        `batches.create` and the checkpoint's commit), found by its metadata, else a new one. Creating is
+        never retried blindly: a create that failed may have created the batch all the same, so every attempt
+        looks first."""
+        file_id = None
+        attempts = self.config.max_attempts
+        for attempt in range(1, attempts + 1):
+            found = self._find(ctx, metadata)
+            if found is not None:
+                return found, True
+            if file_id is None:
+                file_id = self._upload(ctx, jsonl, metadata["elspeth_work"])
+            try:
+                return self._create(ctx, file_id, metadata), False
+            except CallFailure as failure:
+                if not failure.retryable or attempt == attempts:
+                    raise
+                ctx.clock.sleep(self.client.backoff(failure, attempt))
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _find(self, ctx: Context, metadata: dict[str, str]) -> dict[str, Any] | None:
+        """The newest batch tagged with this work and these requests that did not expire (an expired one is
+        the reason the engine submits the rows again), paging through `batches.list`, back to
+        `lookup_max_age_seconds` when the pages come newest first (as Azure's do), else to the end."""
+        oldest = ctx.clock.now() - self.config.lookup_max_age_seconds
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"limit": LIST_LIMIT} | ({"after": after} if after else {})
+            # `looking_for` is the intent on record before any create: the tag the batch about to be created
+            # will carry, so an auditor can tie a batch to this run even if the create's own record never lands.
+            request = {
+                "operation": "batches.list",
+                "method": "GET",
+                "url": self.client.url("/batches"),
+                **params,
+                "looking_for": metadata,
+            }
+            page = self.client.call(
+                ctx,
+                "llm_batch",
+                request,
+                functools.partial(self.client.sdk.batches.list, **params),
+                lambda result: result.model_dump(mode="json"),
+            )
+            batches = [b for b in page.get("data") or [] if isinstance(b, dict)]
+            for b in batches:
+                tags = b.get("metadata") or {}
+                if b.get("status") != "expired" and all(tags.get(k) == v for k, v in metadata.items()):
+                    return b
+            if not page.get("has_more") or not batches:
+                return None
+            created = [b.get("created_at") or 0 for b in batches]
+            if created == sorted(created, reverse=True) and created[-1] < oldest:
+                return None  # newest first, and this page reached back past the age limit: the rest is older
+            after = batches[-1]["id"]
+
+    def _upload(self, ctx: Context, jsonl: str, work: str) -> str:
+        filename = f"elspeth-{work}.jsonl"
         # The whole JSONL is the recorded request (seed 001: never its size only); the recorder moves a big
         # body to the payload store.
         upload = {
@@ -125,43 +207,33 @@ class AzureBatchLLM(Aggregate):
             "file": jsonl,
         }
         data = jsonl.encode("utf-8")
-        try:
-            uploaded = self.client.call(
-                ctx,
-                "llm_batch",
-                upload,
-                lambda: self.client.sdk.files.create(file=(filename, data, "application/jsonl"), purpose="batch"),
-                lambda result: result.model_dump(mode="json"),
-            )
-            body = {
-                "completion_window": "24h",
-                "endpoint": "/chat/completions",
-                "input_file_id": uploaded["id"],
-                "metadata": {"elspeth_run_id": ctx.run_id, "elspeth_requests": prefix},
-            }
-            create = {
-                "operation": "batches.create",
-                "method": "POST",
-                "url": self.client.url("/batches"),
-                "body": body,
-            }
-            created = self.client.call(
-                ctx,
-                "llm_batch",
-                create,
-                lambda: self.client.sdk.batches.create(**body),
-                lambda result: result.model_dump(mode="json"),
-            )
-        except CallFailure as failure:
-            return Error(f"submitting the batch failed: {failure.reason}", failure.retryable, failure.details())
-        checkpoint = {
-            "batch_id": created["id"],
-            "input_file_id": uploaded["id"],
-            "custom_ids": custom_ids,
-            "skipped": skipped,
-            "poll_errors": 0,
+        uploaded = self.client.call(
+            ctx,
+            "llm_batch",
+            upload,
+            lambda: self.client.sdk.files.create(file=(filename, data, "application/jsonl"), purpose="batch"),
+            lambda result: result.model_dump(mode="json"),
+        )
+        file_id: str = uploaded["id"]
+        return file_id
+
+    def _create(self, ctx: Context, file_id: str, metadata: dict[str, str]) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "completion_window": "24h",
+            "endpoint": "/chat/completions",
+            "input_file_id": file_id,
+            "metadata": metadata,
         }
-        return Pending(checkpoint, retry_after=self.config.poll_interval_seconds)
+        create = {"operation": "batches.create", "method": "POST", "url": self.client.url("/batches"), "body": body}
+        created: dict[str, Any] = self.client.call(
+            ctx,
+            "llm_batch",
+            create,
+            lambda: self.client.sdk.batches.create(**body),
+            lambda result: result.model_dump(mode="json"),
+            attempts=1,
+        )
+        return created
 
     # ------------------------------------------------------------ polling
 

@@ -5,7 +5,9 @@ plugin retries what is worth retrying (429, 408, 409, 5xx, timeouts, dropped con
 body), recording each attempt; `ctx.call` records a failure as an ERROR call. A request is recorded as
 `{"operation", "method", "url", ...}` plus exactly what the SDK sends (`body` for JSON, the fields of a
 multipart upload), a response as the SDK's parsed object (`model_dump`) or the bytes of a file; the api
-key travels only in the `api-key` header, which is never recorded.
+key travels only in the `api-key` header, which is never recorded. A service that cannot be reached at all
+(connection refused, no such host, connect timeout) on the last attempt is no row's failure: the call raises
+`ServiceUnreachable`, which stops the run for a later `elspeth resume`.
 
 The SDK is imported when a plugin first calls, so `elspeth plugins` works without `elspeth[azure]`.
 """
@@ -22,7 +24,7 @@ from attrs import field, frozen
 
 from elspeth import canonical
 from elspeth.api import Context, Row
-from elspeth.errors import ConfigError, NonCanonicalValueError
+from elspeth.errors import ConfigError, NonCanonicalValueError, ServiceUnreachable
 from elspeth.plugins.azure.prompts import PromptTemplate, check_template
 from elspeth.plugins.options import one_of
 
@@ -34,9 +36,14 @@ COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
 MAX_RETRY_AFTER_SECONDS = 60.0
 """A Retry-After longer than this is capped: the plugin's retries are for short hiccups."""
 
+CONNECT_TIMEOUT_SECONDS = 10.0
+"""At most this long to open a connection, whatever `timeout_seconds` allows a request."""
+
 T = TypeVar("T")
 R = TypeVar("R")
-FailureKind = Literal["transient", "row", "fatal"]
+FailureKind = Literal["transient", "unreachable", "row", "fatal"]
+_CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
+"""httpx's (and its forks') names for a request that never reached the service."""
 
 
 # ---------------------------------------------------------------- options
@@ -102,8 +109,9 @@ class AzureOpenAIOptions:
 
 class CallFailure(Exception):
     """A call that failed for good (after the plugin's retries). `kind`: "transient" (the service's state:
-    worth trying again later), "row" (the service refused this input, e.g. a content filter, or its answer is
-    unusable) or "fatal" (configuration: bad key, unknown deployment)."""
+    worth trying again later), "unreachable" (no connection at all: refused, no such host, connect timeout;
+    retried, then raised as ServiceUnreachable), "row" (the service refused this input, e.g. a content filter,
+    or its answer is unusable) or "fatal" (configuration: bad key, unknown deployment)."""
 
     def __init__(
         self, reason: str, kind: FailureKind, *, status: int | None = None, retry_after: float | None = None
@@ -117,7 +125,7 @@ class CallFailure(Exception):
 
     @property
     def retryable(self) -> bool:
-        return self.kind == "transient"
+        return self.kind in ("transient", "unreachable")
 
     def details(self) -> dict[str, Any]:
         return {"kind": self.kind, "status": self.status, "attempts": self.attempts}
@@ -134,10 +142,12 @@ def classify(exc: BaseException) -> CallFailure:
     """What an exception from the SDK means for the row."""
     import openai
 
-    if isinstance(exc, openai.APITimeoutError):
-        return CallFailure(f"the request timed out: {exc}", "transient")
     if isinstance(exc, openai.APIConnectionError):
         cause = f" ({type(exc.__cause__).__name__}: {exc.__cause__})" if exc.__cause__ else ""
+        if _never_connected(exc):
+            return CallFailure(f"no connection: {exc}{cause}", "unreachable")
+        if isinstance(exc, openai.APITimeoutError):
+            return CallFailure(f"the request timed out: {exc}", "transient")
         return CallFailure(f"connection failed: {exc}{cause}", "transient")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -151,6 +161,17 @@ def classify(exc: BaseException) -> CallFailure:
     if isinstance(exc, ValueError):
         return CallFailure(f"the response could not be read: {type(exc).__name__}: {exc}", "transient")
     return CallFailure(f"{type(exc).__name__}: {exc}", "fatal")
+
+
+def _never_connected(exc: BaseException) -> bool:
+    """Whether the request never reached the service (as opposed to a connection that broke or timed out
+    after it was sent, where the service may have acted on it)."""
+    cause: BaseException | None = exc.__cause__
+    while cause is not None:
+        if any(cls.__name__ in _CONNECT_ERRORS for cls in type(cause).__mro__):
+            return True
+        cause = cause.__cause__
+    return False
 
 
 def _error_message(body: object) -> str | None:
@@ -206,7 +227,8 @@ class AzureOpenAIClient:
         common: dict[str, Any] = {
             "azure_endpoint": o.endpoint,
             "api_version": o.api_version,
-            "timeout": o.timeout_seconds,
+            # A service that is not there should not cost `timeout_seconds` per attempt to notice.
+            "timeout": openai.Timeout(o.timeout_seconds, connect=min(o.timeout_seconds, CONNECT_TIMEOUT_SECONDS)),
             "max_retries": 0,  # every HTTP request is one recorded call; the plugin retries
         }
         if o.use_default_credential:
@@ -232,12 +254,15 @@ class AzureOpenAIClient:
         request: dict[str, Any],
         send: Callable[[], T],
         describe: Callable[[T], R],
+        *,
+        attempts: int | None = None,
     ) -> R:
         """`send()` under `ctx.call`, its result recorded as, and returned as, `describe(result)`; retried as
-        the options say. Raises CallFailure once retries are exhausted or the failure is not worth retrying."""
+        the options say (or `attempts` times). Raises CallFailure once retries are exhausted or the failure is
+        not worth retrying, ServiceUnreachable when the last attempt could not even connect."""
         errors = _sdk_errors()
         self.connect()  # outside the recorded call: a client that cannot be built is no failed call
-        attempts = self.options.max_attempts
+        attempts = attempts or self.options.max_attempts
         for attempt in range(1, attempts + 1):
             try:
                 with ctx.call(call_type, PROVIDER, request) as scope:
@@ -246,15 +271,20 @@ class AzureOpenAIClient:
             except errors as exc:
                 failure = classify(exc)
                 failure.attempts = attempt
+                if failure.kind == "unreachable" and attempt == attempts:
+                    raise ServiceUnreachable(self.options.endpoint, f"{failure.reason} ({attempt} attempts)") from exc
                 if not failure.retryable or attempt == attempts:
                     raise failure from exc
-                wait = failure.retry_after
-                if wait is None:
-                    wait = self.options.backoff_seconds * 2 ** (attempt - 1)
-                ctx.clock.sleep(wait)
+                ctx.clock.sleep(self.backoff(failure, attempt))
             else:
                 return described
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def backoff(self, failure: CallFailure, attempt: int) -> float:
+        """The wait after `attempt` failed: the service's Retry-After, else the options' doubling backoff."""
+        if failure.retry_after is not None:
+            return failure.retry_after
+        return self.options.backoff_seconds * 2 ** (attempt - 1)
 
     # ------------------------------------------------------------ chat completions
 

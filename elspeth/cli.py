@@ -16,8 +16,6 @@ from typing import Any
 import attrs
 import click
 from sqlalchemy import Connection
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from elspeth import __version__, installer, scaffold
 from elspeth.console import LiveStatus, duration, plural, rate, short_hash, table, when
@@ -25,7 +23,7 @@ from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
 from elspeth.errors import ConfigError, ElspethError, PluginError
 from elspeth.landscape import lineage
-from elspeth.landscape.database import default_url, open_database
+from elspeth.landscape.database import check_url, default_url, open_database
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.settings import (
     AggregationSettings,
@@ -128,6 +126,7 @@ def run(
     """
     settings, secrets = _load(settings_file)
     url = landscape_url or settings.landscape.url or default_url()
+    check_url(url)
     status = _live_status(quiet)
     with _cassette(record_cassette, replay_cassette, secrets):
         summary = run_pipeline(
@@ -180,6 +179,7 @@ def resume(
     else:
         settings, secrets = _load(settings_file)
         url = landscape_url or settings.landscape.url or default_url()
+        check_url(url)
     status = _live_status(quiet)
     with _cassette(record_cassette, replay_cassette, secrets):
         summary = resume_run(
@@ -388,11 +388,8 @@ def runs(landscape_url: str | None, as_json: bool) -> None:
 @contextlib.contextmanager
 def _connect(url: str) -> Iterator[Connection]:
     """A connection to an existing Landscape; a missing SQLite file is an error, not a new database."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        parsed = None  # open_database explains what a landscape URL looks like
-    database = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+    parsed = check_url(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if database and database != ":memory:" and not Path(database).exists():
         raise ElspethError(
             f"no landscape at {database}; run a pipeline first ('elspeth run SETTINGS.yaml') "

@@ -18,7 +18,7 @@ import click
 from sqlalchemy import Connection
 
 from elspeth import __version__, installer, scaffold
-from elspeth.console import LiveStatus, duration, plural, rate, short_hash, table, when
+from elspeth.console import LiveStatus, duration, echo, echo_json, plural, printable, rate, short_hash, table, when
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
 from elspeth.errors import ConfigError, ElspethError, PluginError
@@ -46,7 +46,7 @@ class _Group(click.Group):
         except ElspethError as exc:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            echo(f"Error: {exc}", err=True)
             ctx.exit(2)
 
 
@@ -207,13 +207,13 @@ def _live_status(quiet: bool) -> LiveStatus:
 def _finish(status: LiveStatus, summary: RunSummary, url: str) -> None:
     """Print the summary and the next command to type; a run that did not complete exits 1."""
     status.finish()
-    click.echo(_render_summary(summary))
+    echo(_render_summary(summary))
     landscape = _landscape_hint(url)
     if summary.status == "completed":
-        click.echo(f"Trace a row: elspeth explain {summary.run_id} --row N{landscape}")
+        echo(f"Trace a row: elspeth explain {summary.run_id} --row N{landscape}")
         return
-    click.echo(f"Error: run {summary.run_id} {summary.status}: {summary.error or 'no error recorded'}", err=True)
-    click.echo(f"Finish it once the cause is fixed: elspeth resume {summary.run_id}{landscape}", err=True)
+    echo(f"Error: run {summary.run_id} {summary.status}: {summary.error or 'no error recorded'}", err=True)
+    echo(f"Finish it once the cause is fixed: elspeth resume {summary.run_id}{landscape}", err=True)
     sys.exit(1)
 
 
@@ -276,8 +276,8 @@ def validate(settings_file: str) -> None:
         plugins[where] = f"{info.distribution} {info.version}".strip()
     if problems:
         raise ConfigError("\n".join(problems))
-    click.echo(f"OK {settings_file}")
-    click.echo(_render_pipeline(settings, plugins))
+    echo(f"OK {settings_file}")
+    echo(_render_pipeline(settings, plugins))
 
 
 def _steps(settings: Settings) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
@@ -356,11 +356,11 @@ def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str |
         else:
             row = lineage.row_lineage(conn, run_id, row_id)
     if as_json:
-        click.echo(json.dumps(attrs.asdict(overview if row_id is None else row), indent=2, ensure_ascii=False))
+        echo_json(attrs.asdict(overview if row_id is None else row))
     elif row_id is None:
-        click.echo(_render_overview(overview, _landscape_hint(url)))
+        echo(_render_overview(overview, _landscape_hint(url)))
     else:
-        click.echo(_render_lineage(row))
+        echo(_render_lineage(row))
 
 
 @main.command()
@@ -376,13 +376,13 @@ def runs(landscape_url: str | None, as_json: bool) -> None:
     with _connect(landscape_url or default_url()) as conn:
         found = lineage.list_runs(conn)
     if as_json:
-        click.echo(json.dumps([attrs.asdict(r) for r in found], indent=2))
+        echo_json([attrs.asdict(r) for r in found])
         return
     if not found:
-        click.echo("No runs yet; start one with: elspeth run SETTINGS.yaml")
+        echo("No runs yet; start one with: elspeth run SETTINGS.yaml")
         return
     rows = [(r.run_id, r.status, when(r.started_at), when(r.ended_at), r.attempt, f"{r.rows:,}") for r in found]
-    click.echo(table(("RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS"), rows))
+    echo(table(("RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS"), rows))
 
 
 @contextlib.contextmanager
@@ -490,13 +490,15 @@ def _render_lineage(r: lineage.RowLineage) -> str:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": ")) if not isinstance(value, str) else value
+    if isinstance(value, str):
+        return printable(value, one_line=True)
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
 def _reason_text(reason: Any) -> str:
     """A recorded reason is often just {"reason": "..."}: show the sentence, not the JSON around it."""
     if isinstance(reason, dict) and set(reason) == {"reason"}:
-        return str(reason["reason"])
+        return printable(str(reason["reason"]), one_line=True)
     return _compact(reason)
 
 
@@ -525,9 +527,9 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         return
     rows = [installer.listed(p) for p in PluginRegistry(make_plugin_manager()).all()]
     if as_json:
-        click.echo(json.dumps([dict(zip(installer.LISTED_KEYS, row, strict=True)) for row in rows], indent=2))
+        echo_json([dict(zip(installer.LISTED_KEYS, row, strict=True)) for row in rows])
     else:
-        click.echo(_plugin_table(rows))
+        echo(_plugin_table(rows))
 
 
 def _plugin_table(rows: list[installer.Listed]) -> str:
@@ -560,10 +562,10 @@ def plugins_new(name: str, kind: str, directory: Path | None) -> None:
     written = scaffold.write(plan)
     where = plan.directory
     article = "an" if kind == "aggregate" else "a"
-    click.echo(f"Created {article} {kind} plugin {name!r} in {where}/:")
+    echo(f"Created {article} {kind} plugin {name!r} in {where}/:")
     for path in sorted(written):
-        click.echo(f"  {path.relative_to(where)}")
-    click.echo(
+        echo(f"  {path.relative_to(where)}")
+    echo(
         "\nNext:\n"
         f"  cd {where}\n"
         "  elspeth install -e .\n"
@@ -594,9 +596,9 @@ def install(packages: tuple[str, ...]) -> None:
     installer.run_pip("install", packages)
     added = [row for row in installer.plugins_after_pip() if row not in before]
     if added:
-        click.echo("\nPlugins added or changed:\n" + _plugin_table(added))
+        echo("\nPlugins added or changed:\n" + _plugin_table(added))
     else:
-        click.echo("\nNo new plugins: what was installed registers none that were not there ('elspeth plugins').")
+        echo("\nNo new plugins: what was installed registers none that were not there ('elspeth plugins').")
 
 
 @main.command(context_settings=_PIP_ARGS)
@@ -618,4 +620,4 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     now = installer.plugins_after_pip()
     removed = [row for row in before if row not in now]
     if removed:
-        click.echo("\nPlugins removed:\n" + _plugin_table(removed))
+        echo("\nPlugins removed:\n" + _plugin_table(removed))

@@ -149,3 +149,34 @@ def test_ordinary_aliases_still_load(cwd: Path) -> None:
     )
     result = elspeth(cwd, "validate", "s.yaml")
     assert "unknown key" in result.stderr and "x-csv" in result.stderr  # loaded: only the extra key is refused
+
+
+HOSTILE_TEXT = (
+    "clear\x1b[2J osc8 \x1b]8;;http://evil.example\x07click\x1b]8;;\x07 csi\x9b31m bidi\u202eevil\rover\nline"
+)
+RAW_CONTROLS = ("\x1b", "\x07", "\x9b", "\u202e", "\r")
+
+
+def test_explain_escapes_terminal_controls_in_everything_it_prints(cwd: Path) -> None:
+    import json
+
+    row = {"text": HOSTILE_TEXT, HOSTILE_TEXT: 1}
+    (cwd / "in.jsonl").write_text(json.dumps(row) + "\n" + json.dumps({"bad": float("nan")}) + "\n", encoding="utf-8")
+    (cwd / "s.yaml").write_text(
+        "source: {plugin: jsonl, options: {path: in.jsonl}}\n"
+        "sinks: {out: {plugin: jsonl, options: {path: out.jsonl, if_exists: overwrite}}}\n",
+        encoding="utf-8",
+    )
+    ran = elspeth(cwd, "run", "s.yaml", "--run-id", "r1")
+    assert ran.returncode == 0, ran.stderr
+    for args in (("explain", "r1"), ("explain", "r1", "--row", "0"), ("explain", "r1", "--row", "1"), ("runs",)):
+        shown = elspeth(cwd, *args)
+        assert shown.returncode == 0, shown.stderr
+        for control in RAW_CONTROLS:
+            assert control not in shown.stdout, (args, control)
+    text = elspeth(cwd, "explain", "r1", "--row", "0").stdout
+    assert "clear\\u001b[2J" in text and "bidi\\u202eevil" in text  # shown, as text
+    as_json = elspeth(cwd, "explain", "r1", "--row", "0", "--json").stdout
+    for control in RAW_CONTROLS:
+        assert control not in as_json
+    assert json.loads(as_json)["payload"] == row  # still valid JSON, with the same values

@@ -21,10 +21,11 @@ from elspeth import __version__, installer, scaffold
 from elspeth.console import LiveStatus, duration, echo, echo_json, plural, printable, rate, short_hash, table, when
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
-from elspeth.errors import ConfigError, ElspethError, PluginError
+from elspeth.errors import ConfigError, ElspethError
 from elspeth.landscape import lineage
 from elspeth.landscape.database import check_url, default_url, open_database
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
+from elspeth.preflight import check_plugins
 from elspeth.settings import (
     AggregationSettings,
     Settings,
@@ -33,7 +34,6 @@ from elspeth.settings import (
     read_settings_file,
     secret_values,
     settings_from_raw,
-    structure,
 )
 
 
@@ -127,11 +127,13 @@ def run(
     settings, secrets = _load(settings_file)
     url = landscape_url or settings.landscape.url or default_url()
     check_url(url)
+    registry = PluginRegistry(make_plugin_manager())
+    check_plugins(settings, registry, settings_file, files_now=False)
     status = _live_status(quiet)
     with _cassette(record_cassette, replay_cassette, secrets):
         summary = run_pipeline(
             settings,
-            registry=PluginRegistry(make_plugin_manager()),
+            registry=registry,
             settings_path=str(Path(settings_file).resolve()),
             landscape_url=url,
             run_id=run_id,
@@ -180,12 +182,14 @@ def resume(
         settings, secrets = _load(settings_file)
         url = landscape_url or settings.landscape.url or default_url()
         check_url(url)
+    registry = PluginRegistry(make_plugin_manager())
+    check_plugins(settings, registry, settings_file, files_now=False)
     status = _live_status(quiet)
     with _cassette(record_cassette, replay_cassette, secrets):
         summary = resume_run(
             run_id,
             settings,
-            registry=PluginRegistry(make_plugin_manager()),
+            registry=registry,
             settings_path=str(Path(settings_file).resolve()),
             landscape_url=url,
             progress=status,
@@ -260,35 +264,10 @@ def validate(settings_file: str) -> None:
       elspeth validate examples/demo/settings.yaml
     """
     settings, _ = _load(settings_file)
-    registry = PluginRegistry(make_plugin_manager())
-    problems: list[str] = []
-    plugins: dict[str, str] = {}
-    for where, kind, plugin, options in _steps(settings):
-        try:
-            info = registry.get(kind, plugin)
-        except PluginError as exc:
-            problems.append(f"{settings_file}: {where}.plugin: {exc}; see 'elspeth plugins'")
-            continue
-        try:
-            structure(options, info.cls.config_class, where=f"{where}.options", file=settings_file)
-        except ConfigError as exc:
-            problems.append(str(exc))
-        plugins[where] = f"{info.distribution} {info.version}".strip()
-    if problems:
-        raise ConfigError("\n".join(problems))
+    infos = check_plugins(settings, PluginRegistry(make_plugin_manager()), settings_file)
+    plugins = {where: f"{info.distribution} {info.version}".strip() for where, info in infos.items()}
     echo(f"OK {settings_file}")
     echo(_render_pipeline(settings, plugins))
-
-
-def _steps(settings: Settings) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-    """(key path, plugin kind, plugin name, options) of every node, in pipeline order."""
-    yield "source", "source", settings.source.plugin, settings.source.options
-    for i, t in enumerate(settings.transforms):
-        yield f"transforms[{i}]", "transform", t.plugin, t.options
-    for i, a in enumerate(settings.aggregations):
-        yield f"aggregations[{i}]", "aggregate", a.plugin, a.options
-    for name, s in settings.sinks.items():
-        yield f"sinks.{name}", "sink", s.plugin, s.options
 
 
 def _describe_trigger(trigger: TriggerSettings) -> str:

@@ -12,9 +12,9 @@ from typing import ClassVar
 
 from attrs import field, frozen
 
-from elspeth.api import Capability, Context, Quarantine, Row, Source
+from elspeth.api import Capability, Context, Location, Quarantine, Row, Source
 from elspeth.errors import ConfigError
-from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_name_problem
+from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_location, blob_name_problem
 from elspeth.plugins.azure.blob_calls import BlobCalls
 from elspeth.plugins.csv_files import DEFAULT_MAX_FIELD_SIZE, read_csv
 from elspeth.plugins.jsonl_files import read_json_array, read_jsonl
@@ -75,6 +75,10 @@ class AzureBlobSource(Source):
     config_class = AzureBlobSourceConfig
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.EXTERNAL_CALLS, Capability.DETERMINISTIC})
     config: AzureBlobSourceConfig
+
+    @classmethod
+    def locations(cls, config: AzureBlobSourceConfig) -> list[Location]:
+        return blob_location(config, writes=False)
 
     def __init__(self, config: AzureBlobSourceConfig) -> None:
         super().__init__(config)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from typing import Any
 
@@ -120,7 +121,7 @@ def _path_problems(at: str, location: Location, *, files_now: bool, must_exist: 
         yield at, f"{path!r} holds a NUL character, which no file name can; fix the path"
         return
     try:
-        os.stat(path)
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         if must_exist and files_now:
             yield at, f"{path} does not exist; set it to an existing file, or create it"
@@ -135,8 +136,10 @@ def _path_problems(at: str, location: Location, *, files_now: bool, must_exist: 
         else:
             yield at, f"{path} cannot be used: {exc.strerror}; fix the path or its permissions"
         return
-    if files_now and os.path.isdir(path):
+    if files_now and stat.S_ISDIR(mode):
         yield at, f"{path} is a directory; set it to a file"
+    elif files_now and location.writes and not stat.S_ISREG(mode):
+        yield at, f"{path} is a device or a pipe, not a file; write to a file"
 
 
 def _show(location: Location) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -47,19 +48,23 @@ def _check_sqlite_path(url: str, database: str) -> None:
     if "\x00" in database:
         raise LandscapeError(f"{lead} holds a NUL character, which no file name can; fix the path")
     try:
-        with open(database, "rb") as f:
-            head = f.read(len(_SQLITE_MAGIC))
+        mode = os.stat(database).st_mode
     except FileNotFoundError:
         return  # created on first use, parent directories too
-    except IsADirectoryError:
-        raise LandscapeError(
-            f"{lead} is a directory; name a file in it, e.g. {database.rstrip('/')}/landscape.db"
-        ) from None
     except OSError as exc:
         if exc.errno == errno.ENAMETOOLONG:
             raise LandscapeError(f"{lead} is too long a path for this system; use a shorter one") from None
         if exc.errno == errno.ENOTDIR:
             raise LandscapeError(f"{lead}: a directory in this path is a file; fix the path") from None
+        raise LandscapeError(f"{lead} cannot be opened: {exc.strerror}; fix the path or its permissions") from None
+    if stat.S_ISDIR(mode):
+        raise LandscapeError(f"{lead} is a directory; name a file in it, e.g. {database.rstrip('/')}/landscape.db")
+    if not stat.S_ISREG(mode):  # a device or a pipe: reading it could block, writing it could harm
+        raise LandscapeError(f"{lead} is not a regular file; point the landscape at a file")
+    try:
+        with open(database, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
         raise LandscapeError(f"{lead} cannot be opened: {exc.strerror}; fix the path or its permissions") from None
     if head and head != _SQLITE_MAGIC:
         raise LandscapeError(f"{lead} is a file but not a SQLite database; point the landscape at another file")

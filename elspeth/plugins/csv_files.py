@@ -102,7 +102,8 @@ class _RecordText:
 
 class CsvReading(Protocol):
     """The options that say how CSV text becomes rows (those of the csv source, and of any source that
-    reads CSV from elsewhere)."""
+    reads CSV from elsewhere). A `max_field_size` attribute, if there is one, bounds a field's characters
+    (default DEFAULT_MAX_FIELD_SIZE)."""
 
     @property
     def delimiter(self) -> str: ...
@@ -113,16 +114,14 @@ class CsvReading(Protocol):
     @property
     def types(self) -> dict[str, str]: ...
 
-    @property
-    def max_field_size(self) -> int: ...
-
 
 def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Quarantine]:
     """Rows of CSV text with a header line, as dicts in column order; malformed records are quarantined.
     `f` is opened with newline="" (`open_text`, `text_stream`)."""
     records = _RecordText(f)
     reader = csv.reader(records, delimiter=options.delimiter, strict=True)
-    csv.field_size_limit(options.max_field_size)
+    limit: int = getattr(options, "max_field_size", DEFAULT_MAX_FIELD_SIZE)
+    csv.field_size_limit(limit)
     header = _header(reader, records, options, origin)
     if not header:
         return
@@ -130,7 +129,7 @@ def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Q
     while True:
         # The limit is the csv module's, for the whole process: set it for every record, so that two
         # sources read in turn each keep their own.
-        csv.field_size_limit(options.max_field_size)
+        csv.field_size_limit(limit)
         try:
             values = next(reader)
         except StopIteration:
@@ -140,7 +139,7 @@ def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Q
             reason = f"line {line}: malformed CSV: {exc}"
             if "field limit" in str(exc):
                 reason = (
-                    f"line {line}: a field is longer than {options.max_field_size:,} characters; raise the "
+                    f"line {line}: a field is longer than {limit:,} characters; raise the "
                     "`max_field_size` option if such fields are real data"
                 )
             yield _quarantine(text, reason, options)

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import difflib
 import enum
+import errno
 import os
 import re
+import stat
 import types
 import typing
 from collections.abc import Iterator, Mapping
@@ -567,11 +569,32 @@ def _cross_check(settings: Settings) -> Iterator[tuple[_Path, str]]:
             check_url(settings.landscape.url)
         except LandscapeError as exc:
             yield root / "landscape" / "url", str(exc)
+    if settings.landscape.payload_dir:
+        problem = _directory_problem(settings.landscape.payload_dir)
+        if problem:
+            yield root / "landscape" / "payload_dir", problem
     engine = root / "engine"
     yield from _positive(engine / "write_batch_rows", settings.engine.write_batch_rows)
     yield from _positive(engine / "checkpoint_every_rows", settings.engine.checkpoint_every_rows)
     yield from _positive(engine / "checkpoint_every_seconds", settings.engine.checkpoint_every_seconds)
     yield from _positive(engine / "retry" / "max_attempts", settings.engine.retry.max_attempts)
+
+
+def _directory_problem(path: str) -> str | None:
+    """Why `path` cannot be a directory elspeth creates or uses, or None."""
+    if "\x00" in path:
+        return f"{path!r} holds a NUL character, which no file name can; fix the path"
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return f"{path[:80]}... is too long a path for this system; use a shorter one"
+        return None  # a parent that is a file, no permission: creating it says so, naming the path
+    if not stat.S_ISDIR(mode):
+        return f"{path} exists and is not a directory; name a directory (it is created if missing)"
+    return None
 
 
 def _positive(path: _Path, value: float | None) -> Iterator[tuple[_Path, str]]:

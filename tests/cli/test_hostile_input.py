@@ -180,3 +180,14 @@ def test_explain_escapes_terminal_controls_in_everything_it_prints(cwd: Path) ->
     for control in RAW_CONTROLS:
         assert control not in as_json
     assert json.loads(as_json)["payload"] == row  # still valid JSON, with the same values
+
+
+def test_a_payload_dir_that_cannot_be_one(cwd: Path) -> None:
+    from elspeth.errors import ConfigError
+    from elspeth.settings import load_settings
+
+    cases = [(str(cwd / "in.csv"), "is not a directory"), ("a\\x00b", "NUL"), ("d" * 5000, "too long")]
+    for payload_dir, fragment in cases:
+        (cwd / "s.yaml").write_text(PIPELINE + f'landscape: {{payload_dir: "{payload_dir}"}}\n', encoding="utf-8")
+        with pytest.raises(ConfigError, match=f"s.yaml: landscape.payload_dir: .*{fragment}"):
+            load_settings(cwd / "s.yaml")

@@ -261,3 +261,53 @@ def csv_bytes(draw: st.DrawFn) -> bytes:
         at = draw(st.integers(start, len(data)))
         data = data[:at] + draw(st.binary(max_size=6)) + data[at:]
     return data
+
+
+# ---------------------------------------------------------------- prompt templates
+
+TEMPLATE_PARTS = [
+    "{{ text }}",
+    "{{ row }}",
+    "{{ n }}",
+    "{{ items }}",
+    "{{ text * n }}",
+    "{{ 'a' * 200000000 }}",
+    "{{ text ~ text }}",
+    "{{ 10 ** n }}",
+    "{{ '%999999999d' % 1 }}",
+    "{{ '{:>999999999}'.format(1) }}",
+    "{{ '{a}'.format() }}",
+    "{{ '{}'.format() }}",
+    "{{ text|center(n) }}",
+    "{{ text|indent(n) }}",
+    "{{ text|truncate(-5) }}",
+    "{{ items|batch(0)|list }}",
+    "{{ items|slice(n)|list }}",
+    "{{ items|sort }}",
+    "{{ row|dictsort(by='x') }}",
+    "{{ text.ljust(n) }}",
+    "{{ row.__class__ }}",
+    "{{ missing }}",
+    "{{ lipsum(n) }}",
+    "{% for i in range(100000) %}",
+    "{% for i in items %}",
+    "{% for c in text %}",
+    "{% endfor %}",
+    "{% if n %}",
+    "{% endif %}",
+    "{% macro f(x) %}{{ f(x) }}{% endmacro %}{{ f(1) }}",
+    "{% set ns = namespace(s='ab') %}",
+    "{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}",
+    "{% for x in [[1]] recursive %}{{ loop([x]) }}{% endfor %}",
+    "{{",
+    "}}",
+    "\x1b[2J",
+]
+templates = st.lists(st.sampled_from(TEMPLATE_PARTS) | hostile_text, min_size=1, max_size=6).map("".join)
+template_rows = st.fixed_dictionaries(
+    {
+        "text": hostile_text,
+        "n": st.sampled_from([0, 1, -1, 3, 10**6, 10**9, 2**53]),
+        "items": st.lists(json_values, max_size=4),
+    }
+)

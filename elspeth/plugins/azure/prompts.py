@@ -288,7 +288,7 @@ class PromptTemplate:
             raise PromptError(
                 f"option `{self.option}`: the template did something the sandbox forbids: {exc}"
             ) from None
-        except (jinja2.TemplateError, TypeError, ValueError, ArithmeticError) as exc:
+        except Exception as exc:  # only the template and this row's values were involved: the row's error
             raise PromptError(
                 f"option `{self.option}`: the template failed on this row: {type(exc).__name__}: {exc}"
             ) from None

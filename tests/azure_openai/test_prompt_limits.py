@@ -61,3 +61,10 @@ def test_ordinary_templates_large_values_and_big_numbers_render() -> None:
 def test_the_counting_names_are_reserved() -> None:
     with pytest.raises(ConfigError, match="option `prompt` is not a valid template: the name"):
         PromptTemplate("{{ __elspeth_bounded_loop }}", "prompt")
+
+
+@pytest.mark.parametrize("depth", [200, 5_000])
+def test_templates_nested_too_deep_to_compile_are_config_errors(depth: int) -> None:
+    for source in ["{{ " + "(" * depth + "1" + ")" * depth + " }}", "{% if 1 %}" * depth + "{% endif %}" * depth]:
+        with pytest.raises(ConfigError, match="option `prompt` is not a valid template: it nests"):
+            PromptTemplate(source, "prompt")

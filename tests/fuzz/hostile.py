@@ -302,6 +302,8 @@ TEMPLATE_PARTS = [
     "{{",
     "}}",
     "\x1b[2J",
+    "{{ " + "(" * 300 + "1" + ")" * 300 + " }}",
+    "{% if 1 %}" * 150 + "{% endif %}" * 150,
 ]
 templates = st.lists(st.sampled_from(TEMPLATE_PARTS) | hostile_text, min_size=1, max_size=6).map("".join)
 template_rows = st.fixed_dictionaries(

@@ -255,6 +255,11 @@ class PromptTemplate:
             ) from None
         except ConfigError as exc:
             raise ConfigError(f"option `{option}` is not a valid template: {exc}") from None
+        except (RecursionError, SyntaxError, MemoryError):  # Jinja's parser and Python's compiler recurse
+            raise ConfigError(
+                f"option `{option}` is not a valid template: it nests blocks, brackets or filters too deeply "
+                "to compile; simplify it"
+            ) from None
 
     def render(self, row: Row) -> str:
         import jinja2

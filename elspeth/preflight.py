@@ -77,38 +77,40 @@ def _location_problems(steps: list[_Step], files_now: bool) -> Iterator[tuple[st
             continue
         for location in locations:
             at = f"{step.where}.options.{location.option}"
-            if location.writes:
-                if location.uri in written:
-                    yield (
-                        at,
-                        (
-                            f"{_show(location)} is also written by {written[location.uri]}; two writers of one "
-                            "location overwrite each other: give each its own"
-                        ),
-                    )
-                elif location.uri in read:
-                    yield (
-                        at,
-                        (
-                            f"{_show(location)} is what {read[location.uri]} reads; writing it would destroy the "
-                            "input: write somewhere else"
-                        ),
-                    )
-                written.setdefault(location.uri, at)
-                yield from _path_problems(at, location, files_now=files_now, must_exist=False)
-            else:
-                if location.uri in written:
-                    yield (
-                        at,
-                        (
-                            f"{_show(location)} is written by {written[location.uri]}; writing it would destroy "
-                            "this input: write somewhere else"
-                        ),
-                    )
-                read.setdefault(location.uri, at)
-                yield from _path_problems(
-                    at, location, files_now=files_now, must_exist=issubclass(step.info.cls, Source)
+            names = _identities(location)
+            writer = next((written[n] for n in names if n in written), None)
+            reader = next((read[n] for n in names if n in read), None)
+            if location.writes and writer:
+                yield (
+                    at,
+                    (
+                        f"{_show(location)} is also written by {writer}; two writers of one location overwrite each "
+                        "other: give each its own"
+                    ),
                 )
+            elif location.writes and reader:
+                yield (
+                    at,
+                    f"{_show(location)} is what {reader} reads; writing it would destroy the input: write elsewhere",
+                )
+            elif writer:
+                yield at, f"{_show(location)} is written by {writer}; that would destroy this input: write elsewhere"
+            for name in names:
+                (written if location.writes else read).setdefault(name, at)
+            must_exist = not location.writes and issubclass(step.info.cls, Source)
+            yield from _path_problems(at, location, files_now=files_now, must_exist=must_exist)
+
+
+def _identities(location: Location) -> list[str]:
+    """The names under which two locations are one: the URI, and for an existing file its device and inode
+    (a hard link has another path but is the same file)."""
+    if not location.uri.startswith("file://"):
+        return [location.uri]
+    try:
+        found = os.stat(location.uri.removeprefix("file://"))
+    except (OSError, ValueError):
+        return [location.uri]
+    return [location.uri, f"inode:{found.st_dev}:{found.st_ino}"]
 
 
 def _path_problems(at: str, location: Location, *, files_now: bool, must_exist: bool) -> Iterator[tuple[str, str]]:

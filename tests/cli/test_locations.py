@@ -56,14 +56,16 @@ def test_a_sink_on_the_source_file_is_refused_and_the_input_survives(
     elspeth: Elspeth, write: Write, source: Path, user_error: Any
 ) -> None:
     (source.parent / "link.csv").symlink_to(source)
-    write("s.yaml", settings("in.csv", out="link.csv"))
-    for command in ("validate", "run"):
-        user_error(
-            elspeth(command, "s.yaml"),
-            "s.yaml: sinks.out.options.path: ",
-            "is what source.options.path reads",
-            "destroy the input",
-        )
+    (source.parent / "hard.csv").hardlink_to(source)
+    for sink in ("in.csv", "link.csv", "hard.csv"):
+        write("s.yaml", settings("in.csv", out=sink))
+        for command in ("validate", "run"):
+            user_error(
+                elspeth(command, "s.yaml"),
+                "s.yaml: sinks.out.options.path: ",
+                "is what source.options.path reads",
+                "destroy the input",
+            )
     assert source.read_text() == "id,name\n1,a\n2,b\n"
 
 

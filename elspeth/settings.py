@@ -438,7 +438,11 @@ def read_settings_file(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{file}: no such file; check the path (settings are a YAML file)") from None
     except IsADirectoryError:
         raise ConfigError(f"{file}: is a directory; give the path of the settings YAML file") from None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise ConfigError(f"{file[:80]}...: too long a path for this system; use a shorter one") from None
+        raise ConfigError(f"{file}: cannot read the settings file: {exc.strerror}; check the path") from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ConfigError(f"{file}: cannot read the settings file: {exc}") from None
     try:
         data = yaml.load(text, Loader=_BoundedLoader)  # a SafeLoader subclass: plain data only

@@ -215,6 +215,20 @@ def jsonl_bytes(draw: st.DrawFn) -> bytes:
     return data
 
 
+@st.composite
+def json_array_bytes(draw: st.DrawFn) -> bytes:
+    """A top-level JSON array (the blob source's `json` format) of hostile elements, perhaps cut short."""
+    elements = draw(st.lists(jsonl_line, max_size=6))
+    text = (
+        "[" + draw(st.sampled_from([",", ", ", ",\n"])).join(elements) + draw(st.sampled_from(["]", "", "] x", "]]"]))
+    )
+    data = text.encode("utf-8", "surrogateescape")
+    if draw(st.booleans()):
+        at = draw(st.integers(1, len(data)))
+        data = data[:at] + draw(st.binary(max_size=6)) + data[at:]
+    return data
+
+
 def expected_jsonl_records(data: bytes) -> int:
     """Records the jsonl source reads in `data`: its non-blank lines."""
     text = data.decode("utf-8-sig", "surrogateescape")

@@ -8,7 +8,8 @@ top of the Landscape.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from attrs import field, frozen
@@ -37,6 +38,26 @@ class Capability(enum.StrEnum):
 @frozen
 class NoConfig:
     """Config class of a plugin that takes no options."""
+
+
+@frozen
+class Location:
+    """A file or object a plugin reads or writes, as `elspeth validate` compares them: two sinks on one
+    location, or a sink on what the source reads, are refused. `uri` is `file://` and the absolute,
+    symlink-resolved path for a local file, the object's URI otherwise (`s3://bucket/key`); `option` is the
+    option that names it, for messages."""
+
+    uri: str
+    writes: bool
+    option: str
+
+    @classmethod
+    def file(cls, path: str, *, writes: bool, option: str = "path") -> Location:
+        try:
+            resolved = os.path.realpath(path)
+        except (OSError, ValueError):  # a NUL in it, a loop of links: validate says what is wrong
+            resolved = os.path.abspath(path)
+        return cls("file://" + resolved, writes, option)
 
 
 # ---------------------------------------------------------------- results
@@ -180,6 +201,21 @@ class Plugin:
     def __init__(self, config: Any) -> None:
         self.config = config
 
+    @classmethod
+    def locations(cls, config: Any) -> Iterable[Location]:
+        """What this plugin reads (a source, a transform) or writes (a sink) with `config`, so `validate`
+        can refuse two sinks on one file and a sink on its own input. By default: the config's `uri`
+        attribute, if it has one, else its `path` option as a local file. Override it when a plugin names
+        its target otherwise."""
+        writes = issubclass(cls, Sink)
+        uri = getattr(config, "uri", None)
+        if isinstance(uri, str) and uri:
+            return [Location(uri, writes, "path" if hasattr(config, "path") else "uri")]
+        path = getattr(config, "path", None)
+        if isinstance(path, str) and path:
+            return [Location.file(path, writes=writes)]
+        return []
+
     def close(self) -> None:
         """Release resources. Called once, whether the run succeeded or not."""
 
@@ -241,6 +277,7 @@ __all__ = [
     "Clock",
     "Context",
     "Error",
+    "Location",
     "NoConfig",
     "PayloadStore",
     "Pending",

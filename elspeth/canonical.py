@@ -19,6 +19,9 @@ import rfc8785
 from elspeth.errors import NonCanonicalValueError
 
 _MAX_SAFE_INT = 2**53 - 1
+MAX_DEPTH = 100
+"""Lists and objects nested deeper than this are refused: real records are far shallower, and every
+recursive walk of a value (hashing, storing, `explain`) then stays well inside Python's recursion limit."""
 
 
 def _refuse(value: Any) -> Any:
@@ -65,15 +68,18 @@ def _is_flat_simple(obj: Any) -> bool:
 
 
 def canonical_bytes(obj: Any) -> bytes:
-    """RFC 8785 bytes of `obj`. Raises NonCanonicalValueError for NaN, Infinity, unsafe ints, non-JSON types."""
+    """RFC 8785 bytes of `obj`. Raises NonCanonicalValueError for NaN, Infinity, unsafe ints, non-JSON types
+    and values nested deeper than MAX_DEPTH."""
     if _is_flat_simple(obj):
         try:
             return _fast_dumps(obj).encode()
         except UnicodeEncodeError as exc:
             raise NonCanonicalValueError(f"a string holds a lone surrogate and is not valid Unicode: {exc}") from exc
+    _refuse_deep(obj)
     try:
         return rfc8785.dumps(obj)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+    except (rfc8785.CanonicalizationError, TypeError, ValueError, RecursionError) as exc:
+        # UnicodeEncodeError is a ValueError; RecursionError is a cycle
         raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
 
 
@@ -84,7 +90,9 @@ def stable_hash(obj: Any) -> str:
 
 def dumps(obj: Any) -> str:
     """Storage JSON: keeps key order and the int/float distinction (canonical JSON writes 1.0 as 1), so a
-    stored row round-trips with its types. Rejects NaN and Infinity."""
+    stored row round-trips with its types. Rejects NaN, Infinity and values nested deeper than MAX_DEPTH."""
+    if not _is_flat_simple(obj):
+        _refuse_deep(obj)
     try:
         return _store_dumps(obj)
     except (TypeError, ValueError, RecursionError) as exc:
@@ -95,8 +103,36 @@ def loads(text: str) -> Any:
     return json.loads(text)
 
 
+def nesting_problem(obj: Any, limit: int = MAX_DEPTH) -> str | None:
+    """Where `obj` is nested deeper than `limit` lists and objects, or None. Iterative: it must not itself
+    hit the recursion limit on the values it is there to refuse."""
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list | tuple):
+            children = value
+        else:
+            continue
+        if depth >= limit:
+            return f"nested deeper than {limit} levels of lists and objects; flatten it, or store it as a string"
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list | tuple))
+    return None
+
+
+def _refuse_deep(obj: Any) -> None:
+    problem = nesting_problem(obj)
+    if problem is not None:
+        raise NonCanonicalValueError(problem)
+
+
 def describe_non_canonical(obj: Any, path: str = "$") -> str | None:
     """Where in `obj` the first value that cannot be canonically hashed sits, and why; None if all is well."""
+    if path == "$":
+        problem = nesting_problem(obj)
+        if problem is not None:
+            return problem
     if obj is None or isinstance(obj, bool | str):
         return None
     if isinstance(obj, int):

@@ -16,17 +16,16 @@ from typing import Any
 import attrs
 import click
 from sqlalchemy import Connection
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
 
 from elspeth import __version__, installer, scaffold
-from elspeth.console import LiveStatus, duration, plural, rate, short_hash, table, when
+from elspeth.console import LiveStatus, duration, echo, echo_json, plural, printable, rate, short_hash, table, when
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
-from elspeth.errors import ConfigError, ElspethError, PluginError
+from elspeth.errors import ConfigError, ElspethError
 from elspeth.landscape import lineage
-from elspeth.landscape.database import default_url, open_database
+from elspeth.landscape.database import check_url, default_url, open_database
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
+from elspeth.preflight import check_plugins
 from elspeth.settings import (
     AggregationSettings,
     Settings,
@@ -35,7 +34,6 @@ from elspeth.settings import (
     read_settings_file,
     secret_values,
     settings_from_raw,
-    structure,
 )
 
 
@@ -48,13 +46,13 @@ class _Group(click.Group):
         except ElspethError as exc:
             if ctx.params.get("debug"):
                 raise
-            click.echo(f"Error: {exc}", err=True)
+            echo(f"Error: {exc}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             # Outside a run (a run notes Ctrl-C itself and stops at a safe point): nothing was half-recorded.
             if ctx.params.get("debug"):
                 raise
-            click.echo("\nInterrupted.", err=True)
+            echo("\nInterrupted.", err=True)
             ctx.exit(INTERRUPTED_EXIT)
 
 
@@ -135,11 +133,14 @@ def run(
     """
     settings, secrets = _load(settings_file)
     url = landscape_url or settings.landscape.url or default_url()
+    check_url(url)
+    registry = PluginRegistry(make_plugin_manager())
+    check_plugins(settings, registry, settings_file, files_now=False)
     status = _live_status(quiet)
     with _cassette(record_cassette, replay_cassette, secrets):
         summary = run_pipeline(
             settings,
-            registry=PluginRegistry(make_plugin_manager()),
+            registry=registry,
             settings_path=str(Path(settings_file).resolve()),
             landscape_url=url,
             run_id=run_id,
@@ -187,12 +188,15 @@ def resume(
     else:
         settings, secrets = _load(settings_file)
         url = landscape_url or settings.landscape.url or default_url()
+        check_url(url)
+    registry = PluginRegistry(make_plugin_manager())
+    check_plugins(settings, registry, settings_file, files_now=False)
     status = _live_status(quiet)
     with _cassette(record_cassette, replay_cassette, secrets):
         summary = resume_run(
             run_id,
             settings,
-            registry=PluginRegistry(make_plugin_manager()),
+            registry=registry,
             settings_path=str(Path(settings_file).resolve()),
             landscape_url=url,
             progress=status,
@@ -216,18 +220,17 @@ def _finish(status: LiveStatus, summary: RunSummary, url: str) -> None:
     Ctrl-C) with one line, another that did not complete exits 1."""
     status.finish()
     if summary.status != "interrupted":
-        click.echo(_render_summary(summary))
+        echo(_render_summary(summary))
     landscape = _landscape_hint(url)
     if summary.status == "completed":
-        click.echo(f"Trace a row: elspeth explain {summary.run_id} --row N{landscape}")
+        echo(f"Trace a row: elspeth explain {summary.run_id} --row N{landscape}")
         return
     if summary.status == "interrupted":
-        click.echo(
-            f"Interrupted; what was done is recorded. Finish it: elspeth resume {summary.run_id}{landscape}", err=True
-        )
+        echo(f"Interrupted; what was done is recorded. Finish it: elspeth resume {summary.run_id}{landscape}", err=True)
         sys.exit(INTERRUPTED_EXIT)
-    click.echo(f"Error: run {summary.run_id} {summary.status}: {summary.error or 'no error recorded'}", err=True)
-    click.echo(f"Finish it once the cause is fixed: elspeth resume {summary.run_id}{landscape}", err=True)
+    echo(f"Error: run {summary.run_id} {summary.status}: {summary.error or 'no error recorded'}", err=True)
+    if "elspeth resume" not in (summary.error or ""):
+        echo(f"Finish it once the cause is fixed: elspeth resume {summary.run_id}{landscape}", err=True)
     sys.exit(1)
 
 
@@ -274,35 +277,10 @@ def validate(settings_file: str) -> None:
       elspeth validate examples/demo/settings.yaml
     """
     settings, _ = _load(settings_file)
-    registry = PluginRegistry(make_plugin_manager())
-    problems: list[str] = []
-    plugins: dict[str, str] = {}
-    for where, kind, plugin, options in _steps(settings):
-        try:
-            info = registry.get(kind, plugin)
-        except PluginError as exc:
-            problems.append(f"{settings_file}: {where}.plugin: {exc}; see 'elspeth plugins'")
-            continue
-        try:
-            structure(options, info.cls.config_class, where=f"{where}.options", file=settings_file)
-        except ConfigError as exc:
-            problems.append(str(exc))
-        plugins[where] = f"{info.distribution} {info.version}".strip()
-    if problems:
-        raise ConfigError("\n".join(problems))
-    click.echo(f"OK {settings_file}")
-    click.echo(_render_pipeline(settings, plugins))
-
-
-def _steps(settings: Settings) -> Iterator[tuple[str, str, str, dict[str, Any]]]:
-    """(key path, plugin kind, plugin name, options) of every node, in pipeline order."""
-    yield "source", "source", settings.source.plugin, settings.source.options
-    for i, t in enumerate(settings.transforms):
-        yield f"transforms[{i}]", "transform", t.plugin, t.options
-    for i, a in enumerate(settings.aggregations):
-        yield f"aggregations[{i}]", "aggregate", a.plugin, a.options
-    for name, s in settings.sinks.items():
-        yield f"sinks.{name}", "sink", s.plugin, s.options
+    infos = check_plugins(settings, PluginRegistry(make_plugin_manager()), settings_file)
+    plugins = {where: f"{info.distribution} {info.version}".strip() for where, info in infos.items()}
+    echo(f"OK {settings_file}")
+    echo(_render_pipeline(settings, plugins))
 
 
 def _describe_trigger(trigger: TriggerSettings) -> str:
@@ -370,11 +348,11 @@ def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str |
         else:
             row = lineage.row_lineage(conn, run_id, row_id)
     if as_json:
-        click.echo(json.dumps(attrs.asdict(overview if row_id is None else row), indent=2, ensure_ascii=False))
+        echo_json(attrs.asdict(overview if row_id is None else row))
     elif row_id is None:
-        click.echo(_render_overview(overview, _landscape_hint(url)))
+        echo(_render_overview(overview, _landscape_hint(url)))
     else:
-        click.echo(_render_lineage(row))
+        echo(_render_lineage(row))
 
 
 @main.command()
@@ -390,23 +368,20 @@ def runs(landscape_url: str | None, as_json: bool) -> None:
     with _connect(landscape_url or default_url()) as conn:
         found = lineage.list_runs(conn)
     if as_json:
-        click.echo(json.dumps([attrs.asdict(r) for r in found], indent=2))
+        echo_json([attrs.asdict(r) for r in found])
         return
     if not found:
-        click.echo("No runs yet; start one with: elspeth run SETTINGS.yaml")
+        echo("No runs yet; start one with: elspeth run SETTINGS.yaml")
         return
     rows = [(r.run_id, r.status, when(r.started_at), when(r.ended_at), r.attempt, f"{r.rows:,}") for r in found]
-    click.echo(table(("RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS"), rows))
+    echo(table(("RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS"), rows))
 
 
 @contextlib.contextmanager
 def _connect(url: str) -> Iterator[Connection]:
     """A connection to an existing Landscape; a missing SQLite file is an error, not a new database."""
-    try:
-        parsed = make_url(url)
-    except ArgumentError:
-        parsed = None  # open_database explains what a landscape URL looks like
-    database = parsed.database if parsed is not None and parsed.get_backend_name() == "sqlite" else None
+    parsed = check_url(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if database and database != ":memory:" and not Path(database).exists():
         raise ElspethError(
             f"no landscape at {database}; run a pipeline first ('elspeth run SETTINGS.yaml') "
@@ -507,13 +482,15 @@ def _render_lineage(r: lineage.RowLineage) -> str:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, separators=(", ", ": ")) if not isinstance(value, str) else value
+    if isinstance(value, str):
+        return printable(value, one_line=True)
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
 
 
 def _reason_text(reason: Any) -> str:
     """A recorded reason is often just {"reason": "..."}: show the sentence, not the JSON around it."""
     if isinstance(reason, dict) and set(reason) == {"reason"}:
-        return str(reason["reason"])
+        return printable(str(reason["reason"]), one_line=True)
     return _compact(reason)
 
 
@@ -542,9 +519,9 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
         return
     rows = [installer.listed(p) for p in PluginRegistry(make_plugin_manager()).all()]
     if as_json:
-        click.echo(json.dumps([dict(zip(installer.LISTED_KEYS, row, strict=True)) for row in rows], indent=2))
+        echo_json([dict(zip(installer.LISTED_KEYS, row, strict=True)) for row in rows])
     else:
-        click.echo(_plugin_table(rows))
+        echo(_plugin_table(rows))
 
 
 def _plugin_table(rows: list[installer.Listed]) -> str:
@@ -577,10 +554,10 @@ def plugins_new(name: str, kind: str, directory: Path | None) -> None:
     written = scaffold.write(plan)
     where = plan.directory
     article = "an" if kind == "aggregate" else "a"
-    click.echo(f"Created {article} {kind} plugin {name!r} in {where}/:")
+    echo(f"Created {article} {kind} plugin {name!r} in {where}/:")
     for path in sorted(written):
-        click.echo(f"  {path.relative_to(where)}")
-    click.echo(
+        echo(f"  {path.relative_to(where)}")
+    echo(
         "\nNext:\n"
         f"  cd {where}\n"
         "  elspeth install -e .\n"
@@ -611,9 +588,9 @@ def install(packages: tuple[str, ...]) -> None:
     installer.run_pip("install", packages)
     added = [row for row in installer.plugins_after_pip() if row not in before]
     if added:
-        click.echo("\nPlugins added or changed:\n" + _plugin_table(added))
+        echo("\nPlugins added or changed:\n" + _plugin_table(added))
     else:
-        click.echo("\nNo new plugins: what was installed registers none that were not there ('elspeth plugins').")
+        echo("\nNo new plugins: what was installed registers none that were not there ('elspeth plugins').")
 
 
 @main.command(context_settings=_PIP_ARGS)
@@ -635,4 +612,4 @@ def uninstall(packages: tuple[str, ...], yes: bool) -> None:
     now = installer.plugins_after_pip()
     removed = [row for row in before if row not in now]
     if removed:
-        click.echo("\nPlugins removed:\n" + _plugin_table(removed))
+        echo("\nPlugins removed:\n" + _plugin_table(removed))

@@ -1,12 +1,50 @@
-"""Text for the terminal: plain tables, times and durations, and the live progress line."""
+"""Text for the terminal: plain tables, times and durations, and the live progress line.
+
+Whatever elspeth prints goes through `echo`, which escapes control characters: a row value holding
+`\x1b[2J` or an OSC 8 link, read back from the Landscape by `explain`, must show as text, not act on the
+terminal.
+"""
 
 from __future__ import annotations
 
 import datetime
+import json
+import re
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
+
+import click
 
 from elspeth.engine.summary import Progress
+
+# C0 and C1 controls, DEL, bidirectional overrides and isolates (which reorder what the eye reads), and lone
+# surrogates (undecodable bytes, which the terminal's encoding would refuse). Tab and newline are layout.
+_CONTROLS = "\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff"
+_UNPRINTABLE = re.compile(f"[{_CONTROLS}]")
+_UNPRINTABLE_IN_LINE = re.compile(f"[{_CONTROLS}\t\n]")
+
+
+def _escape(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return {9: "\\t", 10: "\\n"}.get(code) or (f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
+
+
+def printable(text: str, *, one_line: bool = False) -> str:
+    """`text` with every control character written as an escape (`\\x1b`, `\\u202e`); with `one_line`, tabs
+    and newlines too, for a value inside a line or a table cell."""
+    return (_UNPRINTABLE_IN_LINE if one_line else _UNPRINTABLE).sub(_escape, text)
+
+
+def echo(message: str = "", *, err: bool = False) -> None:
+    """click.echo, with control characters escaped: every line elspeth prints goes through here."""
+    click.echo(printable(message), err=err)
+
+
+def echo_json(value: Any) -> None:
+    """`value` as indented JSON on stdout. json escapes C0 controls itself; the others that it leaves raw
+    are written as \\uXXXX escapes, which keep the output valid JSON with the same meaning."""
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    click.echo(_UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def table(headers: Sequence[str] | None, rows: Sequence[Sequence[object]]) -> str:
@@ -20,7 +58,7 @@ def table(headers: Sequence[str] | None, rows: Sequence[Sequence[object]]) -> st
 
 
 def _cell(value: object) -> str:
-    return "-" if value is None else str(value)
+    return "-" if value is None else printable(str(value), one_line=True)
 
 
 def when(timestamp: float | None) -> str | None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
 from elspeth.errors import LandscapeError
 from elspeth.landscape.migrations import migrate
@@ -18,20 +21,64 @@ def default_url(base: Path | None = None) -> str:
     return f"sqlite:///{(base or Path.cwd()) / DEFAULT_DIR / 'landscape.db'}"
 
 
-def open_database(url: str) -> Engine:
-    """An engine on `url` with the schema at the current version. SQLite connections get foreign keys on,
-    WAL and full sync: a commit survives a SIGKILL and a power cut."""
+_EXAMPLES = "use e.g. sqlite:///path/to/landscape.db or postgresql+psycopg://user@host/db"
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+
+
+def check_url(url: str) -> URL:
+    """`url` parsed, or a LandscapeError saying what is wrong with it: not a URL, a database kind SQLAlchemy
+    does not know, or (SQLite) a path that cannot be a database file. Touches nothing."""
     try:
         parsed = make_url(url)
     except ArgumentError:
+        raise LandscapeError(f"landscape URL {url!r} is not a database URL; {_EXAMPLES}") from None
+    try:
+        parsed.get_dialect()
+    except NoSuchModuleError:
         raise LandscapeError(
-            f"landscape URL {url!r} is not a database URL; use e.g. sqlite:///path/to/landscape.db "
-            "or postgresql+psycopg://user@host/db"
+            f"landscape URL {url!r}: {parsed.drivername!r} is not a kind of database elspeth can use; {_EXAMPLES}"
         ) from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        _check_sqlite_path(url, parsed.database)
+    return parsed
+
+
+def _check_sqlite_path(url: str, database: str) -> None:
+    lead = f"landscape URL {url!r}: {database!r}"
+    if "\x00" in database:
+        raise LandscapeError(f"{lead} holds a NUL character, which no file name can; fix the path")
+    try:
+        mode = os.stat(database).st_mode
+    except FileNotFoundError:
+        return  # created on first use, parent directories too
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            raise LandscapeError(f"{lead} is too long a path for this system; use a shorter one") from None
+        if exc.errno == errno.ENOTDIR:
+            raise LandscapeError(f"{lead}: a directory in this path is a file; fix the path") from None
+        raise LandscapeError(f"{lead} cannot be opened: {exc.strerror}; fix the path or its permissions") from None
+    if stat.S_ISDIR(mode):
+        raise LandscapeError(f"{lead} is a directory; name a file in it, e.g. {database.rstrip('/')}/landscape.db")
+    if not stat.S_ISREG(mode):  # a device or a pipe: reading it could block, writing it could harm
+        raise LandscapeError(f"{lead} is not a regular file; point the landscape at a file")
+    try:
+        with open(database, "rb") as f:
+            head = f.read(len(_SQLITE_MAGIC))
+    except OSError as exc:
+        raise LandscapeError(f"{lead} cannot be opened: {exc.strerror}; fix the path or its permissions") from None
+    if head and head != _SQLITE_MAGIC:
+        raise LandscapeError(f"{lead} is a file but not a SQLite database; point the landscape at another file")
+
+
+def open_database(url: str) -> Engine:
+    """An engine on `url` with the schema at the current version. SQLite connections get foreign keys on,
+    WAL and full sync: a commit survives a SIGKILL and a power cut. A new SQLite file is created readable
+    by its owner only (0600), and SQLite gives its -wal and -shm files the same mode."""
+    parsed = check_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(database))
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
@@ -44,9 +91,25 @@ def open_database(url: str) -> Engine:
             ) from None
     try:
         migrate(engine)
-    except OperationalError as exc:
+    except DatabaseError as exc:  # OperationalError ("unable to open"), "file is not a database", ...
+        engine.dispose()
         raise LandscapeError(f"cannot open the landscape at {parsed.render_as_string()}: {exc.orig}") from None
     return engine
+
+
+def _create_private(path: Path) -> None:
+    """Create `path` empty (SQLite takes an empty file for a new database) with mode 0600, and its missing
+    parent directories with 0700: the audit holds every row's data, like the payload files do."""
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise LandscapeError(
+            f"cannot create the landscape database {str(path)!r}: {exc.strerror}; fix the path or its permissions"
+        ) from None
+    os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]

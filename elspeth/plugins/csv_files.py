@@ -15,10 +15,12 @@ from elspeth.api import Context, Quarantine, Row, Source
 from elspeth.canonical import dumps
 from elspeth.errors import ConfigError, ElspethError, NonCanonicalValueError, ResumeError
 from elspeth.plugins.local_file_sink import LocalFileSink, LocalFileSinkConfig
-from elspeth.plugins.options import known_encoding, no_duplicates, single_character, values_one_of
+from elspeth.plugins.options import known_encoding, no_duplicates, positive, single_character, values_one_of
 from elspeth.plugins.source_files import UNDECODABLE, Origin, open_text, show_undecodable
 
 _MAX_SAFE_INT = 2**53 - 1
+DEFAULT_MAX_FIELD_SIZE = 16 * 1024 * 1024
+"""Characters in one CSV field; Python's own default (128 KiB) quarantines ordinary long texts."""
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 
@@ -68,6 +70,8 @@ class CsvSourceConfig:
     encoding: str = field(default="utf-8", validator=known_encoding)
     types: dict[str, str] = field(factory=dict, validator=values_one_of("int", "float", "bool", "str"))
     """Column -> int, float, bool or str (the default). An empty value becomes None."""
+    max_field_size: int = field(default=DEFAULT_MAX_FIELD_SIZE, validator=positive)
+    """Characters one field may hold; a record with a longer one is quarantined."""
 
 
 class _RecordText:
@@ -98,7 +102,8 @@ class _RecordText:
 
 class CsvReading(Protocol):
     """The options that say how CSV text becomes rows (those of the csv source, and of any source that
-    reads CSV from elsewhere)."""
+    reads CSV from elsewhere). A `max_field_size` attribute, if there is one, bounds a field's characters
+    (default DEFAULT_MAX_FIELD_SIZE)."""
 
     @property
     def delimiter(self) -> str: ...
@@ -115,18 +120,29 @@ def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Q
     `f` is opened with newline="" (`open_text`, `text_stream`)."""
     records = _RecordText(f)
     reader = csv.reader(records, delimiter=options.delimiter, strict=True)
+    limit: int = getattr(options, "max_field_size", DEFAULT_MAX_FIELD_SIZE)
+    csv.field_size_limit(limit)
     header = _header(reader, records, options, origin)
     if not header:
         return
     coercions = [(col, _COERCIONS[kind]) for col, kind in options.types.items() if kind != "str"]
     while True:
+        # The limit is the csv module's, for the whole process: set it for every record, so that two
+        # sources read in turn each keep their own.
+        csv.field_size_limit(limit)
         try:
             values = next(reader)
         except StopIteration:
             return
         except csv.Error as exc:
             line, text = records.take()
-            yield _quarantine(text, f"line {line}: malformed CSV: {exc}", options)
+            reason = f"line {line}: malformed CSV: {exc}"
+            if "field limit" in str(exc):
+                reason = (
+                    f"line {line}: a field is longer than {limit:,} characters; raise the "
+                    "`max_field_size` option if such fields are real data"
+                )
+            yield _quarantine(text, reason, options)
             continue
         line, text = records.take()
         if not values:

@@ -11,7 +11,7 @@ from typing import Any, TextIO
 from attrs import field, frozen
 
 from elspeth.api import Context, Quarantine, Row, Source
-from elspeth.canonical import describe_non_canonical, dumps
+from elspeth.canonical import MAX_DEPTH, describe_non_canonical, dumps
 from elspeth.errors import ConfigError
 from elspeth.plugins.local_file_sink import LocalFileSink, LocalFileSinkConfig
 from elspeth.plugins.options import known_encoding
@@ -86,6 +86,8 @@ def _parse_object(text: str, encoding: str, noun: str = "file") -> Row:
         raise
     except ValueError as exc:
         raise _Refused(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _Refused(f"nested deeper than {MAX_DEPTH} levels of lists and objects; flatten it") from None
     if not isinstance(value, dict):
         raise _Refused(f"a JSON {_JSON_TYPES[type(value)]} where an object was expected")
     found = describe_non_canonical(value)

@@ -53,3 +53,8 @@ def no_duplicates(_instance: Any, attribute: attrs.Attribute[Any], value: Iterab
         if item in seen:
             raise ConfigError(f"option `{attribute.name}` lists {item!r} twice; list it once")
         seen.add(item)
+
+
+def positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"option `{attribute.name}` must be greater than 0, not {value!r}")

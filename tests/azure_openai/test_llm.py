@@ -80,6 +80,24 @@ def test_a_field_the_prompt_needs_is_the_rows_error_naming_it_and_nothing_is_sen
     bench.check(summary.run_id)
 
 
+def test_a_runaway_template_fails_its_row_not_the_run(bench):
+    prompt = (
+        "{% if id == 1 %}{{ 'a' * 200000000 }}{% endif %}"
+        "{% if id == 2 %}{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}{% endif %}"
+        "{% if id == 3 %}{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}{% endif %}"
+        "Classify: {{ text }}"
+    )
+    transform = {"plugin": "azure_llm", "options": bench.options(prompt=prompt)}
+    summary = bench.run(bench.settings(rows(5), transforms=[transform]))
+    assert summary.status == "completed", summary.error
+    errors = bench.lines("errors")
+    assert [r["id"] for r in errors] == [1, 2, 3]
+    assert all("option `prompt`: the template was stopped on this row" in r["_error"] for r in errors)
+    assert [r["id"] for r in bench.lines("main")] == [0, 4]
+    assert len(bench.calls(summary.run_id)) == 2
+    bench.check(summary.run_id)
+
+
 def test_system_prompt_is_a_template_too(bench):
     system = "You are a careful rater of {{ id }}. Labels: yes, no"
     summary = bench.run(bench.settings(rows(2), transforms=[llm(bench, system_prompt=system)]))

@@ -45,3 +45,14 @@ def test_table_aligns_columns_and_shows_none_as_dash():
         "x     -",
         "yyyy  3",
     ]
+
+
+def test_printable_escapes_controls_and_table_cells_stay_on_one_line():
+    from elspeth.console import printable
+
+    assert printable("a\x1b[2Jb\x07\x9b\u202e\ud800\r\n\té") == "a\\x1b[2Jb\\x07\\x9b\\u202e\\ud800\\x0d\n\té"
+    assert printable("a\nb\tc", one_line=True) == "a\\nb\\tc"
+    assert table(("K", "V"), [("x", "evil\x1b]8;;http://x\x07\nnext")]).splitlines() == [
+        "K  V",
+        "x  evil\\x1b]8;;http://x\\x07\\nnext",
+    ]

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from attrs import field, frozen
 
+from elspeth.api import Location
 from elspeth.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -156,6 +157,22 @@ class BlobAccessConfig:
             )
 
     @property
+    def uri(self) -> str:
+        """The blob as one string naming its account, container and name: what `validate` compares to find
+        two plugins on one blob. Never holds a credential."""
+        account: str | None
+        if self.connection_string:
+            settings = parse_connection_string(self.connection_string)
+            if settings.get("usedevelopmentstorage", "").lower() == "true":
+                account = AZURITE_ACCOUNT
+            else:
+                account = settings.get("accountname") or _account_from_url(settings.get("blobendpoint", ""))
+        else:
+            account = self.account_name or _account_from_url(self.account_url or "")
+        endpoint = f"@{self.endpoint.rstrip('/')}" if self.endpoint else ""
+        return f"azure-blob://{account or '-'}{endpoint}/{self.container}/{self.blob_path}"
+
+    @property
     def auth_mode(self) -> str:
         """How this config authenticates, for messages (never the secret itself)."""
         if self.connection_string:
@@ -265,3 +282,8 @@ def blob_client(config: BlobAccessConfig, blob: str) -> BlobClient:
 def blob_url(client: BlobClient) -> str:
     """The blob's URL without any query string (a SAS never leaves this module in a URL)."""
     return str(client.url).split("?", 1)[0]
+
+
+def blob_location(config: BlobAccessConfig, *, writes: bool) -> list[Location]:
+    """The blob plugins' `locations`: the blob, named by option `blob_path`."""
+    return [Location(config.uri, writes, "blob_path")]

@@ -29,9 +29,9 @@ from typing import Any, ClassVar
 
 from attrs import field, frozen
 
-from elspeth.api import Artifact, Capability, Context, Row, Sink
+from elspeth.api import Artifact, Capability, Context, Location, Row, Sink
 from elspeth.errors import ConfigError, ElspethError, ResumeError
-from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_name_problem
+from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_location, blob_name_problem
 from elspeth.plugins.azure.blob_calls import BlobCalls, error_code_of, status_of
 from elspeth.plugins.azure.blob_source import format_of
 from elspeth.plugins.csv_files import CsvEncoder
@@ -102,6 +102,10 @@ class AzureBlobSink(Sink):
         {Capability.EXTERNAL_CALLS, Capability.RESUMABLE, Capability.DETERMINISTIC}
     )
     config: AzureBlobSinkConfig
+
+    @classmethod
+    def locations(cls, config: AzureBlobSinkConfig) -> list[Location]:
+        return blob_location(config, writes=True)
 
     def __init__(self, config: AzureBlobSinkConfig) -> None:
         super().__init__(config)

@@ -12,13 +12,13 @@ from typing import ClassVar
 
 from attrs import field, frozen
 
-from elspeth.api import Capability, Context, Quarantine, Row, Source
+from elspeth.api import Capability, Context, Location, Quarantine, Row, Source
 from elspeth.errors import ConfigError
-from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_name_problem
+from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_location, blob_name_problem
 from elspeth.plugins.azure.blob_calls import BlobCalls
-from elspeth.plugins.csv_files import read_csv
+from elspeth.plugins.csv_files import DEFAULT_MAX_FIELD_SIZE, read_csv
 from elspeth.plugins.jsonl_files import read_json_array, read_jsonl
-from elspeth.plugins.options import known_encoding, single_character, values_one_of
+from elspeth.plugins.options import known_encoding, positive, single_character, values_one_of
 from elspeth.plugins.source_files import Origin, text_stream
 
 _FORMATS = ("csv", "json", "jsonl")
@@ -49,6 +49,8 @@ class AzureBlobSourceConfig(BlobAccessConfig):
     encoding: str = field(default="utf-8", validator=known_encoding)
     types: dict[str, str] = field(factory=dict, validator=values_one_of("int", "float", "bool", "str"))
     """csv only: column -> int, float, bool or str (the default). An empty value becomes None."""
+    max_field_size: int = field(default=DEFAULT_MAX_FIELD_SIZE, validator=positive)
+    """csv only: characters one field may hold; a record with a longer one is quarantined."""
 
     def __attrs_post_init__(self) -> None:
         problem = blob_name_problem(self.blob_path)
@@ -73,6 +75,10 @@ class AzureBlobSource(Source):
     config_class = AzureBlobSourceConfig
     capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.EXTERNAL_CALLS, Capability.DETERMINISTIC})
     config: AzureBlobSourceConfig
+
+    @classmethod
+    def locations(cls, config: AzureBlobSourceConfig) -> list[Location]:
+        return blob_location(config, writes=False)
 
     def __init__(self, config: AzureBlobSourceConfig) -> None:
         super().__init__(config)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,8 @@ from sqlalchemy import Connection
 
 from elspeth import __version__, installer, scaffold
 from elspeth.console import LiveStatus, duration, echo, echo_json, plural, printable, rate, short_hash, table, when
+from elspeth.engine.interrupts import STOP_SIGNALS, StopRequest
+from elspeth.engine.interrupts import install as install_stop_handlers
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
 from elspeth.errors import ConfigError, ElspethError
@@ -137,6 +140,7 @@ def run(
     registry = PluginRegistry(make_plugin_manager())
     check_plugins(settings, registry, settings_file, files_now=False)
     status = _live_status(quiet)
+    stop = _stop_on_signals()
     with _cassette(record_cassette, replay_cassette, secrets):
         summary = run_pipeline(
             settings,
@@ -146,6 +150,7 @@ def run(
             run_id=run_id,
             progress=status,
             secrets=secrets,
+            stop=stop,
         )
     _finish(status, summary, url)
 
@@ -192,6 +197,7 @@ def resume(
     registry = PluginRegistry(make_plugin_manager())
     check_plugins(settings, registry, settings_file, files_now=False)
     status = _live_status(quiet)
+    stop = _stop_on_signals()
     with _cassette(record_cassette, replay_cassette, secrets):
         summary = resume_run(
             run_id,
@@ -201,6 +207,7 @@ def resume(
             landscape_url=url,
             progress=status,
             secrets=secrets,
+            stop=stop,
         )
     _finish(status, summary, url)
 
@@ -208,6 +215,14 @@ def resume(
 def _load(settings_file: str) -> tuple[Settings, frozenset[str]]:
     raw = read_settings_file(settings_file)
     return settings_from_raw(raw, file=settings_file), frozenset(secret_values(raw))
+
+
+def _stop_on_signals() -> StopRequest:
+    """SIGINT and SIGTERM stop the run at its next safe point, and stay noted until the process exits: a
+    second Ctrl-C while the summary is printed must not turn a clean stop into a traceback."""
+    stop = StopRequest()
+    install_stop_handlers(stop)
+    return stop
 
 
 def _live_status(quiet: bool) -> LiveStatus:
@@ -227,6 +242,9 @@ def _finish(status: LiveStatus, summary: RunSummary, url: str) -> None:
         return
     if summary.status == "interrupted":
         echo(f"Interrupted; what was done is recorded. Finish it: elspeth resume {summary.run_id}{landscape}", err=True)
+        # The process is on its way out: a further signal now would only replace exit code 130 with its own.
+        for sig in STOP_SIGNALS:
+            signal.signal(sig, signal.SIG_IGN)
         sys.exit(INTERRUPTED_EXIT)
     echo(f"Error: run {summary.run_id} {summary.status}: {summary.error or 'no error recorded'}", err=True)
     if "elspeth resume" not in (summary.error or ""):

@@ -14,6 +14,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from types import FrameType
+from typing import Any
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -49,13 +50,11 @@ class StopRequest:
             raise Interrupted(self.signame or "stop")
 
 
-@contextlib.contextmanager
-def noted(stop: StopRequest) -> Iterator[StopRequest]:
-    """Within the block, SIGINT and SIGTERM request a stop instead of raising or killing the process.
-    Outside the main thread (where Python cannot install handlers) signals keep their usual effect."""
+def install(stop: StopRequest) -> dict[int, Any]:
+    """From now on SIGINT and SIGTERM request `stop` instead of raising or killing the process; returns the
+    handlers they had. Only the main thread can install handlers: elsewhere nothing changes."""
     if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
+        return {}
 
     def handle(signum: int, frame: FrameType | None) -> None:
         name = signal.Signals(signum).name
@@ -66,7 +65,13 @@ def noted(stop: StopRequest) -> Iterator[StopRequest]:
             _say(f"\n{name}: stopping at the next safe point; everything done so far stays recorded\n")
         stop.request(name)
 
-    previous = {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
+    return {sig: signal.signal(sig, handle) for sig in STOP_SIGNALS}
+
+
+@contextlib.contextmanager
+def noted(stop: StopRequest) -> Iterator[StopRequest]:
+    """Within the block, SIGINT and SIGTERM request a stop; afterwards they do what they did before."""
+    previous = install(stop)
     try:
         yield stop
     finally:

@@ -218,12 +218,14 @@ def run_pipeline(
     progress: ProgressCallback | None = None,
     secrets: frozenset[str] = frozenset(),
     clock: Clock | None = None,
+    stop: StopRequest | None = None,
 ) -> RunSummary:
-    """Run a pipeline from the start, recording everything under a new run id. SIGINT and SIGTERM stop it
-    at the next safe point, as an interrupted run that `resume_run` finishes."""
+    """Run a pipeline from the start, recording everything under a new run id. SIGINT and SIGTERM request
+    `stop` (a new one by default): the run stops at its next safe point, interrupted, and `resume_run`
+    finishes it."""
     url, payloads = _landscape(settings, landscape_url)
     engine = open_database(url)
-    with noted(StopRequest()) as stop:
+    with noted(stop or StopRequest()) as stop:
         session = _Session(
             settings, registry, engine, payloads, run_id or new_run_id(), secrets, clock, progress, settings_path, stop
         )
@@ -255,6 +257,7 @@ def resume_run(
     progress: ProgressCallback | None = None,
     secrets: frozenset[str] = frozenset(),
     clock: Clock | None = None,
+    stop: StopRequest | None = None,
 ) -> RunSummary:
     """Finish a crashed, failed or interrupted run under its own run id. Unfinished work is what the
     Landscape shows lacking a terminal outcome; the result equals an uninterrupted run's."""
@@ -267,7 +270,7 @@ def resume_run(
     if run["status"] == RunStatus.COMPLETED:
         raise ResumeError(f"run {run_id} already completed; there is nothing to resume")
     _refuse_if_alive(run_id, run["status"], run["owner"])
-    with noted(StopRequest()) as stop:
+    with noted(stop or StopRequest()) as stop:
         session = _Session(settings, registry, engine, payloads, run_id, secrets, clock, progress, settings_path, stop)
         _, settings_hash = session.settings_record()
         if settings_hash != run["settings_hash"]:

@@ -1,6 +1,7 @@
 """The plugin author's API: base classes, results and the context a plugin is handed.
 
-Plugins import from here, plus `elspeth.errors` (exceptions) and `elspeth.canonical` (hashing and JSON);
+Plugins import from here (`looks_secret` and `redacted_headers` are the engine's rule for the names that
+carry credentials), plus `elspeth.errors` (exceptions) and `elspeth.canonical` (hashing and JSON);
 nothing else in `elspeth` is theirs to use. Nothing here touches SQL: the engine implements `Context` on
 top of the Landscape.
 """
@@ -12,6 +13,8 @@ from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from attrs import field, frozen
+
+from elspeth.landscape.redaction import looks_secret, redacted_headers
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -248,4 +251,6 @@ __all__ = [
     "Success",
     "Transform",
     "TransformResult",
+    "looks_secret",
+    "redacted_headers",
 ]

@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from elspeth.errors import ConfigError
-from elspeth.landscape.redaction import REDACTED, Redactor, looks_secret
+from elspeth.landscape.redaction import REDACTED, Redactor, embedded_credentials, looks_secret
 
 T = TypeVar("T")
 
@@ -521,10 +521,12 @@ def is_secret_name(name: str) -> bool:
 def secret_values(raw_settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> set[str]:
     """Every credential the settings resolve to, so the engine can keep it out of the Landscape: the values
     of secret-looking environment variables they reference, every value under a secret-looking option key,
-    and the password of the landscape URL. `raw_settings` is the mapping before expansion."""
+    the credentials written into any value (`?apikey=...` in a URL, `AccountKey=...` in a connection
+    string, a URL's password, the landscape URL's included). `raw_settings` is the mapping before expansion."""
     env = os.environ if environ is None else environ
     found: set[str] = set()
     for path, text in _strings(raw_settings, ()):
+        found |= embedded_credentials(_expand_str(text, _Path(), env, []))
         for name, default in _references(text):
             if is_secret_name(name):
                 found.add(env.get(name) or default or "")
@@ -537,6 +539,17 @@ def secret_values(raw_settings: Mapping[str, Any], environ: Mapping[str, str] | 
         found |= _url_password(_expand_str(landscape["url"], _Path(), env, []))
     found.discard("")
     return found
+
+
+# The shell's working directories, not passwords, whatever "pwd" means elsewhere.
+_NOT_CREDENTIALS = frozenset({"PWD", "OLDPWD"})
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> set[str]:
+    """The values of the environment's secret-looking variables. SDKs read credentials from the environment
+    without the settings naming them (AWS_SESSION_TOKEN, AZURE_CLIENT_SECRET), so the run knows them too."""
+    env = os.environ if environ is None else environ
+    return {value for name, value in env.items() if name not in _NOT_CREDENTIALS and is_secret_name(name) and value}
 
 
 def _strings(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -573,11 +586,12 @@ def redacted(settings: Settings, secrets: frozenset[str] | set[str] = frozenset(
     redactor = Redactor.of(secrets)
     url = data["landscape"].get("url")
     if url:
-        data["landscape"]["url"] = redactor.text(_hide_password(url))
+        data["landscape"]["url"] = redactor.text(hide_password(url))
     return _redact(data, (), redactor)
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
+    """A database URL fit to print or store: its password shown as ***."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:

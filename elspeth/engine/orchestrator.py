@@ -34,7 +34,7 @@ from elspeth.landscape.unfinished import (
     unfinished_tokens,
 )
 from elspeth.plugin_manager import PluginRegistry
-from elspeth.settings import Settings, secret_values
+from elspeth.settings import Settings, environment_secrets, secret_values
 
 
 def new_run_id() -> str:
@@ -75,8 +75,10 @@ class _Session:
     ) -> None:
         self.pipeline: Pipeline = build_pipeline(settings, registry, settings_path)
         self.engine = engine
-        # Whoever calls the engine, values under secret-looking option keys never reach the Landscape.
-        self.redactor = Redactor.of(secrets | secret_values(cattrs.unstructure(settings), environ={}))
+        # Whoever calls the engine, values under secret-looking option keys, and credentials the plugins' SDKs
+        # read from the environment, never reach the Landscape.
+        known = secret_values(cattrs.unstructure(settings), environ={}) | environment_secrets()
+        self.redactor = Redactor.of(secrets | known)
         clock = clock or SystemClock()
         hook = registry.pm.hook
 
@@ -113,7 +115,7 @@ class _Session:
         else:
             self.recorder.finish_run(RunStatus.COMPLETED)
         try:
-            return self.summary(status, error)
+            return self.summary(status, None if error is None else self.redactor.text(error))
         finally:
             self._close()
 

@@ -70,6 +70,8 @@ _PAIR = re.compile(r"(?<![\w.%-])([A-Za-z][\w.-]*)=([^&;\s\"'<>#)]+)")
 _HEADER_LINE = re.compile(r"^([ \t]*([A-Za-z][\w-]*)[ \t]*:[ \t]*)(\S[^\r\n]*)", re.M)
 # "name": "value" and 'name': 'value' (JSON text, a repr of a dict in an error message).
 _QUOTED_PAIR = re.compile(r"""(["'])([A-Za-z][\w.-]*)\1(\s*:\s*)(["'])((?:\\.|(?!\4)[^\\\r\n])*)\4""")
+# Keys whose dict holds names on the wire, as plugins record them.
+_WIRE_MAPS = frozenset({"headers", "query", "params"})
 _MIN_SECRET = 6
 """Very short values would blank out ordinary words; a real credential is never that short."""
 _MIN_BASE64_CORE = 8
@@ -171,10 +173,16 @@ class Redactor:
                 found |= credential_parts(secret)
         return cls(frozenset(found))
 
-    def __call__(self, value: Any) -> Any:
+    def __call__(self, value: Any, *, on_the_wire: bool = False) -> Any:
+        """`value` with secrets out; `on_the_wire`: a dict's keys are header or query-parameter names."""
         if isinstance(value, dict):
+            secret = looks_secret_on_the_wire if on_the_wire else looks_secret
             return {
-                k: (REDACTED if isinstance(k, str) and looks_secret(k) and v not in (None, "") else self(v))
+                k: (
+                    REDACTED
+                    if isinstance(k, str) and secret(k) and v not in (None, "")
+                    else self(v, on_the_wire=isinstance(k, str) and k.lower() in _WIRE_MAPS)
+                )
                 for k, v in value.items()
             }
         if isinstance(value, list | tuple):

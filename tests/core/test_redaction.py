@@ -47,6 +47,8 @@ def test_one_rule_for_query_parameters_headers_and_connection_strings():
         '{"client_secret": "***", "key": "exports/rows.jsonl"}'
     ), "a bare `key` field is data; only on the wire is it a credential"
     assert redact.text("Code: NoSuchKey") == "Code: NoSuchKey"
+    stored = redact({"Key": "exports/rows.jsonl", "headers": {"Key": "k-123456"}, "query": {"code": "c-123456"}})
+    assert stored == {"Key": "exports/rows.jsonl", "headers": {"Key": REDACTED}, "query": {"code": REDACTED}}
 
 
 def test_the_credentials_inside_a_secret_are_secrets_of_their_own():

@@ -48,6 +48,7 @@ HEADER_KEY = "hdr-key-env-subst-6a0b2e9d4c"
 QUERY_APIKEY = "qry-apikey-1c7e3f5a9b"
 QUERY_KEY = "qry-bare-key-2b8d4e6f0a"
 QUERY_TOKEN = "qry-token-3e9f5a7b1c"
+URL_PASSWORD = "url-password-4d0a6b8c2e"
 BLOB_ACCOUNT = "leakacct"
 BLOB_KEY = base64.b64encode(b"elspeth blob account key planted 5e2d").decode()
 AWS_KEY_ID = "AKIAELSPETHLEAKS0042"
@@ -61,6 +62,7 @@ SECRETS = {
     "?apikey= query parameter": QUERY_APIKEY,
     "?key= query parameter": QUERY_KEY,
     "?token= query parameter": QUERY_TOKEN,
+    "password in a URL (settings literal)": URL_PASSWORD,
     "AccountKey of a connection string (${ENV})": BLOB_KEY,
     "AWS_ACCESS_KEY_ID (SDK, environment)": AWS_KEY_ID,
     "AWS_SECRET_ACCESS_KEY (SDK, environment)": AWS_SECRET,
@@ -80,11 +82,14 @@ class _EchoingApi(BaseHTTPRequestHandler):
     """A careless API: it echoes the bearer token, without its prefix, in a response header of every
     answer, and refuses row 3 with a body quoting every credential it was sent."""
 
+    seen: list[str] = []
+
     def do_GET(self) -> None:
-        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
         parts = urlsplit(self.path)
+        _EchoingApi.seen.append(parts.path.split("/")[1] + " " + (self.headers.get("Authorization") or ""))
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        if parts.path.rsplit("/", 1)[-1] == REFUSED_ID:
+        if parts.path.startswith("/lookup/") and parts.path.rsplit("/", 1)[-1] == REFUSED_ID:
             body = (
                 f"invalid credentials: token {token}, api key {self.headers.get('X-Api-Key')}, "
                 f"apikey {query.get('apikey')}, key {query.get('key')}, token param {query.get('token')}"
@@ -177,6 +182,8 @@ def s3_store() -> Iterator[tuple[str, Any]]:
 
 
 def _settings(workdir: Path, blob: BlobStore, api: str, llm: str, s3: str) -> dict[str, Any]:
+    with_password = api.replace("://", f"://leaks:{URL_PASSWORD}@")
+    query = f"apikey={QUERY_APIKEY}&key={QUERY_KEY}&token={QUERY_TOKEN}&lang=en"
     return {
         "landscape": {"url": f"sqlite:///{workdir / 'landscape.db'}"},
         "source": {
@@ -194,12 +201,17 @@ def _settings(workdir: Path, blob: BlobStore, api: str, llm: str, s3: str) -> di
                 "name": "lookup",
                 "plugin": "http_enrich",
                 "options": {
-                    "url": f"{api}/lookup/{{id}}?apikey={QUERY_APIKEY}&key={QUERY_KEY}&token={QUERY_TOKEN}&lang=en",
+                    "url": f"{api}/lookup/{{id}}?{query}",
                     "headers": {"Authorization": f"Bearer {BEARER}", "X-Api-Key": "${LEAK_TEST_HEADER}"},
                     "output_field": "lookup",
                     "max_attempts": 1,
                 },
                 "on_error": "errors",
+            },
+            {
+                "name": "verify",
+                "plugin": "http_enrich",
+                "options": {"url": f"{with_password}/verify/{{id}}", "output_field": "verified", "max_attempts": 1},
             },
             {
                 "name": "label",
@@ -286,6 +298,8 @@ def test_no_planted_secret_is_written_anywhere(
     run_id = ran.stdout.decode().split()[1]
 
     # The run did what it was set up to do, so every route was exercised.
+    basic = base64.b64encode(f"leaks:{URL_PASSWORD}".encode()).decode()
+    assert set(_EchoingApi.seen) == {f"lookup Bearer {BEARER}", f"verify Basic {basic}"}
     s3_rows = s3_client.get_object(Bucket="leaks", Key="out/rows.jsonl")["Body"].read()
     blob_rows = blob_store.container.get_blob_client("out/rows.jsonl").download_blob().readall()
     errors = (workdir / "errors.jsonl").read_bytes()

@@ -13,8 +13,10 @@ JSON-escaped, percent-encoded, hex and base64.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -284,7 +286,12 @@ def test_no_planted_secret_is_written_anywhere(
     workdir.mkdir()
     settings_file = tmp_path / "settings.yaml"  # holds literal secrets by design: outside the scanned tree
 
-    with AzureOpenAIEmulator(api_keys=[LLM_API_KEY]) as llm:
+    # A connection held open across the run keeps SQLite from removing the WAL when the run closes its own,
+    # so what went through the WAL is scanned too.
+    holder = sqlite3.connect(workdir / "landscape.db")
+    holder.execute("PRAGMA journal_mode=WAL")
+    holder.execute("SELECT count(*) FROM sqlite_master").fetchall()
+    with contextlib.closing(holder), AzureOpenAIEmulator(api_keys=[LLM_API_KEY]) as llm:
         settings_file.write_text(yaml.safe_dump(_settings(workdir, blob_store, echoing_api, llm.url, s3_endpoint)))
         cassette = workdir / "cassette.yaml"
         ran = subprocess.run(
@@ -294,7 +301,9 @@ def test_no_planted_secret_is_written_anywhere(
             capture_output=True,
             timeout=120,
         )
+        wal = (workdir / "landscape.db-wal").read_bytes()
     assert ran.returncode == 0, ran.stderr.decode()
+    assert len(wal) > 100_000, "the run's writes went through the WAL"
     run_id = ran.stdout.decode().split()[1]
 
     # The run did what it was set up to do, so every route was exercised.
@@ -322,6 +331,7 @@ def test_no_planted_secret_is_written_anywhere(
     assert f"/{BLOB_ACCOUNT}/leaks/in/rows.jsonl" in recorded, "the source read its rows through the SAS token"
     assert any(name.startswith("payloads") for name in places), "a large body went to the payload store"
     places |= {
+        "the Landscape's WAL, as the run left it": wal,
         "stdout of elspeth run": ran.stdout,
         "stderr of elspeth run": ran.stderr,
         "the S3 object": s3_rows,

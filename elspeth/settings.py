@@ -552,6 +552,12 @@ def environment_secrets(environ: Mapping[str, str] | None = None) -> set[str]:
     return {value for name, value in env.items() if name not in _NOT_CREDENTIALS and is_secret_name(name) and value}
 
 
+def run_secrets(settings_data: Mapping[str, Any]) -> set[str]:
+    """What the engine keeps out of everything a run of these settings (expanded, as plain data) writes:
+    their `secret_values` and the `environment_secrets`."""
+    return secret_values(settings_data, environ={}) | environment_secrets()
+
+
 def _strings(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
     if isinstance(value, str):
         yield path, value

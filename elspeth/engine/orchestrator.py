@@ -34,7 +34,7 @@ from elspeth.landscape.unfinished import (
     unfinished_tokens,
 )
 from elspeth.plugin_manager import PluginRegistry
-from elspeth.settings import Settings, environment_secrets, secret_values
+from elspeth.settings import Settings, run_secrets
 
 
 def new_run_id() -> str:
@@ -77,8 +77,7 @@ class _Session:
         self.engine = engine
         # Whoever calls the engine, values under secret-looking option keys, and credentials the plugins' SDKs
         # read from the environment, never reach the Landscape.
-        known = secret_values(cattrs.unstructure(settings), environ={}) | environment_secrets()
-        self.redactor = Redactor.of(secrets | known)
+        self.redactor = Redactor.of(secrets | run_secrets(cattrs.unstructure(settings)))
         clock = clock or SystemClock()
         hook = registry.pm.hook
 

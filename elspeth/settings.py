@@ -543,13 +543,20 @@ def secret_values(raw_settings: Mapping[str, Any], environ: Mapping[str, str] | 
 
 # The shell's working directories, not passwords, whatever "pwd" means elsewhere.
 _NOT_CREDENTIALS = frozenset({"PWD", "OLDPWD"})
+# Issued credentials are long (an AWS key id has 20 characters); a short value in a variable the settings
+# never name is more likely a local default ("postgres", "testing") that would blank out ordinary words.
+_MIN_ENVIRONMENT_SECRET = 10
 
 
 def environment_secrets(environ: Mapping[str, str] | None = None) -> set[str]:
     """The values of the environment's secret-looking variables. SDKs read credentials from the environment
     without the settings naming them (AWS_SESSION_TOKEN, AZURE_CLIENT_SECRET), so the run knows them too."""
     env = os.environ if environ is None else environ
-    return {value for name, value in env.items() if name not in _NOT_CREDENTIALS and is_secret_name(name) and value}
+    return {
+        value
+        for name, value in env.items()
+        if name not in _NOT_CREDENTIALS and is_secret_name(name) and len(value) >= _MIN_ENVIRONMENT_SECRET
+    }
 
 
 def run_secrets(settings_data: Mapping[str, Any]) -> set[str]:

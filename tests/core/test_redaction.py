@@ -2,6 +2,7 @@ import base64
 from urllib.parse import quote, quote_plus
 
 from elspeth.landscape.redaction import REDACTED, Redactor, encoded_forms, looks_secret
+from elspeth.settings import environment_secrets, secret_values
 
 
 def test_secret_names_are_whole_names():
@@ -77,3 +78,19 @@ def test_known_secrets_are_redacted_in_every_encoding():
     ):
         assert not any(form in redact.text(f"x {encoded} y") for form in encoded_forms(secret)), encoded
     assert secret.encode() not in redact.data(b"\xff\xfe binary " + secret.encode())
+
+
+def test_the_run_knows_credentials_written_into_settings_and_read_from_the_environment():
+    raw = {
+        "transforms": [
+            {"options": {"url": "https://me:pw-1234567@api.example/v1?key=${LOOKUP}&lang=en", "timeout": 5}}
+        ],
+    }
+    assert secret_values(raw, environ={"LOOKUP": "lookup-key-7e1d"}) == {"pw-1234567", "lookup-key-7e1d"}
+    environ = {
+        "AWS_SESSION_TOKEN": "session-token-0123456789",
+        "DB_PASSWORD": "postgres",  # too short to be an issued credential: a local default
+        "PWD": "/home/someone/project",
+        "HOME": "/home/someone",
+    }
+    assert environment_secrets(environ) == {"session-token-0123456789"}

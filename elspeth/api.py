@@ -1,9 +1,9 @@
 """The plugin author's API: base classes, results and the context a plugin is handed.
 
-Plugins import from here (`looks_secret` and `redacted_headers` are the engine's rule for the names that
-carry credentials), plus `elspeth.errors` (exceptions) and `elspeth.canonical` (hashing and JSON);
+Plugins import from here, plus `elspeth.errors` (exceptions) and `elspeth.canonical` (hashing and JSON);
 nothing else in `elspeth` is theirs to use. Nothing here touches SQL: the engine implements `Context` on
-top of the Landscape.
+top of the Landscape. `looks_secret`, `redacted_headers` and `Redactor` are the engine's own redaction, for
+what a plugin records or logs by itself.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from attrs import field, frozen
 
-from elspeth.landscape.redaction import looks_secret, redacted_headers
+from elspeth.landscape.redaction import Redactor, looks_secret, redacted_headers
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -243,6 +243,7 @@ __all__ = [
     "Pending",
     "Plugin",
     "Quarantine",
+    "Redactor",
     "Register",
     "Routed",
     "Row",

@@ -68,8 +68,9 @@ _WORDS = re.compile(r"[-_.\s]+|(?<=[a-z0-9])(?=[A-Z])")
 _PAIR = re.compile(r"(?<![\w.%-])([A-Za-z][\w.-]*)=([^&;\s\"'<>#)]+)")
 # "Name: value" on a line of its own (headers printed in an error message or a log).
 _HEADER_LINE = re.compile(r"^([ \t]*([A-Za-z][\w-]*)[ \t]*:[ \t]*)(\S[^\r\n]*)", re.M)
-# "name": "value" and 'name': 'value' (JSON text, a repr of a dict in an error message).
-_QUOTED_PAIR = re.compile(r"""(["'])([A-Za-z][\w.-]*)\1(\s*:\s*)(["'])((?:\\.|(?!\4)[^\\\r\n])*)\4""")
+# "name": "value" and 'name': 'value' (JSON text, a repr of a dict in an error message or a log line,
+# its value maybe bytes: 'name': b'value').
+_QUOTED_PAIR = re.compile(r"""(["'])([A-Za-z][\w.-]*)\1(\s*:\s*b?)(["'])((?:\\.|(?!\4)[^\\\r\n])*)\4""")
 # Keys whose dict holds names on the wire, as plugins record them.
 _WIRE_MAPS = frozenset({"headers", "query", "params"})
 _MIN_SECRET = 6

@@ -64,8 +64,9 @@ _CREDENTIAL_PREFIXES = frozenset(
 # keys, OAuth codes), `?auth=`. In a recorded body a bare `key` is data (an S3 object's key).
 _BARE_WIRE_CREDENTIALS = frozenset({"key", "code", "auth"})
 _WORDS = re.compile(r"[-_.\s]+|(?<=[a-z0-9])(?=[A-Z])")
-# name=value in a query string, a form body, a connection string or a SAS token, wherever it is quoted.
-_PAIR = re.compile(r"(?<![\w.%-])([A-Za-z][\w.-]*)=([^&;\s\"'<>#)]+)")
+# name=value in a query string, a fragment, a form body, a connection string or a SAS token, wherever it is
+# quoted; not a path segment ("/year=2024/key=a/": partitions are data).
+_PAIR = re.compile(r"(?:^|(?<=[?&#;\s,(\"']))([A-Za-z][\w.-]*)=([^&;\s\"'<>#)]+)")
 # "Name: value" on a line of its own (headers printed in an error message or a log).
 _HEADER_LINE = re.compile(r"^([ \t]*([A-Za-z][\w-]*)[ \t]*:[ \t]*)(\S[^\r\n]*)", re.M)
 # "name": "value" and 'name': 'value' (JSON text, a repr of a dict in an error message or a log line,

@@ -48,6 +48,7 @@ def test_one_rule_for_query_parameters_headers_and_connection_strings():
         '{"client_secret": "***", "key": "exports/rows.jsonl"}'
     ), "a bare `key` field is data; only on the wire is it a credential"
     assert redact.text("Code: NoSuchKey") == "Code: NoSuchKey"
+    assert redact.text("s3://b/year=2024/key=k1/rows.jsonl") == "s3://b/year=2024/key=k1/rows.jsonl", "a partition"
     stored = redact({"Key": "exports/rows.jsonl", "headers": {"Key": "k-123456"}, "query": {"code": "c-123456"}})
     assert stored == {"Key": "exports/rows.jsonl", "headers": {"Key": REDACTED}, "query": {"code": REDACTED}}
 

@@ -2,7 +2,8 @@
 
 Plugins import from here, plus `elspeth.errors` (exceptions) and `elspeth.canonical` (hashing and JSON);
 nothing else in `elspeth` is theirs to use. Nothing here touches SQL: the engine implements `Context` on
-top of the Landscape.
+top of the Landscape. `looks_secret`, `redacted_headers` and `Redactor` are the engine's own redaction, for
+what a plugin records or logs by itself.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 from attrs import field, frozen
 
 from elspeth.errors import ServiceUnreachable
+from elspeth.landscape.redaction import Redactor, looks_secret, redacted_headers
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -283,6 +285,7 @@ __all__ = [
     "Pending",
     "Plugin",
     "Quarantine",
+    "Redactor",
     "Register",
     "Routed",
     "Row",
@@ -292,4 +295,6 @@ __all__ = [
     "Success",
     "Transform",
     "TransformResult",
+    "looks_secret",
+    "redacted_headers",
 ]

@@ -27,6 +27,7 @@ from elspeth.engine.summary import RunSummary
 from elspeth.errors import ConfigError, ElspethError
 from elspeth.landscape import lineage
 from elspeth.landscape.database import check_url, default_url, open_database
+from elspeth.landscape.redaction import Redactor
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.preflight import check_plugins
 from elspeth.settings import (
@@ -34,6 +35,8 @@ from elspeth.settings import (
     Settings,
     TransformSettings,
     TriggerSettings,
+    environment_secrets,
+    hide_password,
     read_settings_file,
     secret_values,
     settings_from_raw,
@@ -49,7 +52,8 @@ class _Group(click.Group):
         except ElspethError as exc:
             if ctx.params.get("debug"):
                 raise
-            echo(f"Error: {exc}", err=True)
+            # The values under secret-looking names at least: the secrets themselves are not known here.
+            echo(f"Error: {Redactor().text(str(exc))}", err=True)
             ctx.exit(2)
         except KeyboardInterrupt:
             # Outside a run (a run notes Ctrl-C itself and stops at a safe point): nothing was half-recorded.
@@ -214,7 +218,7 @@ def resume(
 
 def _load(settings_file: str) -> tuple[Settings, frozenset[str]]:
     raw = read_settings_file(settings_file)
-    return settings_from_raw(raw, file=settings_file), frozenset(secret_values(raw))
+    return settings_from_raw(raw, file=settings_file), frozenset(secret_values(raw) | environment_secrets())
 
 
 def _stop_on_signals() -> StopRequest:
@@ -255,7 +259,7 @@ def _finish(status: LiveStatus, summary: RunSummary, url: str) -> None:
 def _landscape_hint(url: str) -> str:
     """What to add to an `elspeth explain`/`resume` hint: they read no settings, so a landscape other than
     the default must be named."""
-    return f" --landscape {url}" if url != default_url() else ""
+    return f" --landscape {hide_password(url)}" if url != default_url() else ""
 
 
 def _render_summary(summary: RunSummary) -> str:

@@ -36,7 +36,7 @@ from sqlalchemy.exc import ArgumentError
 
 from elspeth.errors import ConfigError, LandscapeError
 from elspeth.landscape.database import check_url
-from elspeth.landscape.redaction import REDACTED, Redactor, looks_secret
+from elspeth.landscape.redaction import REDACTED, Redactor, embedded_credentials, looks_secret
 
 T = TypeVar("T")
 
@@ -621,10 +621,12 @@ def is_secret_name(name: str) -> bool:
 def secret_values(raw_settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> set[str]:
     """Every credential the settings resolve to, so the engine can keep it out of the Landscape: the values
     of secret-looking environment variables they reference, every value under a secret-looking option key,
-    and the password of the landscape URL. `raw_settings` is the mapping before expansion."""
+    the credentials written into any value (`?apikey=...` in a URL, `AccountKey=...` in a connection
+    string, a URL's password, the landscape URL's included). `raw_settings` is the mapping before expansion."""
     env = os.environ if environ is None else environ
     found: set[str] = set()
     for path, text in _strings(raw_settings, ()):
+        found |= embedded_credentials(_expand_str(text, _Path(), env, []))
         for name, default in _references(text):
             if is_secret_name(name):
                 found.add(env.get(name) or default or "")
@@ -637,6 +639,30 @@ def secret_values(raw_settings: Mapping[str, Any], environ: Mapping[str, str] | 
         found |= _url_password(_expand_str(landscape["url"], _Path(), env, []))
     found.discard("")
     return found
+
+
+# The shell's working directories, not passwords, whatever "pwd" means elsewhere.
+_NOT_CREDENTIALS = frozenset({"PWD", "OLDPWD"})
+# Issued credentials are long (an AWS key id has 20 characters); a short value in a variable the settings
+# never name is more likely a local default ("postgres", "testing") that would blank out ordinary words.
+_MIN_ENVIRONMENT_SECRET = 10
+
+
+def environment_secrets(environ: Mapping[str, str] | None = None) -> set[str]:
+    """The values of the environment's secret-looking variables. SDKs read credentials from the environment
+    without the settings naming them (AWS_SESSION_TOKEN, AZURE_CLIENT_SECRET), so the run knows them too."""
+    env = os.environ if environ is None else environ
+    return {
+        value
+        for name, value in env.items()
+        if name not in _NOT_CREDENTIALS and is_secret_name(name) and len(value) >= _MIN_ENVIRONMENT_SECRET
+    }
+
+
+def run_secrets(settings_data: Mapping[str, Any]) -> set[str]:
+    """What the engine keeps out of everything a run of these settings (expanded, as plain data) writes:
+    their `secret_values` and the `environment_secrets`."""
+    return secret_values(settings_data, environ={}) | environment_secrets()
 
 
 def _strings(value: Any, path: tuple[Any, ...]) -> Iterator[tuple[tuple[Any, ...], str]]:
@@ -673,11 +699,12 @@ def redacted(settings: Settings, secrets: frozenset[str] | set[str] = frozenset(
     redactor = Redactor.of(secrets)
     url = data["landscape"].get("url")
     if url:
-        data["landscape"]["url"] = redactor.text(_hide_password(url))
+        data["landscape"]["url"] = redactor.text(hide_password(url))
     return _redact(data, (), redactor)
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
+    """A database URL fit to print or store: its password shown as ***."""
     try:
         return make_url(url).render_as_string(hide_password=True)
     except ArgumentError:

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import hashlib
 import io
 import json
 import logging
-import urllib.parse
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +14,7 @@ from attrs import has
 
 from elspeth.api import Capability, NoConfig
 from elspeth.errors import ConfigError
+from elspeth.landscape import redaction
 from elspeth.settings import is_secret_name, structure
 from elspeth_testkit import fault_proxy
 from elspeth_testkit.fault_proxy import FaultProxy
@@ -102,17 +101,9 @@ def empty_run(h: Harness, settings: dict[str, Any]) -> RunResult:
 
 def encoded_forms(secret: str) -> set[bytes]:
     """The ways a leaked secret shows up in stored bytes: as is, JSON-escaped, percent-encoded, hex, and
-    base64 (standard and URL-safe) at each of the three alignments it can take inside a longer value."""
-    raw = secret.encode()
-    forms = {raw, json.dumps(secret)[1:-1].encode(), urllib.parse.quote(secret, safe="").encode(), raw.hex().encode()}
-    for pad in range(3):
-        for encode in (base64.b64encode, base64.urlsafe_b64encode):
-            encoded = encode(b"\0" * pad + raw)
-            # Drop the characters that depend on the bytes before the secret or after it.
-            core = encoded[(pad * 4 + 2) // 3 : len(encoded) - 4]
-            if len(core) >= 8:
-                forms.add(core)
-    return forms
+    base64 (standard and URL-safe) at each of the three alignments it can take inside a longer value; the
+    very forms the engine's Redactor replaces."""
+    return {form.encode() for form in redaction.encoded_forms(secret)}
 
 
 def secret_options(h: Harness, options: dict[str, Any]) -> dict[str, str]:

@@ -28,7 +28,7 @@ from elspeth.engine.summary import RunSummary
 from elspeth.errors import ElspethError
 from elspeth.landscape import schema
 from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manager
-from elspeth.settings import Settings, secret_values, structure
+from elspeth.settings import Settings, run_secrets, structure
 from elspeth_testkit.failures import ConformanceFailure
 from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.setups import Options, PluginSetup, Row
@@ -218,7 +218,7 @@ class Harness:
     def run(self, settings: dict[str, Any], **kwargs: Any) -> RunResult:
         structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
         summary = run_pipeline(structured, registry=self.registry, landscape_url=self.url, **kwargs)
-        return RunResult(summary, self.url, self.workdir, frozenset(secret_values(settings, environ={})))
+        return RunResult(summary, self.url, self.workdir, frozenset(run_secrets(settings)))
 
     def resume(self, run_id: str, settings: dict[str, Any], **kwargs: Any) -> RunResult:
         structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
@@ -226,7 +226,7 @@ class Harness:
             summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url, **kwargs)
         except ElspethError as exc:
             self.fail("resume-failed", f"the resume of run {run_id} was refused or failed: {exc}")
-        return RunResult(summary, self.url, self.workdir, frozenset(secret_values(settings, environ={})))
+        return RunResult(summary, self.url, self.workdir, frozenset(run_secrets(settings)))
 
     def check(self, result: RunResult, *, expect_status: str | None = "completed") -> None:
         """The Landscape sweep, and the run's status."""

@@ -36,7 +36,7 @@ from elspeth.landscape.unfinished import (
     unfinished_tokens,
 )
 from elspeth.plugin_manager import PluginRegistry
-from elspeth.settings import Settings, secret_values
+from elspeth.settings import Settings, run_secrets
 
 
 def new_run_id() -> str:
@@ -78,8 +78,9 @@ class _Session:
     ) -> None:
         self.pipeline: Pipeline = build_pipeline(settings, registry, settings_path)
         self.engine = engine
-        # Whoever calls the engine, values under secret-looking option keys never reach the Landscape.
-        self.redactor = Redactor.of(secrets | secret_values(cattrs.unstructure(settings), environ={}))
+        # Whoever calls the engine, values under secret-looking option keys, and credentials the plugins' SDKs
+        # read from the environment, never reach the Landscape.
+        self.redactor = Redactor.of(secrets | run_secrets(cattrs.unstructure(settings)))
         clock = clock or SystemClock(wake=stop.event)
         hook = registry.pm.hook
 
@@ -160,7 +161,7 @@ class _Session:
             except SQLAlchemyError as exc:
                 status, error = RunStatus.FAILED, _unrecorded_end(exc)
         try:
-            return self.summary(status, error)
+            return self.summary(status, None if error is None else self.redactor.text(error))
         finally:
             self._close()
 

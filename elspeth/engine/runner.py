@@ -311,11 +311,13 @@ class Runner:
         if node.on_error is None:
             self.rec.add_outcome(token_id, TokenOutcome.FAILED, node_id=node.node_id, batch_id=batch_id, reason=error)
             return
-        failed_row = {**row, "_error": error["reason"], "_node": node.node_id}
+        # The reason may quote what a server answered, a credential it echoed included: redacted as in the Landscape.
+        reason = self.rec.redact(error["reason"])
+        failed_row = {**row, "_error": reason, "_node": node.node_id}
         try:
             row_hash = canonical.stable_hash(failed_row)
         except NonCanonicalValueError:
-            failed_row = {"_error": error["reason"], "_node": node.node_id}
+            failed_row = {"_error": reason, "_node": node.node_id}
             row_hash = canonical.stable_hash(failed_row)
         self.sinks[node.on_error].deliver(token_id, failed_row, row_hash, TokenOutcome.FAILED, node.node_id, error)
 

@@ -228,7 +228,7 @@ class Recorder:
         statement = (
             update(schema.runs)
             .where(schema.runs.c.run_id == self.run_id)
-            .values(status=status, ended_at=self.now(), error=error)
+            .values(status=status, ended_at=self.now(), error=None if error is None else self.redact.text(error))
         )
         self.execute_now(lambda conn: conn.execute(statement))
 

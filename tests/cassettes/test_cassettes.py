@@ -92,3 +92,26 @@ def test_an_unrecorded_request_fails_instead_of_going_out(tmp_path, server):
 def test_replaying_a_missing_cassette_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="no such cassette"), cassette(tmp_path / "nope.yaml", "replay"):
         pass
+
+
+def test_secret_looking_headers_and_query_parameters_never_reach_the_cassette(tmp_path, server):
+    """By the Landscape's rule, not a list: a session token header, `?key=`, `?token=` (none of them known
+    values), and a streamed body (botocore sends an S3 object as an iterator of chunks) is recorded whole."""
+    path = tmp_path / "tape.yaml"
+    unknown = ("session-f00d-4c1e", "apikey-beef-7d2a", "token-cafe-9b3e")
+    with cassette(path, "record"), httpx.Client(timeout=5) as client:
+        recorded = client.post(
+            f"{server}/v1/upload?key={unknown[1]}&token={unknown[2]}&part=1",
+            content=iter([b"first chunk, ", b"second chunk"]),
+            headers={"X-Amz-Security-Token": unknown[0], "X-Client": "tests"},
+        )
+    text = path.read_text()
+    assert not [u for u in unknown if u in text]
+    assert "part=1" in text and "x-client" in text.lower() and "first chunk, second chunk" in text
+    with cassette(path, "replay"), httpx.Client(timeout=5) as client:
+        answer = client.post(
+            f"{server}/v1/upload?key={unknown[1]}&token={unknown[2]}&part=1",
+            content=b"first chunk, second chunk",
+            headers={"X-Amz-Security-Token": unknown[0]},
+        )
+    assert answer.json() == recorded.json(), "the scrubbed request still matches its recording"

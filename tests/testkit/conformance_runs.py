@@ -5,6 +5,7 @@ globals and the recovery scenarios' child processes all stay out of this process
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -29,7 +30,9 @@ def install(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, *modules
         info.mkdir()
         (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist.replace('_', '-')}\nVersion: 0.1\n")
         (info / "entry_points.txt").write_text(f"[elspeth.plugins]\n{module} = {PACKAGE}.{module}\n")
-    monkeypatch.setenv("PYTHONPATH", str(pytester.path))
+    # The samples first, then whatever the running tests import from (a checkout not pip-installed).
+    paths = (str(pytester.path), os.environ.get("PYTHONPATH"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
 
 
 def write_setups(pytester: pytest.Pytester, setups: dict[str, str]) -> None:

@@ -19,7 +19,17 @@ from urllib.parse import urlsplit
 import httpx
 from attrs import Attribute, field, frozen
 
-from elspeth.api import Capability, Context, Error, Row, ServiceUnreachable, Success, Transform, TransformResult
+from elspeth.api import (
+    Capability,
+    Context,
+    Error,
+    Row,
+    ServiceUnreachable,
+    Success,
+    Transform,
+    TransformResult,
+    redacted_headers,
+)
 from elspeth.canonical import describe_non_canonical
 from elspeth.errors import ConfigError
 from elspeth_http.template import MissingField, UnusableValue, UrlTemplate
@@ -38,11 +48,6 @@ RESPONSE_HEADERS = (
 )
 """The response headers kept in the recorded call: what explains an answer, not what sets cookies."""
 
-# The engine treats option values under such names as secrets; the recorded request shows them masked.
-_SECRET_HEADER = re.compile(
-    r"key|secret|token|password|passwd|sas|credential|authorization|cookie|signature|connection[-_]?string", re.I
-)
-MASKED = "***"
 _PREVIEW = 200
 
 
@@ -161,7 +166,7 @@ class HttpEnrich(Transform):
         self.headers = {"Accept": "application/json", **config.headers}
         if config.method == "POST":
             self.headers.setdefault("Content-Type", "application/json")
-        self.recorded_headers = {k: MASKED if _SECRET_HEADER.search(k) else v for k, v in self.headers.items()}
+        self.recorded_headers = redacted_headers(self.headers)
         # No redirects: a followed redirect is a second request on the wire inside one recorded call.
         self.client = httpx.Client(timeout=config.timeout_seconds, follow_redirects=False)
 

@@ -29,7 +29,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
-from elspeth.api import Context
+from elspeth.api import Context, redacted_headers
 from elspeth.errors import ConfigError, ElspethError
 from elspeth_s3.logs import RedactedLogs
 from elspeth_s3.options import S3ObjectConfig
@@ -42,8 +42,6 @@ RETRY_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "Service
 _BACKOFF_SECONDS = 0.25
 _MAX_BACKOFF_SECONDS = 5.0
 _MAX_RETRY_AFTER_SECONDS = 30.0
-# Credentials never go into the audit trail: the signature header names the access key id.
-_UNRECORDED_HEADERS = frozenset({"authorization", "x-amz-security-token"})
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -298,7 +296,9 @@ class S3Calls:
         attempt.exchange = _Exchange(
             method=str(request.method),
             url=str(request.url),
-            headers={str(k): _text(v) for k, v in request.headers.items() if str(k).lower() not in _UNRECORDED_HEADERS},
+            # Credentials never go into the audit trail: the signature header names the access key id, and a
+            # session token rides in X-Amz-Security-Token.
+            headers=redacted_headers({str(k): _text(v) for k, v in request.headers.items()}),
             body=bytes(body) if body is not None else None,
         )
 

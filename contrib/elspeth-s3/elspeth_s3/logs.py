@@ -8,24 +8,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-REDACTED = "***"
+from elspeth.api import Redactor
+
 _FAMILIES = ("botocore", "boto3", "urllib3")
 
 
 class CredentialFilter(logging.Filter):
+    """Redacts a record's message as the engine redacts the Landscape: these secrets in any encoding, and
+    the values of secret-looking headers and query parameters."""
+
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.redact = Redactor.of(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # a record that cannot format is not ours to fix
             return True
-        if any(secret in message for secret in self.secrets):
-            for secret in self.secrets:
-                message = message.replace(secret, REDACTED)
-            record.msg, record.args = message, None
+        redacted = self.redact.text(message)
+        if redacted != message:
+            record.msg, record.args = redacted, None
         return True
 
 
@@ -41,7 +44,7 @@ class RedactedLogs:
     def __init__(self, secrets: Iterable[str]) -> None:
         self.filter = CredentialFilter(secrets)
         self._attached: list[logging.Logger] = []
-        if self.filter.secrets:
+        if self.filter.redact.secrets:
             self._attached = _loggers()
             for logger in self._attached:
                 logger.addFilter(self.filter)

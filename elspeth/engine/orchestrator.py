@@ -224,9 +224,10 @@ def run_pipeline(
     """Run a pipeline from the start, recording everything under a new run id. SIGINT and SIGTERM request
     `stop` (a new one by default): the run stops at its next safe point, interrupted, and `resume_run`
     finishes it."""
-    url, payloads = _landscape(settings, landscape_url)
-    engine = open_database(url)
+    # Noted from the first line: a signal while the Landscape is opened is acted on at the first safe point.
     with noted(stop or StopRequest()) as stop:
+        url, payloads = _landscape(settings, landscape_url)
+        engine = open_database(url)
         session = _Session(
             settings, registry, engine, payloads, run_id or new_run_id(), secrets, clock, progress, settings_path, stop
         )
@@ -262,16 +263,17 @@ def resume_run(
 ) -> RunSummary:
     """Finish a crashed, failed or interrupted run under its own run id. Unfinished work is what the
     Landscape shows lacking a terminal outcome; the result equals an uninterrupted run's."""
-    url, payloads = _landscape(settings, landscape_url)
-    engine = open_database(url)
-    with engine.connect() as conn:
-        run = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
-    if run is None:
-        raise ResumeError(f"no run {run_id!r} in {make_url(url).render_as_string()}; `elspeth runs` lists them")
-    if run["status"] == RunStatus.COMPLETED:
-        raise ResumeError(f"run {run_id} already completed; there is nothing to resume")
-    _refuse_if_alive(run_id, run["status"], run["owner"])
+    # Noted from the first line: a signal while the Landscape is opened is acted on at the first safe point.
     with noted(stop or StopRequest()) as stop:
+        url, payloads = _landscape(settings, landscape_url)
+        engine = open_database(url)
+        with engine.connect() as conn:
+            run = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
+        if run is None:
+            raise ResumeError(f"no run {run_id!r} in {make_url(url).render_as_string()}; `elspeth runs` lists them")
+        if run["status"] == RunStatus.COMPLETED:
+            raise ResumeError(f"run {run_id} already completed; there is nothing to resume")
+        _refuse_if_alive(run_id, run["status"], run["owner"])
         session = _Session(settings, registry, engine, payloads, run_id, secrets, clock, progress, settings_path, stop)
         _, settings_hash = session.settings_record()
         if settings_hash != run["settings_hash"]:

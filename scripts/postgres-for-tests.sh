@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Start a throwaway PostgreSQL on 127.0.0.1 for the tests and print its URL.
 # Usage: eval "$(scripts/postgres-for-tests.sh)"   -> exports ELSPETH_TEST_POSTGRES_URL
+#        scripts/postgres-for-tests.sh --stop        -> stops it and deletes its data directory
 set -euo pipefail
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 if [ -z "$bin" ]; then
@@ -10,6 +11,13 @@ fi
 dir=${ELSPETH_PG_DIR:-/tmp/elspeth-test-pg}
 port=${ELSPETH_PG_PORT:-54329}
 run_as() { if [ "$(id -u)" = 0 ]; then su postgres -s /bin/sh -c "$*"; else sh -c "$*"; fi; }
+if [ "${1:-}" = "--stop" ]; then
+  if [ -f "$dir/PG_VERSION" ]; then
+    run_as "$bin/pg_ctl -D $dir -m fast stop" >/dev/null 2>&1 || true
+    rm -rf "$dir"
+  fi
+  exit 0
+fi
 if [ ! -f "$dir/PG_VERSION" ]; then
   mkdir -p "$dir"
   [ "$(id -u)" = 0 ] && chown postgres "$dir"

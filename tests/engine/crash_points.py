@@ -30,10 +30,11 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
 from pathlib import Path
+from select import select as ready_fds
 from typing import Any
 
 from attrs import define, field, frozen
-from sqlalchemy import create_engine, select
+from sqlalchemy import Engine, NullPool, create_engine, inspect, select
 from sqlalchemy.engine import default as sa_default
 from sqlalchemy.engine import make_url
 
@@ -174,6 +175,7 @@ def run_struck(
     resume: bool,
     strikes: Sequence[Strike] | None,
     registry: PluginRegistry,
+    entering: Callable[[], None] = lambda: None,
 ) -> tuple[int, dict[str, Any], Counter[str]]:
     """Run or resume in THIS process with `strikes` installed for good (None: no seam at all, so nothing
     is wrapped and nothing counted): exit code, result, site counts."""
@@ -184,6 +186,7 @@ def run_struck(
     if strikes is not None:
         registry = points.install(registry, sink_plugins(settings))
     structured = structure(dict(settings), Settings, where="$")
+    entering()
     if resume:
         summary = resume_run(run_id, structured, registry=registry, landscape_url=url)
     else:
@@ -236,9 +239,12 @@ def attempt(
     out.unlink(missing_ok=True)
     sys.stdout.flush()
     sys.stderr.flush()
+    # The child says when it enters the engine: the Timed blows count from there, not from the fork.
+    entered, entering = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
         code = ESCAPED
+        os.close(entered)
         try:
             # Objects inherited from the parent (its database connections among them) must never be
             # finalized here: closing a parent's SQLite handle or PostgreSQL socket from a child breaks it.
@@ -249,23 +255,37 @@ def attempt(
             os.dup2(fd, 1)
             os.dup2(fd, 2)
             sys.stdout = sys.stderr = open(fd, "w", buffering=1, closefd=False)  # noqa: SIM115
-            code, result, counts = run_struck(settings, url, run_id, resume=resume, strikes=strikes, registry=registry)
+            code, result, counts = run_struck(
+                settings,
+                url,
+                run_id,
+                resume=resume,
+                strikes=strikes,
+                registry=registry,
+                entering=lambda: os.close(entering),
+            )
             # A signal the parent sends after the run returned must not be taken for the run's doing.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            out.write_text(json.dumps({"result": result, "counts": counts}))
+            # Written whole or not at all: a SIGKILL the parent sends may still land now.
+            out.with_suffix(".tmp").write_text(json.dumps({"result": result, "counts": counts}))
+            out.with_suffix(".tmp").rename(out)
         except BaseException:
             traceback.print_exc()
         finally:
             sys.stdout.flush()
             os._exit(code)
-    started = time.monotonic()
+    os.close(entering)
+    began = time.monotonic()
+    started: float | None = None
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             break
-        elapsed = time.monotonic() - started
-        if timed and elapsed >= timed[0].after:
+        if started is None and ready_fds([entered], [], [], 0)[0]:
+            started = time.monotonic()
+        elapsed = time.monotonic() - (started or began)
+        if timed and started is not None and elapsed >= timed[0].after:
             os.kill(pid, SIGNALS[timed.pop(0).signal])
             continue
         if elapsed > timeout:
@@ -273,6 +293,7 @@ def attempt(
             os.waitpid(pid, 0)
             raise AssertionError(f"the run did not end within {timeout}s; its log:\n{log.read_text()}")
         time.sleep(0.001 if timed else 0.005)
+    os.close(entered)
     reported = json.loads(out.read_text()) if out.exists() else {}
     return Ended(
         os.waitstatus_to_exitcode(status),
@@ -427,15 +448,32 @@ class Story:
         return "attempts:\n  " + "\n  ".join(self.attempts) + "\nproblems:\n  " + "\n  ".join(self.problems)
 
 
+_SQLITE_FILE = [""]
+_ENGINES: dict[str, Engine] = {}
+
+
+def landscape(url: str) -> Engine:
+    """An engine on `url` for the checks: one per backend, so that SQLAlchemy's cache of compiled statements
+    (kept per engine) serves every story, and with no pool, so that no connection is open when we fork."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        _SQLITE_FILE[0] = parsed.database or ""
+        url = "sqlite://"
+        if url not in _ENGINES:
+            _ENGINES[url] = create_engine(url, creator=lambda: sqlite3.connect(_SQLITE_FILE[0]), poolclass=NullPool)
+    elif url not in _ENGINES:
+        _ENGINES[url] = create_engine(url, poolclass=NullPool)
+    return _ENGINES[url]
+
+
 def run_status(url: str, run_id: str) -> str | None:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            runs = schema.runs
-            status: str | None = conn.execute(select(runs.c.status).where(runs.c.run_id == run_id)).scalar()
-            return status
-    finally:
-        engine.dispose()
+    """runs.status of the run, None when there is no such run (or no schema yet)."""
+    with landscape(url).connect() as conn:
+        if not inspect(conn).has_table(schema.runs.name):
+            return None
+        runs = schema.runs
+        status: str | None = conn.execute(select(runs.c.status).where(runs.c.run_id == run_id)).scalar()
+        return status
 
 
 def integrity_problems(url: str) -> list[str]:
@@ -491,7 +529,7 @@ def play(
         _check_attempt(story, ended, chain, url, run_id, payload_dir, resume)
     for problem in integrity_problems(url):
         story.failed(problem)
-    violations = sweep(url, run_id, payload_dir)
+    violations = sweep(landscape(url), run_id, payload_dir)
     if violations:
         story.failed(f"after the run completed: {report(violations, run_id)}")
     got = read_outputs(settings)
@@ -513,6 +551,8 @@ def _check_attempt(
     story: Story, ended: Ended, chain: Sequence[Blow], url: str, run_id: str, payload_dir: Path, resume: bool
 ) -> None:
     signals = {s.signal for s in chain}
+    for problem in integrity_problems(url):
+        story.failed(f"after attempt {len(story.attempts)}: {problem}")
     if ended.killed and "KILL" in signals:
         return
     status = (ended.result or {}).get("status")
@@ -529,6 +569,6 @@ def _check_attempt(
         story.failed(f"attempt {len(story.attempts)} returned {status!r} but runs.status is {recorded!r}")
         return
     if status == "interrupted":
-        violations = sweep(url, run_id, payload_dir)
+        violations = sweep(landscape(url), run_id, payload_dir)
         if violations:
             story.failed(f"after attempt {len(story.attempts)} was interrupted: " + report(violations, run_id))

@@ -15,6 +15,7 @@ The points are enumerated by an uninterrupted run of each pipeline, made while t
 
 from __future__ import annotations
 
+import os
 import shutil
 import uuid
 from collections.abc import Iterator, Sequence
@@ -31,11 +32,25 @@ from . import sample_plugins
 from .crash_points import PIPELINES, Reference, Strike, play, reference
 
 ROWS = 14
+FULL = os.environ.get("ELSPETH_TEST_CRASH_SWEEP") == "full"
+"""ELSPETH_TEST_CRASH_SWEEP=full: SIGINT and SIGTERM at EVERY recorder call (before and after) and sink
+point, about five times as many stories; by default recorder calls are sampled and the signals alternate."""
 CALL_SAMPLES = 8
 """Recorder-call points per pipeline and signal (before and after alternately, spread evenly)."""
-DEPTH_TWO = [(2, "after"), (3, "after"), (4, "before"), (3, "before"), (4, "after"), (5, "after"), (1, "after")]
+DEPTH_TWO = [
+    (2, "after"),
+    (3, "after"),
+    (4, "before"),
+    (3, "before"),
+    (4, "after"),
+    (5, "after"),
+    (1, "after"),
+    (6, "after"),
+    (8, "before"),
+]
 """Where a resume is killed in turn, as (its Nth commit, before/after): the 1st commit of a resume opens the
-database, the 2nd marks the run running again, the 3rd closes the states the killed attempt left open."""
+database, the 2nd marks the run running again, the 3rd closes the states the killed attempt left open; a
+resume with fewer commits than N is not killed."""
 RESUME_CALLS = [3, 9, 20, 40]
 """Recorder calls of a resume at which it is signalled in turn."""
 POSTGRES_PIPELINES = ("passthrough", "routing", "pending")
@@ -64,12 +79,17 @@ def enumerate_points(pipeline: str, counts: dict[str, int]) -> Iterator[Point]:
     sinks = [("write", n, "mid") for n in range(1, counts["write"] + 1)]
     sinks += [("flush", n, when) for n in range(1, counts["flush"] + 1) for when in ("before", "after")]
     for i, (site, n, when) in enumerate(sinks):
-        signal = ("INT", "TERM")[i % 2]
-        again = Strike("call", RESUME_CALLS[i // 2 % len(RESUME_CALLS)], "before", signal)
-        yield point([Strike(site, n, when, signal)], [again])
+        for signal in ("INT", "TERM") if FULL else [("INT", "TERM")[i % 2]]:
+            again = Strike("call", RESUME_CALLS[i // 2 % len(RESUME_CALLS)], "before", signal)
+            yield point([Strike(site, n, when, signal)], [again])
     calls = counts["call"]
-    stride = max(1, calls // CALL_SAMPLES)
     for s, signal in enumerate(("INT", "TERM")):
+        if FULL:
+            for n in range(1, calls + 1):
+                yield point([Strike("call", n, "before", signal)])
+                yield point([Strike("call", n, "after", signal)])
+            continue
+        stride = max(1, calls // CALL_SAMPLES)
         for i, n in enumerate(range(1 + s * stride // 2, calls + 1, stride)):
             yield point([Strike("call", n, ("before", "after")[i % 2], signal)])
     # A signal, then a SIGKILL or a second signal while the run stops, at its next commit.

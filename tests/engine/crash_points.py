@@ -24,11 +24,13 @@ import os
 import signal
 import sqlite3
 import sys
+import threading
 import time
 import traceback
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from functools import wraps
+from inspect import isfunction
 from pathlib import Path
 from select import select as ready_fds
 from typing import Any
@@ -92,7 +94,8 @@ class CrashPoints:
         self.strikes = list(strikes)
         self.counts: Counter[str] = Counter()
         self._base: Counter[str] = Counter()
-        self._depth = 0
+        self._inside = threading.local()
+        """Per thread: whether a Recorder call is under way (the calls it makes itself are not counted)."""
 
     def reach(self, site: str, when: str) -> None:
         if when in ("before", "mid"):
@@ -118,7 +121,7 @@ class CrashPoints:
 
         sa_default.DefaultDialect.do_commit = do_commit  # type: ignore[method-assign]
         for name, method in list(vars(Recorder).items()):
-            if not name.startswith("_") and callable(method):
+            if not name.startswith("_") and isfunction(method):
                 setattr(Recorder, name, self._recorder_call(method))
         for plugin in sink_plugins:
             sink = registry.get("sink", plugin).cls
@@ -131,14 +134,14 @@ class CrashPoints:
 
         @wraps(method)
         def call(*args: Any, **kwargs: Any) -> Any:
-            if points._depth:
+            if getattr(points._inside, "call", False):
                 return method(*args, **kwargs)
             points.reach("call", "before")
-            points._depth += 1
+            points._inside.call = True
             try:
                 result = method(*args, **kwargs)
             finally:
-                points._depth -= 1
+                points._inside.call = False
             points.reach("call", "after")
             return result
 

@@ -10,7 +10,9 @@ resolve) and SQLite's integrity_check and foreign_key_check are clean. A signall
 `interrupted` (or `completed`) RunSummary, with runs.status to match and nothing left open.
 
 The points are enumerated by an uninterrupted run of each pipeline, made while the tests are collected
-(crash_points.py holds the seam, the pipelines and the checks). Each attempt runs in a forked process.
+(crash_points.py holds the seam, the pipelines and the checks). Each attempt runs in a process forked from
+the test's: a real process that SIGKILL ends like any other, whose start costs nothing (no interpreter and
+imports to start, which would cost more than these small runs). ELSPETH_TEST_CRASH_SWEEP=full widens it.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ DEPTH_TWO = [
     (6, "after"),
     (8, "before"),
 ]
-"""Where a resume is killed in turn, as (its Nth commit, before/after): the 1st commit of a resume opens the
-database, the 2nd marks the run running again, the 3rd closes the states the killed attempt left open; a
-resume with fewer commits than N is not killed."""
+"""Where a resume is killed in turn, as (its Nth commit, before/after). A resume's first commits open the
+database, claim the run and close what the killed attempt left open, then its sinks flush; a resume with
+fewer commits than N is not killed."""
 RESUME_CALLS = [3, 9, 20, 40]
 """Recorder calls of a resume at which it is signalled in turn."""
 POSTGRES_PIPELINES = ("passthrough", "routing", "pending")

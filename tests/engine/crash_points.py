@@ -559,8 +559,6 @@ def _check_attempt(
     if ended.killed and "KILL" in signals:
         return
     status = (ended.result or {}).get("status")
-    if ended.result is None and signals & {"INT", "TERM"} and run_status(url, run_id) is None:
-        return  # signalled before the run began: there is nothing to resume, and nothing was written
     allowed = {"completed"} | ({"interrupted"} if signals & {"INT", "TERM"} else set())
     if ended.code < 0 or status not in allowed or ended.code != EXIT_CODES.get(status or ""):
         if "Traceback" in ended.log:

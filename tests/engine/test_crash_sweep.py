@@ -94,6 +94,9 @@ def enumerate_points(pipeline: str, counts: dict[str, int]) -> Iterator[Point]:
         stride = max(1, calls // CALL_SAMPLES)
         for i, n in enumerate(range(1 + s * stride // 2, calls + 1, stride)):
             yield point([Strike("call", n, ("before", "after")[i % 2], signal)])
+    # A signal while the Landscape is being opened (the first commit is the schema's), by a run and a resume.
+    yield point([Strike("commit", 1, "before", "INT")])
+    yield point([Strike("commit", counts["commit"] // 2, "after", "KILL")], [Strike("commit", 1, "before", "TERM")])
     # A signal, then a SIGKILL or a second signal while the run stops, at its next commit.
     for n in (calls // 3, 2 * calls // 3):
         yield point([Strike("call", n, "after", "INT"), Strike("commit", 1, "before", "KILL")])

@@ -13,7 +13,8 @@ Nothing here is reached by users. A run is struck only in a child process that a
 Strikes fire in order: the first at the Nth time its site is reached, each later one at the Nth time its
 site is reached after the strike before it fired (so `[INT at call 40, KILL at commit 1]` is a Ctrl-C
 followed by a SIGKILL while the run stops). A signal is delivered to the process itself with os.kill:
-SIGKILL ends it there; SIGINT and SIGTERM go to whatever handler the engine installed.
+SIGKILL ends it there; SIGINT and SIGTERM go to whatever handler the engine installed. The campaign also
+has the parent send signals at a time (`Timed`), counted from the moment the child enters the engine.
 """
 
 from __future__ import annotations

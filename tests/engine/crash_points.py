@@ -436,6 +436,8 @@ class Story:
     """What happened to one run: the attempts it took, and every problem found on the way."""
 
     attempts: list[str] = field(factory=list)
+    codes: list[int] = field(factory=list)
+    """Each attempt's exit code (-N: ended by signal N)."""
     problems: list[str] = field(factory=list)
     struck: int = 0
     """Attempts a blow ended: killed, or stopped as interrupted."""
@@ -529,6 +531,7 @@ def play(
         )
         label = f"{'resume' if resume else 'run'} [{', '.join(map(str, chain)) or 'no strike'}]: "
         story.attempts.append(label + ended.describe().split("\n")[0])
+        story.codes.append(ended.code)
         story.struck += ended.code < 0 or (ended.result or {}).get("status") == "interrupted"
         _check_attempt(story, ended, chain, url, run_id, payload_dir, resume)
     for problem in integrity_problems(url):

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import pytest
@@ -25,7 +25,7 @@ from sqlalchemy import Engine, create_engine, select
 from elspeth.api import Capability
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
-from elspeth.errors import ElspethError
+from elspeth.errors import ElspethError, ResumeError
 from elspeth.landscape import schema
 from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manager
 from elspeth.settings import Settings, run_secrets, structure
@@ -143,7 +143,7 @@ class Harness:
     def url(self) -> str:
         return f"sqlite:///{self.workdir / 'landscape.db'}"
 
-    def fail(self, invariant: str, message: str, rows: list[dict[str, Any]] | None = None) -> None:
+    def fail(self, invariant: str, message: str, rows: list[dict[str, Any]] | None = None) -> NoReturn:
         raise ConformanceFailure(invariant, self.plugin.label, self.scenario, message, rows or [])
 
     @contextmanager
@@ -227,6 +227,31 @@ class Harness:
         except ElspethError as exc:
             self.fail("resume-failed", f"the resume of run {run_id} was refused or failed: {exc}")
         return RunResult(summary, self.url, self.workdir, frozenset(run_secrets(settings)))
+
+    def resume_refused(self, run_id: str, settings: dict[str, Any], why: str) -> str:
+        """Resume run `run_id`, which the engine must refuse up front (`why` says why it must); returns the
+        refusal's message."""
+        structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
+        try:
+            summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url)
+        except ResumeError as exc:
+            return str(exc)
+        except ElspethError as exc:
+            self.fail("resume-refused", f"the resume of run {run_id} failed instead of being refused up front: {exc}")
+        self.fail("resume-refused", f"run {run_id} was resumed (it ended {summary.status!r}), although {why}")
+
+    def snapshot(self, run_id: str) -> dict[str, Any]:
+        """What the Landscape holds of run `run_id`: its runs row and every row of it in the other tables."""
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return {
+                    name: [dict(r) for r in conn.execute(select(t).where(t.c.run_id == run_id)).mappings()]
+                    for name, t in schema.metadata.tables.items()
+                    if "run_id" in t.c
+                }
+        finally:
+            engine.dispose()
 
     def check(self, result: RunResult, *, expect_status: str | None = "completed") -> None:
         """The Landscape sweep, and the run's status."""

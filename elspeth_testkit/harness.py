@@ -35,6 +35,8 @@ from elspeth_testkit.setups import Options, PluginSetup, Row
 from elspeth_testkit.sweep import Violation, sweep
 
 SCAFFOLD_SINKS = ("main", "other", "errors")
+ROW_OPERATIONS = {"transform": ("process",), "aggregate": ("flush", "poll")}
+"""The node_state operations in which a plugin of this kind is handed rows and may answer Error."""
 
 
 def generic_rows(n: int) -> list[Row]:
@@ -122,13 +124,15 @@ class Harness:
     endpoint: str | None = None
     strict: bool = False
 
-    def require(self, condition: object, reason: str, *, author_can_fix: bool = False) -> None:
+    def require(
+        self, condition: object, reason: str, *, author_can_fix: bool = False, invariant: str = "strict-setup"
+    ) -> None:
         """Skip (with `reason`) a scenario that does not apply. In strict mode, a skip the author could fix
-        (a missing setup) fails instead."""
+        (a missing setup) fails instead, naming `invariant`."""
         if condition:
             return
         if author_can_fix and self.strict:
-            self.fail("strict-setup", f"strict mode: {reason}")
+            self.fail(invariant, f"strict mode: {reason}")
         pytest.skip(reason)
 
     def check_opt_out(self) -> None:
@@ -265,6 +269,37 @@ class Harness:
                 "run-status",
                 f"the run ended {result.summary.status!r}, expected {expect_status!r}: {result.summary.error}",
             )
+        self.check_exercised(result)
+
+    def check_exercised(self, result: RunResult) -> None:
+        """A run in which the transform or aggregate under test answered Error to every row it was handed
+        proved nothing about it (a planted bug would pass): skip, saying which rows to give, or fail in
+        strict mode. Sources and sinks cannot answer Error: a row they fail on fails the run."""
+        if self.plugin.info.kind not in ROW_OPERATIONS or result.summary.status != "completed":
+            return  # a run that failed or stopped has said what went wrong
+        nodes = {
+            n["node_id"]
+            for n in result.rows("nodes", kind=self.plugin.info.kind)
+            if n["plugin"] == self.plugin.info.name
+        }
+        states = [
+            s
+            for s in result.rows("node_states")
+            if s["node_id"] in nodes and s["operation"] in ROW_OPERATIONS[self.plugin.info.kind]
+        ]
+        if not states or any(s["status"] == "completed" for s in states):
+            return
+        first = json.loads(states[0]["error_json"] or "{}")
+        reason = first.get("reason") or first.get("message") or states[0]["error_json"]
+        self.require(
+            False,
+            f"the {self.plugin.info.kind} answered Error every time it was handed rows in this scenario "
+            f"({len(states)} time{'s' if len(states) > 1 else ''}; the first: {reason}), so the scenario "
+            "exercised nothing: give rows it "
+            "accepts in PluginSetup.input_rows (docs/conformance.md)",
+            author_can_fix=True,
+            invariant="rows-all-errored",
+        )
 
     # ------------------------------------------------------------ runs in a subprocess, killed on cue
 

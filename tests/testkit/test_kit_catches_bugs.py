@@ -102,6 +102,25 @@ def test_buggy_plugin_fails_naming_the_invariant(
     assert re.search(bug.message, text, re.DOTALL), text
 
 
+def test_a_scenario_where_every_row_errored_is_not_a_pass(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transform fed only rows it answers Error to exercised nothing, and its planted non-determinism would
+    pass: the scenario skips saying to give `input_rows` (a failure under --elspeth-strict); given them, the
+    determinism scenario catches the bug."""
+    install(pytester, monkeypatch, "transform_needs_text")
+    scenario = "test_transform_deterministic"
+    run = run_kit(pytester, "transform:sample_needs_text", only=scenario)
+    reason = run.skip_reasons("sample_needs_text")[scenario]
+    assert "answered Error every time it was handed rows" in reason and "PluginSetup.input_rows" in reason, reason
+    assert "field 'text' (option `field`) is not text" in reason, reason
+    strict = run_kit(pytester, "transform:sample_needs_text", only=scenario, options=("--elspeth-strict",))
+    strict.assert_caught(scenario, "sample_needs_text", "rows-all-errored")
+    write_setups(pytester, {"transform:sample_needs_text": "elspeth_testkit.PluginSetup(input_rows=setups.TEXT_ROWS)"})
+    fed = run_kit(pytester, "transform:sample_needs_text", only=scenario)
+    fed.assert_caught(scenario, "sample_needs_text", "deterministic-hashes")
+
+
 def test_nan_from_a_source_is_quarantined_by_the_engine(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -72,7 +72,9 @@ class PluginUnderTest:
 
     @property
     def label(self) -> str:
-        return f"{self.info.kind} {self.info.name!r} ({self.info.distribution} {self.info.version})".strip()
+        """`sink 'my_sink' (my-plugin 0.3.0)`; `(not installed)` for a class no distribution installed."""
+        origin = " ".join(p for p in (self.info.distribution.strip("()"), self.info.version) if p)
+        return f"{self.info.kind} {self.info.name!r}" + (f" ({origin})" if origin else "")
 
     def has(self, capability: Capability) -> bool:
         return capability in self.info.cls.capabilities

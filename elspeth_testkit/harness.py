@@ -31,6 +31,7 @@ from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manag
 from elspeth.settings import Settings, run_secrets, structure
 from elspeth_testkit.failures import ConformanceFailure
 from elspeth_testkit.fault_proxy import FaultProxy
+from elspeth_testkit.input_watch import ROW_METHODS, watching
 from elspeth_testkit.setups import Options, PluginSetup, Row
 from elspeth_testkit.sweep import Violation, sweep
 
@@ -125,6 +126,14 @@ class Harness:
     registry: PluginRegistry = field(factory=lambda: PluginRegistry(make_plugin_manager()))
     endpoint: str | None = None
     strict: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        # The plugin runs as a subclass that watches the rows it is handed (bug class 23); a harness made
+        # from another's registry (one per fault of sdk_failure) shares its watcher.
+        kind, name = self.plugin.info.kind, self.plugin.info.name
+        cls = self.registry.get(kind, name).cls
+        if kind in ROW_METHODS and not getattr(cls, "watched_inputs", False):
+            self.registry = self.registry.with_class(kind, name, watching(cls, kind))
 
     def require(
         self, condition: object, reason: str, *, author_can_fix: bool = False, invariant: str = "strict-setup"
@@ -260,7 +269,8 @@ class Harness:
             engine.dispose()
 
     def check(self, result: RunResult, *, expect_status: str | None = "completed") -> None:
-        """The Landscape sweep, and the run's status."""
+        """The rows the plugin was handed, the Landscape sweep, and the run's status."""
+        self.check_inputs_unchanged()
         found = result.violations()
         if found:
             first = found[0]
@@ -272,6 +282,22 @@ class Harness:
                 f"the run ended {result.summary.status!r}, expected {expect_status!r}: {result.summary.error}",
             )
         self.check_exercised(result)
+
+    def check_inputs_unchanged(self) -> None:
+        """No row handed to the plugin was changed in place (bug class 23)."""
+        kind = self.plugin.info.kind
+        changed = getattr(self.registry.get(kind, self.plugin.info.name).cls, "changed_inputs", [])
+        if changed:
+            first = changed[0]
+            field = f", field {first['field']!r}" if "field" in first else ""
+            self.fail(
+                "input-mutated",
+                f"{first['method']} changed {len(changed)} row(s) it was handed in place (the first: row "
+                f"{first['row']} of call {first['call']}{field}); "
+                "the engine has recorded each input's hash and hands the same row on (to a retry, the error sink, "
+                "the next node): build a new row (`{**row, ...}`) instead of changing the one given",
+                changed[:10],
+            )
 
     def check_exercised(self, result: RunResult) -> None:
         """A run in which the transform or aggregate under test answered Error to every row it was handed

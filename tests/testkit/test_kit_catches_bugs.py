@@ -86,6 +86,10 @@ BUGS = [
         "test_source_quarantine", "run-status", r"failed while reading"),
     Bug("19", "http_logs_key", "transform:sample_http_logs_key", TRANSFORM,
         "test_transform_secrets", "secret-leak", r"'api_key' \(or an encoding of it\) appears in: the run's output"),
+    Bug("23", "transform_mutates_input", "transform:sample_mutating", None,
+        "test_transform_deterministic", "input-mutated", r"process\(\) changed 12 row\(s\) .*field 'fields'"),
+    Bug("23", "sink_mutates_rows", "sink:sample_trimming_sink", SINK,
+        "test_sink_multi_write", "input-mutated", r"write\(\) changed 23 row\(s\) .*field 'flag'"),
 ]
 # fmt: on
 

@@ -4,7 +4,9 @@ missing, duplicated, unexpected rows, only the order) and under which invariant,
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+import attrs
 import pytest
 
 from elspeth.api import Sink
@@ -17,9 +19,23 @@ from elspeth_testkit.harness import Harness, PluginUnderTest
 ROWS = [{"id": i, "name": f"row {i}"} for i in range(20)]
 
 
+class OnePluginRegistry:
+    """Stands in for the registry of a plugin that is not installed."""
+
+    def __init__(self, info: PluginInfo) -> None:
+        self.info = info
+
+    def get(self, kind: str, name: str) -> PluginInfo:
+        return self.info
+
+    def with_class(self, kind: str, name: str, cls: type) -> OnePluginRegistry:
+        return OnePluginRegistry(attrs.evolve(self.info, cls=cls))
+
+
 def harness(tmp_path: Path, distribution: str = "my-plugin", version: str = "0.3.0") -> Harness:
     info = PluginInfo("my_sink", "sink", Sink, distribution, version, "register_sinks")
-    return Harness(PluginUnderTest(info, PluginSetup()), "test_sink_recovery_mid_write", tmp_path, registry=None)  # type: ignore[arg-type]
+    registry: Any = OnePluginRegistry(info)
+    return Harness(PluginUnderTest(info, PluginSetup()), "test_sink_recovery_mid_write", tmp_path, registry)
 
 
 def failure(tmp_path: Path, got: list[dict], expected: list[dict] = ROWS) -> ConformanceFailure:

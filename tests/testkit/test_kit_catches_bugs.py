@@ -125,6 +125,22 @@ def test_a_scenario_where_every_row_errored_is_not_a_pass(
     fed.assert_caught(scenario, "sample_needs_text", "deterministic-hashes")
 
 
+def test_an_aggregate_that_errored_on_every_batch_is_not_a_pass(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for an aggregate: the correct batch sum, told to sum a field the generic rows lack."""
+    install(pytester, monkeypatch, "batch_sum")
+    write_setups(
+        pytester,
+        {"aggregate:sample_batch_sum": 'elspeth_testkit.PluginSetup(options=lambda w, e: {"field": "weight"})'},
+    )
+    scenario = "test_aggregate_batch_state"
+    run = run_kit(pytester, "aggregate:sample_batch_sum", only=scenario)
+    reason = run.skip_reasons("sample_batch_sum")[scenario]
+    assert "the aggregate answered Error every time it was handed rows in this scenario (3 times" in reason, reason
+    assert "field 'weight' (option `field`) is not a number in every row" in reason, reason
+
+
 def test_nan_from_a_source_is_quarantined_by_the_engine(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

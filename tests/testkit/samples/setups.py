@@ -59,6 +59,10 @@ def append_sink() -> PluginSetup:
     return local_file_setup("output.jsonl", parse_jsonl)
 
 
+def json_document_sink() -> PluginSetup:
+    return local_file_setup("output.json", lambda data: json.loads(data) if data else [])
+
+
 def webhook_sink(upstream: str) -> PluginSetup:
     return attrs.evolve(
         append_sink(),

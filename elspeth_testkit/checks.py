@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
@@ -58,22 +59,58 @@ def artifact_matches_bytes(h: Harness, result: RunResult, sink_node: str, data: 
         )
 
 
-def same_rows(h: Harness, invariant: str, got: list[Row], expected: list[Row], what: str) -> None:
-    """`got` holds exactly `expected`, in order, each once (compared as text)."""
+def same_rows(
+    h: Harness, invariant: str, got: list[Row], expected: list[Row], what: str, *, per_cause: bool = False
+) -> None:
+    """`got` holds exactly `expected`, in order, each once (compared as text). The message says how they
+    differ: rows whose values changed, rows missing, rows duplicated, rows never expected, or only the order.
+    With `per_cause` the invariant is `invariant` and the main cause: `-changed`, `-duplicated`, `-missing`,
+    `-unexpected` or `-order`."""
     got_text, expected_text = text_rows(got), text_rows(expected)
     if got_text == expected_text:
         return
-    seen: dict[str, int] = {}
-    for row in got_text:
-        seen[json.dumps(row, sort_keys=True)] = seen.get(json.dumps(row, sort_keys=True), 0) + 1
-    duplicated = [json.loads(k) for k, n in seen.items() if n > 1]
-    missing = [r for r in expected_text if json.dumps(r, sort_keys=True) not in seen]
-    h.fail(
-        invariant,
-        f"{what}: expected {len(expected)} rows in order, got {len(got)}; "
-        f"{len(missing)} missing, {len(duplicated)} duplicated",
-        (missing[:5] + duplicated[:5]) or got_text[:10],
+    want = Counter(_key(r) for r in expected_text)
+    have = Counter(_key(r) for r in got_text)
+    missing, extra = want - have, have - want
+    duplicated = sum(n for k, n in extra.items() if k in want)
+    unexpected = sum(n for k, n in extra.items() if k not in want)
+    lost = sum(missing.values())
+    # As many rows as are both lost and new are the same rows with changed values.
+    changed = min(lost, unexpected)
+    counts = {
+        "changed": changed,
+        "duplicated": duplicated,
+        "missing": lost - changed,
+        "unexpected": unexpected - changed,
+    }
+    words = {
+        "changed": "with values that differ from the expected ones",
+        "duplicated": "duplicated",
+        "missing": "missing",
+        "unexpected": "that were never expected",
+    }
+    found = [f"{n} {words[cause]}" for cause, n in counts.items() if n]
+    cause = next((c for c, n in counts.items() if n), "order")
+    detail = ", ".join(found) or "the same rows in a different order"
+    first = next(
+        (i for i, (a, b) in enumerate(zip(got_text, expected_text, strict=False)) if a != b),
+        min(len(got_text), len(expected_text)),
     )
+    where = f"; the first difference is at row {first}" + (
+        f": expected {_key(expected_text[first])}" if first < len(expected_text) else ": expected no more rows"
+    )
+    where += f", got {_key(got_text[first])}" if first < len(got_text) else ", got no more rows"
+    shown = [{"which": "missing", **r} for r in expected_text if _key(r) in missing][:5]
+    shown += [{"which": "extra", **r} for r in got_text if _key(r) in extra][:5]
+    h.fail(
+        f"{invariant}-{cause}" if per_cause else invariant,
+        f"{what}: expected {len(expected)} rows in order, got {len(got)}: {detail}{where}",
+        shown or got_text[:10],
+    )
+
+
+def _key(row: dict[str, str]) -> str:
+    return json.dumps(row, sort_keys=True)
 
 
 def deterministic_outputs(h: Harness, first: RunResult, second: RunResult) -> None:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import attrs
 import pytest
@@ -25,16 +25,19 @@ from sqlalchemy import Engine, create_engine, select
 from elspeth.api import Capability
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
-from elspeth.errors import ElspethError
+from elspeth.errors import ElspethError, ResumeError
 from elspeth.landscape import schema
 from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manager
 from elspeth.settings import Settings, run_secrets, structure
 from elspeth_testkit.failures import ConformanceFailure
 from elspeth_testkit.fault_proxy import FaultProxy
+from elspeth_testkit.input_watch import ROW_METHODS, watching
 from elspeth_testkit.setups import Options, PluginSetup, Row
 from elspeth_testkit.sweep import Violation, sweep
 
 SCAFFOLD_SINKS = ("main", "other", "errors")
+ROW_OPERATIONS = {"transform": ("process",), "aggregate": ("flush", "poll")}
+"""The node_state operations in which a plugin of this kind is handed rows and may answer Error."""
 
 
 def generic_rows(n: int) -> list[Row]:
@@ -70,7 +73,9 @@ class PluginUnderTest:
 
     @property
     def label(self) -> str:
-        return f"{self.info.kind} {self.info.name!r} ({self.info.distribution} {self.info.version})".strip()
+        """`sink 'my_sink' (my-plugin 0.3.0)`; `(not installed)` for a class no distribution installed."""
+        origin = " ".join(p for p in (self.info.distribution.strip("()"), self.info.version) if p)
+        return f"{self.info.kind} {self.info.name!r}" + (f" ({origin})" if origin else "")
 
     def has(self, capability: Capability) -> bool:
         return capability in self.info.cls.capabilities
@@ -122,13 +127,23 @@ class Harness:
     endpoint: str | None = None
     strict: bool = False
 
-    def require(self, condition: object, reason: str, *, author_can_fix: bool = False) -> None:
+    def __attrs_post_init__(self) -> None:
+        # The plugin runs as a subclass that watches the rows it is handed (bug class 23); a harness made
+        # from another's registry (one per fault of sdk_failure) shares its watcher.
+        kind, name = self.plugin.info.kind, self.plugin.info.name
+        cls = self.registry.get(kind, name).cls
+        if kind in ROW_METHODS and not getattr(cls, "watched_inputs", False):
+            self.registry = self.registry.with_class(kind, name, watching(cls, kind))
+
+    def require(
+        self, condition: object, reason: str, *, author_can_fix: bool = False, invariant: str = "strict-setup"
+    ) -> None:
         """Skip (with `reason`) a scenario that does not apply. In strict mode, a skip the author could fix
-        (a missing setup) fails instead."""
+        (a missing setup) fails instead, naming `invariant`."""
         if condition:
             return
         if author_can_fix and self.strict:
-            self.fail("strict-setup", f"strict mode: {reason}")
+            self.fail(invariant, f"strict mode: {reason}")
         pytest.skip(reason)
 
     def check_opt_out(self) -> None:
@@ -143,7 +158,7 @@ class Harness:
     def url(self) -> str:
         return f"sqlite:///{self.workdir / 'landscape.db'}"
 
-    def fail(self, invariant: str, message: str, rows: list[dict[str, Any]] | None = None) -> None:
+    def fail(self, invariant: str, message: str, rows: list[dict[str, Any]] | None = None) -> NoReturn:
         raise ConformanceFailure(invariant, self.plugin.label, self.scenario, message, rows or [])
 
     @contextmanager
@@ -228,8 +243,34 @@ class Harness:
             self.fail("resume-failed", f"the resume of run {run_id} was refused or failed: {exc}")
         return RunResult(summary, self.url, self.workdir, frozenset(run_secrets(settings)))
 
+    def resume_refused(self, run_id: str, settings: dict[str, Any], why: str) -> str:
+        """Resume run `run_id`, which the engine must refuse up front (`why` says why it must); returns the
+        refusal's message."""
+        structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
+        try:
+            summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url)
+        except ResumeError as exc:
+            return str(exc)
+        except ElspethError as exc:
+            self.fail("resume-refused", f"the resume of run {run_id} failed instead of being refused up front: {exc}")
+        self.fail("resume-refused", f"run {run_id} was resumed (it ended {summary.status!r}), although {why}")
+
+    def snapshot(self, run_id: str) -> dict[str, Any]:
+        """What the Landscape holds of run `run_id`: its runs row and every row of it in the other tables."""
+        engine = create_engine(self.url)
+        try:
+            with engine.connect() as conn:
+                return {
+                    name: [dict(r) for r in conn.execute(select(t).where(t.c.run_id == run_id)).mappings()]
+                    for name, t in schema.metadata.tables.items()
+                    if "run_id" in t.c
+                }
+        finally:
+            engine.dispose()
+
     def check(self, result: RunResult, *, expect_status: str | None = "completed") -> None:
-        """The Landscape sweep, and the run's status."""
+        """The rows the plugin was handed, the Landscape sweep, and the run's status."""
+        self.check_inputs_unchanged()
         found = result.violations()
         if found:
             first = found[0]
@@ -240,6 +281,53 @@ class Harness:
                 "run-status",
                 f"the run ended {result.summary.status!r}, expected {expect_status!r}: {result.summary.error}",
             )
+        self.check_exercised(result)
+
+    def check_inputs_unchanged(self) -> None:
+        """No row handed to the plugin was changed in place (bug class 23)."""
+        kind = self.plugin.info.kind
+        changed = getattr(self.registry.get(kind, self.plugin.info.name).cls, "changed_inputs", [])
+        if changed:
+            first = changed[0]
+            field = f", field {first['field']!r}" if "field" in first else ""
+            self.fail(
+                "input-mutated",
+                f"{first['method']} changed {len(changed)} row(s) it was handed in place (the first: row "
+                f"{first['row']} of call {first['call']}{field}); "
+                "the engine has recorded each input's hash and hands the same row on (to a retry, the error sink, "
+                "the next node): build a new row (`{**row, ...}`) instead of changing the one given",
+                changed[:10],
+            )
+
+    def check_exercised(self, result: RunResult) -> None:
+        """A run in which the transform or aggregate under test answered Error to every row it was handed
+        proved nothing about it (a planted bug would pass): skip, saying which rows to give, or fail in
+        strict mode. Sources and sinks cannot answer Error: a row they fail on fails the run."""
+        if self.plugin.info.kind not in ROW_OPERATIONS or result.summary.status != "completed":
+            return  # a run that failed or stopped has said what went wrong
+        nodes = {
+            n["node_id"]
+            for n in result.rows("nodes", kind=self.plugin.info.kind)
+            if n["plugin"] == self.plugin.info.name
+        }
+        states = [
+            s
+            for s in result.rows("node_states")
+            if s["node_id"] in nodes and s["operation"] in ROW_OPERATIONS[self.plugin.info.kind]
+        ]
+        if not states or any(s["status"] == "completed" for s in states):
+            return
+        first = json.loads(states[0]["error_json"] or "{}")
+        reason = first.get("reason") or first.get("message") or states[0]["error_json"]
+        self.require(
+            False,
+            f"the {self.plugin.info.kind} answered Error every time it was handed rows in this scenario "
+            f"({len(states)} time{'s' if len(states) > 1 else ''}; the first: {reason}), so the scenario "
+            "exercised nothing: give rows it "
+            "accepts in PluginSetup.input_rows (docs/conformance.md)",
+            author_can_fix=True,
+            invariant="rows-all-errored",
+        )
 
     # ------------------------------------------------------------ runs in a subprocess, killed on cue
 
@@ -248,9 +336,31 @@ class Harness:
         the killed run left. Returns the signal number that ended it (0 if it was never reached)."""
         ended = self._child({"action": "run", "settings": settings, "kill": kill, "run_id": run_id})
         found = sweep(self.url, run_id, self.workdir / "payloads")
+        if self.plugin.info.kind == "sink" and not self.plugin.has(Capability.RESUMABLE):
+            found = self._without_own_artifact_bytes(found, run_id)
         if found:
             self.fail(found[0].invariant, f"after the SIGKILL: {found[0].message}", found[0].rows)
         return ended
+
+    def _without_own_artifact_bytes(self, found: list[Violation], run_id: str) -> list[Violation]:
+        """The sweep's findings on a killed run, but for the bytes at the destination of the sink under test
+        when it cannot resume: such a run is never continued (the engine refuses it), so the destination
+        need not still begin with what its last recorded artifact describes; a sink that rewrites its
+        whole output at every flush legitimately does not."""
+        own = {
+            n["node_id"]
+            for n in self.snapshot(run_id)["nodes"]
+            if n["kind"] == "sink" and n["plugin"] == self.plugin.info.name
+        }
+        kept = []
+        for violation in found:
+            if violation.invariant == "artifact-bytes":
+                rows = [r for r in violation.rows if r.get("node_id") not in own]
+                if not rows:
+                    continue
+                violation = attrs.evolve(violation, rows=rows)
+            kept.append(violation)
+        return kept
 
     def resume_in_child(self, settings: dict[str, Any], run_id: str) -> int:
         return self._child({"action": "resume", "settings": settings, "kill": None, "run_id": run_id})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from elspeth.api import Capability
-from elspeth.errors import ResumeError
 from elspeth_testkit import checks
 from elspeth_testkit.harness import Harness, generic_rows
 
@@ -66,17 +65,12 @@ def _recovery(h: Harness, kill: dict) -> None:
     _readable(h)
     rows = generic_rows(30)
     settings, options = _pipeline(h, rows, "killed", write_batch_rows=4, checkpoint_every_rows=10)
-    if not h.plugin.has(Capability.RESUMABLE):
-        result = h.run(settings)
-        h.check(result)
-        try:
-            h.resume(result.run_id, settings)
-        except ResumeError:
-            return
-        h.fail("resume-refused", "a sink that does not declare 'resumable' must make resume refuse up front")
     run_id = f"kill-{h.scenario}"
     if h.run_killed(settings, {"kind": "sink", "name": h.plugin.info.name, **kill}, run_id) == 0:
         h.fail("kill-point", f"the pipeline never reached the kill point {kill}")
+    if not h.plugin.has(Capability.RESUMABLE):
+        _resume_refused(h, run_id, settings, options)
+        return
     resumed = h.resume(run_id, settings)
     h.check(resumed)
     reference_settings, reference_options = _pipeline(
@@ -84,11 +78,24 @@ def _recovery(h: Harness, kill: dict) -> None:
     )
     h.check(h.run(reference_settings))
     got = h.plugin.setup.parse_output(h.plugin.setup.read_output(options))
-    checks.same_rows(h, "resume-exact", got, rows, "after a SIGKILL and resume")
+    checks.same_rows(h, "resume", got, rows, "the destination after a SIGKILL and resume", per_cause=True)
     data = h.plugin.setup.read_output(options)
     checks.artifact_matches_bytes(h, resumed, SINK, data)
     if h.plugin.has(Capability.DETERMINISTIC) and data != h.plugin.setup.read_output(reference_options):
         h.fail("resume-bytes", "the resumed output's bytes differ from an uninterrupted run's")
+
+
+def _resume_refused(h: Harness, run_id: str, settings: dict, options: dict) -> None:
+    """A sink that does not declare 'resumable' cannot continue a crashed run's output: the engine refuses the
+    resume up front, saying why, and leaves the run and the destination as the crash left them (class 14)."""
+    before = h.snapshot(run_id), h.plugin.setup.read_output(options)
+    reason = h.resume_refused(run_id, settings, "its sink does not declare 'resumable'")
+    if "resumable" not in reason:
+        h.fail("resume-refused", f"the resume was refused, but not because the sink is not resumable: {reason}")
+    if h.snapshot(run_id) != before[0]:
+        h.fail("resume-refused", "the refused resume changed what the Landscape holds of the run")
+    if h.plugin.setup.read_output(options) != before[1]:
+        h.fail("resume-refused", "the refused resume changed the sink's destination")
 
 
 def test_sink_recovery_mid_write(h: Harness, plugin_info) -> None:

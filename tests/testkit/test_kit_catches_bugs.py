@@ -77,15 +77,19 @@ BUGS = [
     Bug("11", "sink_flush_not_durable", "sink:sample_flush_not_durable", SINK,
         "test_sink_recovery_mid_write", "artifact-bytes", r"after the SIGKILL: .*artifact"),
     Bug("13", "aggregate_running_total", "aggregate:sample_running_total", None,
-        "test_aggregate_recovery_half_full_buffer", "resume-exact"),
+        "test_aggregate_recovery_half_full_buffer", "resume-changed", r"against an uninterrupted run's"),
     Bug("14", "sink_truncates_on_resume", "sink:sample_truncates_on_resume", SINK,
-        "test_sink_recovery_after_flush", "resume-exact", r"[1-9]\d* missing"),
+        "test_sink_recovery_after_flush", "resume-missing", r"[1-9]\d* missing"),
     Bug("14", "sink_keeps_tail", "sink:sample_keeps_tail", SINK,
-        "test_sink_recovery_mid_write", "resume-exact", r"[1-9]\d* duplicated"),
+        "test_sink_recovery_mid_write", "resume-duplicated", r"[1-9]\d* duplicated"),
     Bug("18", "source_raises", "source:sample_raising_source", SOURCE,
         "test_source_quarantine", "run-status", r"failed while reading"),
     Bug("19", "http_logs_key", "transform:sample_http_logs_key", TRANSFORM,
         "test_transform_secrets", "secret-leak", r"'api_key' \(or an encoding of it\) appears in: the run's output"),
+    Bug("23", "transform_mutates_input", "transform:sample_mutating", None,
+        "test_transform_deterministic", "input-mutated", r"process\(\) changed 12 row\(s\) .*field 'fields'"),
+    Bug("23", "sink_mutates_rows", "sink:sample_trimming_sink", SINK,
+        "test_sink_multi_write", "input-mutated", r"write\(\) changed 23 row\(s\) .*field 'flag'"),
 ]
 # fmt: on
 
@@ -100,6 +104,41 @@ def test_buggy_plugin_fails_naming_the_invariant(
     run = run_kit(pytester, bug.plugin, only=bug.scenario)
     text = run.assert_caught(bug.scenario, bug.name, bug.invariant)
     assert re.search(bug.message, text, re.DOTALL), text
+
+
+def test_a_scenario_where_every_row_errored_is_not_a_pass(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A transform fed only rows it answers Error to exercised nothing, and its planted non-determinism would
+    pass: the scenario skips saying to give `input_rows` (a failure under --elspeth-strict); given them, the
+    determinism scenario catches the bug."""
+    install(pytester, monkeypatch, "transform_needs_text")
+    scenario = "test_transform_deterministic"
+    run = run_kit(pytester, "transform:sample_needs_text", only=scenario)
+    reason = run.skip_reasons("sample_needs_text")[scenario]
+    assert "answered Error every time it was handed rows" in reason and "PluginSetup.input_rows" in reason, reason
+    assert "field 'text' (option `field`) is not text" in reason, reason
+    strict = run_kit(pytester, "transform:sample_needs_text", only=scenario, options=("--elspeth-strict",))
+    strict.assert_caught(scenario, "sample_needs_text", "rows-all-errored")
+    write_setups(pytester, {"transform:sample_needs_text": "elspeth_testkit.PluginSetup(input_rows=setups.TEXT_ROWS)"})
+    fed = run_kit(pytester, "transform:sample_needs_text", only=scenario)
+    fed.assert_caught(scenario, "sample_needs_text", "deterministic-hashes")
+
+
+def test_an_aggregate_that_errored_on_every_batch_is_not_a_pass(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The same for an aggregate: the correct batch sum, told to sum a field the generic rows lack."""
+    install(pytester, monkeypatch, "batch_sum")
+    write_setups(
+        pytester,
+        {"aggregate:sample_batch_sum": 'elspeth_testkit.PluginSetup(options=lambda w, e: {"field": "weight"})'},
+    )
+    scenario = "test_aggregate_batch_state"
+    run = run_kit(pytester, "aggregate:sample_batch_sum", only=scenario)
+    reason = run.skip_reasons("sample_batch_sum")[scenario]
+    assert "the aggregate answered Error every time it was handed rows in this scenario (3 times" in reason, reason
+    assert "field 'weight' (option `field`) is not a number in every row" in reason, reason
 
 
 def test_nan_from_a_source_is_quarantined_by_the_engine(

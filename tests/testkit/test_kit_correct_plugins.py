@@ -47,6 +47,28 @@ def test_correct_sinks(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatc
     )
 
 
+def test_correct_sinks_that_cannot_resume(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without 'resumable' the recovery scenarios pass when the engine refuses to resume the killed run: for
+    an appending sink, and for one that rewrites its whole output at every flush."""
+    install(pytester, monkeypatch, "fresh_file_sink", "json_document_sink")
+    write_setups(
+        pytester,
+        {
+            "sink:sample_fresh_file": "setups.append_sink()",
+            "sink:sample_json_document": "setups.json_document_sink()",
+        },
+    )
+    run = run_kit(pytester, "sink:sample_fresh_file", "sink:sample_json_document")
+    scenarios = {
+        "test_sink_contract",
+        "test_sink_empty_input",
+        "test_sink_multi_write",
+        "test_sink_recovery_mid_write",
+        "test_sink_recovery_after_flush",
+    }
+    run.assert_clean({"sample_fresh_file": scenarios, "sample_json_document": scenarios})
+
+
 def test_correct_transform(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, quiet_upstream: str) -> None:
     install(pytester, monkeypatch, "http_transform")
     write_setups(pytester, {"transform:sample_http": f"setups.http_transform({quiet_upstream!r})"})

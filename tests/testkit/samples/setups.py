@@ -26,6 +26,10 @@ BAD_JSONL = (
 BAD_JSONL_GOOD_ROWS = 3
 
 
+TEXT_ROWS = [{"id": i, "text": f"row {i} has some words"} for i in range(20)]
+"""Rows for the samples that need a `text` field, which the kit's generic rows lack."""
+
+
 def parse_jsonl(data: bytes) -> list[Row]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
@@ -53,6 +57,10 @@ def http_transform(upstream: str, *, fallback: bool = True) -> PluginSetup:
 
 def append_sink() -> PluginSetup:
     return local_file_setup("output.jsonl", parse_jsonl)
+
+
+def json_document_sink() -> PluginSetup:
+    return local_file_setup("output.json", lambda data: json.loads(data) if data else [])
 
 
 def webhook_sink(upstream: str) -> PluginSetup:

@@ -232,7 +232,7 @@ class Harness:
 
     def run(self, settings: dict[str, Any], **kwargs: Any) -> RunResult:
         structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
-        summary = run_pipeline(structured, registry=self.registry, landscape_url=self.url, **kwargs)
+        summary = _not_interrupted(run_pipeline(structured, registry=self.registry, landscape_url=self.url, **kwargs))
         return RunResult(summary, self.url, self.workdir, frozenset(run_secrets(settings)))
 
     def resume(self, run_id: str, settings: dict[str, Any], **kwargs: Any) -> RunResult:
@@ -241,7 +241,7 @@ class Harness:
             summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url, **kwargs)
         except ElspethError as exc:
             self.fail("resume-failed", f"the resume of run {run_id} was refused or failed: {exc}")
-        return RunResult(summary, self.url, self.workdir, frozenset(run_secrets(settings)))
+        return RunResult(_not_interrupted(summary), self.url, self.workdir, frozenset(run_secrets(settings)))
 
     def resume_refused(self, run_id: str, settings: dict[str, Any], why: str) -> str:
         """Resume run `run_id`, which the engine must refuse up front (`why` says why it must); returns the
@@ -385,3 +385,11 @@ class Harness:
                 f"the pipeline process for {spec['action']} exited {proc.returncode}:\n{proc.stderr[-3000:]}",
             )
         return 0
+
+
+def _not_interrupted(summary: RunSummary) -> RunSummary:
+    """A run in this process stops cleanly on Ctrl-C (the engine notes the signal); the person who pressed it
+    wants the test session to stop too, not a scenario to fail and the next one to start."""
+    if summary.status == "interrupted":
+        raise KeyboardInterrupt
+    return summary

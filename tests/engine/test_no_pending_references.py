@@ -61,7 +61,7 @@ def test_a_run_with_every_kind_of_record_leaves_no_reference_pending(world, chec
             {
                 "plugin": "test_batcher",
                 "name": "batcher",
-                "options": {"record_calls": False},
+                "options": {"record_calls": False, "pending_polls": 1},
                 "trigger": {"count": 10, "timeout_seconds": 50},
             }
         ],

@@ -20,7 +20,7 @@ UNINDEXED: dict[tuple[str, tuple[str, ...]], str] = {
     ("tokens", ("run_id", "origin_batch_id")): (
         "one entry per token; explain finds a batch's outputs while reading the run's tokens by primary key"
     ),
-    ("node_states", ("run_id", "node_id")): f"{HOT} and transform; node states are read by token or by id",
+    ("node_states", ("run_id", "node_id")): "one entry per row and transform on the hot path; read by token or id",
     ("token_outcomes", ("run_id", "node_id")): f"{HOT}; outcomes are read by token",
     ("token_outcomes", ("run_id", "sink_node_id")): f"{HOT}; outcomes are read by token",
     ("token_outcomes", ("run_id", "artifact_id")): f"{HOT}; outcomes are read by token",

@@ -264,10 +264,12 @@ def _landscape_hint(url: str) -> str:
 
 def _render_summary(summary: RunSummary) -> str:
     outcomes = ", ".join(f"{name} {count:,}" for name, count in sorted(summary.outcomes.items())) or "none"
+    this_attempt = summary.rows_this_attempt
     lines = [
         f"Run {summary.run_id} {summary.status} in {duration(summary.elapsed_seconds)} "
-        f"({rate(summary.rows_read, summary.elapsed_seconds)})",
-        f"  rows read  {summary.rows_read:,}",
+        f"({rate(this_attempt, summary.elapsed_seconds)})",
+        f"  rows read  {summary.rows_read:,}"
+        + ("" if this_attempt == summary.rows_read else f" ({this_attempt:,} by this attempt)"),
         f"  outcomes   {outcomes}",
     ]
     if summary.artifacts:

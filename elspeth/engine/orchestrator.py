@@ -99,6 +99,7 @@ class _Session:
         )
         self.settings = settings
         self.started = time.monotonic()
+        self.rows_before = self.recorder.rows_recorded
 
     def settings_record(self) -> tuple[str, str]:
         document = settings_document(self.settings, self.redactor.secrets)
@@ -199,6 +200,7 @@ class _Session:
                 run_id=run_id,
                 status=status.value,
                 rows_read=summaries.row_count(conn, run_id),
+                rows_this_attempt=self.recorder.rows_recorded - self.rows_before,
                 outcomes=summaries.outcome_counts(conn, run_id),
                 artifacts=tuple(
                     ArtifactSummary(node_id.removeprefix("sink:"), uri, digest, size, rows)

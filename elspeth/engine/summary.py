@@ -21,6 +21,9 @@ class RunSummary:
     run_id: str
     status: str
     rows_read: int
+    """Source rows recorded by the whole run (all attempts)."""
+    rows_this_attempt: int
+    """Source rows this attempt read (a resume skips those recorded before): what its rows/s counts."""
     outcomes: dict[str, int]
     """Terminal outcome -> number of tokens, for the whole run (all attempts)."""
     artifacts: tuple[ArtifactSummary, ...]

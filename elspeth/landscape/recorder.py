@@ -27,7 +27,11 @@ from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, State
 INLINE_LIMIT = 32 * 1024
 """Request/response bodies above this many bytes go to the payload store; the row keeps the hash."""
 
-# Order of executemany per flush. Foreign keys are deferred to commit, so this is only for readability.
+# Order of executemany per flush: parents before children, so that no reference is ever left pending.
+# Foreign keys are deferred to commit, so any order would be correct, but not as fast: while a deferred
+# reference is pending, SQLite searches every child table on each insert into its parent table (a scan of
+# the whole table where the referencing columns have no index). The one reference this order cannot
+# serve, tokens.origin_batch_id -> batches, is served by add_token, which sends the buffer first.
 _TABLE_ORDER = (
     schema.nodes,
     schema.rows,
@@ -285,6 +289,8 @@ class Recorder:
         payload_json: str | None = None,
     ) -> int:
         token_id = self._ids["token"].take()
+        if origin_batch_id in self._buffered_batches:
+            self._flush_buffer()
         self._insert(
             schema.tokens,
             [

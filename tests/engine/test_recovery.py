@@ -155,3 +155,17 @@ def test_recovery_killed_twice_resumed_twice_equals_an_uninterrupted_run(world):
     clean.run(routed(clean, write_batch_rows=5, checkpoint_every_rows=13))
     assert_routed_output(crashed, clean)
     crashed.assert_clean("run-1")
+
+
+def test_a_resumes_summary_counts_the_rows_it_read_apart_from_the_runs(world):
+    """Its rows/s must not divide the whole run's rows by the resume's time (issue 11 section 4)."""
+    w = world("w")
+    settings = w.settings(
+        source={"plugin": "test_numbers", "options": {"count": ROWS}},
+        transforms=[{"plugin": "test_fault", "options": {"tag": "ctrl_c"}}],
+    )
+    interrupted = w.run(settings, faults={"ctrl_c": {"at": "process", "n": 57, "action": "interrupt"}})
+    resumed = w.resume(interrupted.run_id, settings)
+    assert resumed.status == "completed", resumed.error
+    assert (interrupted.rows_read, interrupted.rows_this_attempt) == (57, 57)
+    assert (resumed.rows_read, resumed.rows_this_attempt) == (ROWS, ROWS - 57)

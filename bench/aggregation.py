@@ -21,29 +21,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from throughput import closed_size, cpu_seconds, drop_indexes, index_cost, make_input
+from throughput import cpu_seconds, drop_indexes, index_cost, make_input, run_audited
 
 BATCH = 100
 
 
 def audited(src: Path, dst: Path, work: Path) -> dict[str, object]:
-    from elspeth.engine.orchestrator import run_pipeline
-    from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
-    from elspeth.settings import Settings, structure
-
-    settings = structure(
+    return run_audited(
         {
             "source": {"plugin": "csv", "options": {"path": str(src), "types": {"id": "int", "amount": "float"}}},
             "aggregations": [{"plugin": "stats", "options": {"fields": ["id", "amount"]}, "trigger": {"count": BATCH}}],
             "sinks": {"out": {"plugin": "csv", "options": {"path": str(dst), "if_exists": "overwrite"}}},
         },
-        Settings,
-        where="bench",
+        work,
     )
-    db = work / "landscape.db"
-    summary = run_pipeline(settings, registry=PluginRegistry(make_plugin_manager()), landscape_url=f"sqlite:///{db}")
-    assert summary.status == "completed", summary
-    return {"audit_bytes": closed_size(db)}
 
 
 def child(src: Path, work: Path, drop: list[str]) -> None:

@@ -72,19 +72,23 @@ def plugins_only(src: Path, dst: Path) -> None:
 
 
 def audited(src: Path, dst: Path, work: Path) -> dict[str, object]:
-    from elspeth.engine.orchestrator import run_pipeline
-    from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
-    from elspeth.settings import Settings, structure
-
-    settings = structure(
+    return run_audited(
         {
             "source": {"plugin": "csv", "options": {"path": str(src)}},
             "transforms": [{"plugin": "passthrough"}],
             "sinks": {"out": {"plugin": "csv", "options": {"path": str(dst), "if_exists": "overwrite"}}},
         },
-        Settings,
-        where="bench",
+        work,
     )
+
+
+def run_audited(pipeline: dict[str, object], work: Path) -> dict[str, object]:
+    """One run of `pipeline` with a SQLite Landscape in `work`; the size of its audit, closed."""
+    from elspeth.engine.orchestrator import run_pipeline
+    from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
+    from elspeth.settings import Settings, structure
+
+    settings = structure(pipeline, Settings, where="bench")
     db = work / "landscape.db"
     summary = run_pipeline(settings, registry=PluginRegistry(make_plugin_manager()), landscape_url=f"sqlite:///{db}")
     assert summary.status == "completed", summary

@@ -192,6 +192,8 @@ class _Session:
             self.pipeline.close()
         finally:
             self.recorder.close()
+            # The last connection to a SQLite Landscape folds its write-ahead log into the file on closing.
+            self.engine.dispose()
 
     def summary(self, status: RunStatus, error: str | None) -> RunSummary:
         run_id = self.recorder.run_id

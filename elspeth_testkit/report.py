@@ -45,7 +45,7 @@ def write_report(
                 cells.append(_MARK.get(outcome, outcome))
                 if outcome in ("skipped", "failed") and reason:
                     notes.append(f"- `{p.name}` {name.removeprefix(f'test_{kind}_')}: {outcome}: {reason}")
-            lines.append(f"| `{p.name}` | {p.distribution} {p.version} | " + " | ".join(cells) + " |")
+            lines.append(f"| `{p.name}` | {f'{p.distribution} {p.version}'.strip()} | " + " | ".join(cells) + " |")
         if notes:
             lines += ["", *notes]
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ class ConformanceSession:
 
     def pytest_report_header(self, config: pytest.Config) -> list[str]:
         lines = [f"elspeth conformance suite {self.suite_version}, plugins under test:"]
-        lines += [f"  {p.kind:<9} {p.name:<24} {p.distribution} {p.version}" for p in self.plugins]
+        lines += [f"  {p.kind:<9} {p.name:<24} {p.distribution} {p.version}".rstrip() for p in self.plugins]
         if self.strict:
             lines.append("  strict: skips for a missing setup or an opt-out fail")
         return lines

@@ -296,14 +296,21 @@ def _token_closure(conn: Connection, run_id: str, row_id: int) -> list[TokenInfo
     found = {r.token_id: r for r in conn.execute(select(t.tokens).where(tok.run_id == run_id, tok.row_id == row_id))}
     frontier = list(found)
     while frontier:
-        joined = select(t.batch_members.c.batch_id).where(
-            t.batch_members.c.run_id == run_id, t.batch_members.c.token_id.in_(frontier)
-        )
-        step = conn.execute(
-            select(t.tokens).where(
-                tok.run_id == run_id, tok.parent_token_id.in_(frontier) | tok.origin_batch_id.in_(joined)
+        # Two queries, not one with OR: each can use its own index, and most rows joined no batch at all.
+        step = list(conn.execute(select(t.tokens).where(tok.run_id == run_id, tok.parent_token_id.in_(frontier))))
+        joined = (
+            conn.execute(
+                select(t.batch_members.c.batch_id).where(
+                    t.batch_members.c.run_id == run_id, t.batch_members.c.token_id.in_(frontier)
+                )
             )
-        ).all()
+            .scalars()
+            .all()
+        )
+        if joined:
+            step += conn.execute(
+                select(t.tokens).where(tok.run_id == run_id, tok.origin_batch_id.in_(sorted(set(joined))))
+            ).all()
         frontier = [r.token_id for r in step if r.token_id not in found]
         found.update((r.token_id, r) for r in step)
     return [

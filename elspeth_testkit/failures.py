@@ -9,7 +9,15 @@ from elspeth_testkit.sweep import format_rows
 
 
 class ConformanceFailure(AssertionError):
-    def __init__(self, invariant: str, plugin: str, scenario: str, message: str, rows: list[dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        invariant: str,
+        plugin: str,
+        scenario: str,
+        message: str,
+        rows: list[dict[str, Any]],
+        rows_title: str = "the Landscape rows that show it",
+    ) -> None:
         self.invariant = invariant
         self.plugin = plugin
         self.scenario = scenario
@@ -17,5 +25,5 @@ class ConformanceFailure(AssertionError):
         self.rows = rows
         text = f"[{invariant}] {plugin}, scenario {scenario}:\n  {message}"
         if rows:
-            text += "\n  the Landscape rows that show it:\n" + format_rows(rows)
+            text += f"\n  {rows_title}:\n" + format_rows(rows)
         super().__init__(text)

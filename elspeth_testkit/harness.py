@@ -29,6 +29,7 @@ from elspeth.errors import ElspethError, ResumeError
 from elspeth.landscape import schema
 from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manager
 from elspeth.settings import Settings, run_secrets, structure
+from elspeth_testkit.connection_watch import Connection, watching_connections
 from elspeth_testkit.failures import ConformanceFailure
 from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.input_watch import ROW_METHODS, watching
@@ -88,6 +89,8 @@ class RunResult:
     workdir: Path
     secrets: frozenset[str] = frozenset()
     """What the run kept out of the Landscape: the values under secret-looking options."""
+    connections: list[Connection] = attrs.Factory(list)
+    """The connections the plugin under test opened during the run."""
 
     @property
     def run_id(self) -> str:
@@ -158,8 +161,14 @@ class Harness:
     def url(self) -> str:
         return f"sqlite:///{self.workdir / 'landscape.db'}"
 
-    def fail(self, invariant: str, message: str, rows: list[dict[str, Any]] | None = None) -> NoReturn:
-        raise ConformanceFailure(invariant, self.plugin.label, self.scenario, message, rows or [])
+    def fail(
+        self,
+        invariant: str,
+        message: str,
+        rows: list[dict[str, Any]] | None = None,
+        rows_title: str = "the Landscape rows that show it",
+    ) -> NoReturn:
+        raise ConformanceFailure(invariant, self.plugin.label, self.scenario, message, rows or [], rows_title)
 
     @contextmanager
     def proxied(self) -> Iterator[FaultProxy]:
@@ -232,16 +241,22 @@ class Harness:
 
     def run(self, settings: dict[str, Any], **kwargs: Any) -> RunResult:
         structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
-        summary = _not_interrupted(run_pipeline(structured, registry=self.registry, landscape_url=self.url, **kwargs))
-        return RunResult(summary, self.url, self.workdir, frozenset(run_secrets(settings)))
+        with watching_connections(self.plugin.info.cls) as watch:
+            summary = run_pipeline(structured, registry=self.registry, landscape_url=self.url, **kwargs)
+        return RunResult(
+            _not_interrupted(summary), self.url, self.workdir, frozenset(run_secrets(settings)), watch.connections
+        )
 
     def resume(self, run_id: str, settings: dict[str, Any], **kwargs: Any) -> RunResult:
         structured = structure(settings, Settings, where=f"{self.scenario} pipeline")
         try:
-            summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url, **kwargs)
+            with watching_connections(self.plugin.info.cls) as watch:
+                summary = resume_run(run_id, structured, registry=self.registry, landscape_url=self.url, **kwargs)
         except ElspethError as exc:
             self.fail("resume-failed", f"the resume of run {run_id} was refused or failed: {exc}")
-        return RunResult(_not_interrupted(summary), self.url, self.workdir, frozenset(run_secrets(settings)))
+        return RunResult(
+            _not_interrupted(summary), self.url, self.workdir, frozenset(run_secrets(settings)), watch.connections
+        )
 
     def resume_refused(self, run_id: str, settings: dict[str, Any], why: str) -> str:
         """Resume run `run_id`, which the engine must refuse up front (`why` says why it must); returns the
@@ -281,6 +296,7 @@ class Harness:
                 "run-status",
                 f"the run ended {result.summary.status!r}, expected {expect_status!r}: {result.summary.error}",
             )
+        self.check_connections(result)
         self.check_exercised(result)
 
     def check_inputs_unchanged(self) -> None:
@@ -297,6 +313,42 @@ class Harness:
                 "the engine has recorded each input's hash and hands the same row on (to a retry, the error sink, "
                 "the next node): build a new row (`{**row, ...}`) instead of changing the one given",
                 changed[:10],
+            )
+
+    def check_connections(self, result: RunResult) -> None:
+        """Every connection the plugin opened is traffic the audit trail must show (bug class 20): a plugin
+        that opens any must declare `external_calls` (or the wire scenarios never watch it), and must have
+        recorded at least one call in the run. Behind the fault proxy the wire check, which follows, judges a
+        declared plugin's traffic request by request."""
+        declared = self.plugin.has(Capability.EXTERNAL_CALLS)
+        if not result.connections or (declared and self.endpoint is not None):
+            return
+        kind = self.plugin.info.kind
+        nodes = {n["node_id"] for n in result.rows("nodes", kind=kind) if n["plugin"] == self.plugin.info.name}
+        states = {s["state_id"] for s in result.rows("node_states") if s["node_id"] in nodes}
+        calls = [c for c in result.rows("calls") if c["state_id"] in states]
+        first = result.connections[0]
+        opened = (
+            f"opened {len(result.connections)} connection(s) during the run (the first to {first.address}, "
+            f"from thread {first.thread!r})"
+        )
+        rows = [c.as_row() for c in result.connections[:10]]
+        if not declared:
+            self.fail(
+                "calls-undeclared",
+                f"the {kind} {opened} but does not declare the `external_calls` capability, so the call linkage "
+                f"and SDK failure scenarios never watch its traffic ({len(calls)} call(s) recorded): declare "
+                "Capability.EXTERNAL_CALLS, give its setup a Service, and record every call with ctx.call or "
+                "ctx.record_call",
+                rows,
+                "the connections it opened",
+            )
+        if not calls:
+            self.fail(
+                "connection-unrecorded",
+                f"the {kind} {opened} but recorded no call in it: record every call with ctx.call or ctx.record_call",
+                rows,
+                "the connections it opened",
             )
 
     def check_exercised(self, result: RunResult) -> None:

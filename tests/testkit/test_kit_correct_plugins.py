@@ -88,6 +88,28 @@ def test_correct_transform(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
     )
 
 
+def test_correct_transform_fetching_with_urllib(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, quiet_upstream: str
+) -> None:
+    """Its connections are watched in every scenario run in the kit's process; it declares them and records
+    each one, so every scenario passes (as the undeclared variant in test_kit_catches_bugs does not)."""
+    install(pytester, monkeypatch, "http_fetch")
+    write_setups(pytester, {"transform:sample_http_fetch": f"setups.http_fetch({quiet_upstream!r})"})
+    run = run_kit(pytester, "transform:sample_http_fetch")
+    run.assert_clean(
+        {
+            "sample_http_fetch": {
+                "test_transform_contract",
+                "test_transform_empty_input",
+                "test_transform_deterministic",
+                "test_transform_call_linkage",
+                "test_transform_sdk_failure",
+                "test_transform_recovery",
+            }
+        }
+    )
+
+
 def test_correct_aggregate_needs_no_setup(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     install(pytester, monkeypatch, "batch_sum")
     run = run_kit(pytester, "aggregate:sample_batch_sum")

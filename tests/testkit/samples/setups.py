@@ -55,6 +55,12 @@ def http_transform(upstream: str, *, fallback: bool = True) -> PluginSetup:
     )
 
 
+def http_fetch(upstream: str) -> PluginSetup:
+    return PluginSetup(
+        options=lambda workdir, endpoint: {"url": endpoint or upstream}, service=Service(upstream=upstream)
+    )
+
+
 def append_sink() -> PluginSetup:
     return local_file_setup("output.jsonl", parse_jsonl)
 

@@ -108,6 +108,10 @@ def test_source_sdk_failure(h: Harness, plugin_info) -> None:
     checks.sdk_failure(h, _with_rows)
 
 
+def test_source_audit_refused(h: Harness, plugin_info) -> None:
+    checks.audit_refused(h, _with_rows)
+
+
 def test_source_secrets(h: Harness, plugin_info) -> None:
     settings, options = _pipeline(h)
     if h.plugin.setup.write_input:

@@ -86,6 +86,8 @@ BUGS = [
         "test_source_quarantine", "run-status", r"failed while reading"),
     Bug("19", "http_logs_key", "transform:sample_http_logs_key", TRANSFORM,
         "test_transform_secrets", "secret-leak", r"'api_key' \(or an encoding of it\) appears in: the run's output"),
+    Bug("22", "http_swallows_audit", "transform:sample_http_swallows_audit", TRANSFORM,
+        "test_transform_audit_refused", "audit-failure-ignored", r"the run ended 'completed'"),
     Bug("23", "transform_mutates_input", "transform:sample_mutating", None,
         "test_transform_deterministic", "input-mutated", r"process\(\) changed 12 row\(s\) .*field 'fields'"),
     Bug("23", "sink_mutates_rows", "sink:sample_trimming_sink", SINK,

@@ -79,6 +79,7 @@ def azure_blob_setups(azurite: Azurite) -> dict[str, PluginSetup]:
             write_raw_input=write_raw,
             bad_input=BAD_INPUT,
             bad_input_good_rows=3,
+            bad_input_bad_records=4,
         ),
         "sink:azure_blob": PluginSetup(
             options=options(OUTPUT),

@@ -35,12 +35,18 @@ def parse_jsonl(data: bytes) -> list[Row]:
     return [json.loads(line) for line in data.decode().splitlines() if line.strip()]
 
 
-def _file_source(filename: str, encode: Callable[[list[Row]], bytes], bad_input: bytes, good: int) -> PluginSetup:
+def _file_source(
+    filename: str, encode: Callable[[list[Row]], bytes], bad_input: bytes, good: int, bad: int
+) -> PluginSetup:
     def write_input(rows: list[Row], opts: Options) -> None:
         Path(opts["path"]).write_bytes(encode(rows))
 
     return attrs.evolve(
-        local_file_setup(filename), write_input=write_input, bad_input=bad_input, bad_input_good_rows=good
+        local_file_setup(filename),
+        write_input=write_input,
+        bad_input=bad_input,
+        bad_input_good_rows=good,
+        bad_input_bad_records=bad,
     )
 
 
@@ -51,12 +57,14 @@ BUILTIN_SETUPS: dict[str, PluginSetup] = {
         _csv_bytes,
         b'id,name\n1,alpha\n2,beta,extra\n3,\xff\xfegamma\n4,delta\n6,eta\n7,"unterminated\n',
         3,
+        3,
     ),
     "source:jsonl": _file_source(
         "input.jsonl",
         _jsonl_bytes,
         b'{"id": 1}\nnot json\n{"id": NaN}\n[1, 2]\n{"id": "\xff"}\n{"id": 2}\n{"id": 3}\n',
         3,
+        4,
     ),
     "sink:csv": local_file_setup("output.csv", parse_csv),
     "sink:jsonl": local_file_setup("output.jsonl", parse_jsonl),

@@ -16,6 +16,7 @@ from attrs import has
 from elspeth.api import Capability, NoConfig
 from elspeth.errors import ConfigError
 from elspeth.landscape import redaction
+from elspeth.landscape.database import open_database
 from elspeth.settings import is_secret_name, structure
 from elspeth_testkit import fault_proxy
 from elspeth_testkit.fault_proxy import FaultProxy
@@ -236,3 +237,55 @@ def sdk_failure(h: Harness, build: Callable[[Harness], dict[str, Any]]) -> None:
             wire_matches_calls(scenario, proxy, result)
             if result.summary.status not in ("completed", "failed"):
                 scenario.fail("sdk-failure", f"the run ended {result.summary.status!r} after a {name} fault")
+
+
+REFUSAL = "the conformance kit made the Landscape refuse this call record"
+REFUSE_CALLS = (
+    f"CREATE TRIGGER elspeth_kit_refuse_calls BEFORE INSERT ON calls BEGIN SELECT RAISE(ABORT, '{REFUSAL}'); END"
+)
+
+
+def audit_refused(h: Harness, build: Callable[[Harness], dict[str, Any]]) -> None:
+    """The Landscape refuses every call record (as a full disk or a lost database would): the plugin must let
+    that failure stop it, so the run ends failed for that refusal, never completed, and the engine fails the
+    state the refusal reached (class 22). A plugin that records inside `try/except` and carries on leaves
+    requests that crossed the wire with no record, under states that say all went well."""
+    h.require(h.plugin.has(Capability.EXTERNAL_CALLS), f"the {h.plugin.info.kind} declares no external calls")
+    with h.proxied() as proxy:
+        settings = build(h)
+        proxy.clear()
+        _refuse_call_records(h)
+        result = h.run(settings)
+        proxy.wait_idle()
+        h.check(result, expect_status=None)
+        if not proxy.exchanges:
+            h.fail(
+                "wire-empty",
+                "the plugin declares external calls, but none crossed the endpoint its setup was given; build its "
+                "options from the `endpoint` argument of PluginSetup.options",
+            )
+        error = result.summary.error or ""
+        if result.summary.status != "failed" or REFUSAL not in error:
+            ended = f"ended {result.summary.status!r}" + (f" ({error})" if error else "")
+            h.fail(
+                "audit-failure-ignored",
+                f"the Landscape refused to record any call, yet after {len(proxy.exchanges)} request(s) on the wire "
+                f"the run {ended}, not failed for the refused record: a failed record_call (or ctx.call) must "
+                "propagate out of the plugin, never be caught and carried on from",
+                _completed_states(result, h.plugin.info.name)[-10:],
+            )
+
+
+def _completed_states(result: RunResult, plugin: str) -> list[dict[str, Any]]:
+    own = {n["node_id"] for n in result.rows("nodes") if n["plugin"] == plugin}
+    return [s for s in result.rows("node_states") if s["node_id"] in own and s["status"] == "completed"]
+
+
+def _refuse_call_records(h: Harness) -> None:
+    """Create the scenario's Landscape with a trigger that aborts every insert into `calls`."""
+    engine = open_database(h.url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(REFUSE_CALLS)
+    finally:
+        engine.dispose()

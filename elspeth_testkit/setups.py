@@ -45,7 +45,10 @@ class PluginSetup:
     bad_input: bytes | None = None
     """Source: raw input holding good and bad records, for the quarantine scenario..."""
     bad_input_good_rows: int = 0
-    """...and how many good records it holds (the rest must be quarantined)."""
+    """...how many good records it holds (each must become a row)..."""
+    bad_input_bad_records: int | None = None
+    """...and how many bad ones (each must be quarantined with its reason): records the source itself must
+    reject, such as a malformed line of its format, not only values the engine refuses (NaN, unsafe integers)."""
     read_output: Callable[[Options], bytes] | None = None
     """Sink: the bytes stored so far at the destination these options name."""
     parse_output: Callable[[bytes], list[Row]] | None = None

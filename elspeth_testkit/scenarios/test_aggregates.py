@@ -113,6 +113,10 @@ def test_aggregate_sdk_failure(h: Harness, plugin_info) -> None:
     checks.sdk_failure(h, lambda hh: _pipeline(hh, _rows(hh, 6), count=3))
 
 
+def test_aggregate_audit_refused(h: Harness, plugin_info) -> None:
+    checks.audit_refused(h, lambda hh: _pipeline(hh, _rows(hh, 6), count=3))
+
+
 def test_aggregate_secrets(h: Harness, plugin_info) -> None:
     options = h.options()
     aggregation = {"plugin": h.plugin.info.name, "name": "under_test", "options": options, "trigger": {"count": 4}}

@@ -118,6 +118,10 @@ def test_sink_sdk_failure(h: Harness, plugin_info) -> None:
     checks.sdk_failure(h, lambda hh: _pipeline(hh, generic_rows(9), write_batch_rows=4, checkpoint_every_rows=5)[0])
 
 
+def test_sink_audit_refused(h: Harness, plugin_info) -> None:
+    checks.audit_refused(h, lambda hh: _pipeline(hh, generic_rows(9), write_batch_rows=4, checkpoint_every_rows=5)[0])
+
+
 def test_sink_secrets(h: Harness, plugin_info) -> None:
     settings, options = _pipeline(h, generic_rows(5))
     checks.secrets_stay_out(h, settings, options)

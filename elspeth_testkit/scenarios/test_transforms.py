@@ -78,6 +78,10 @@ def test_transform_sdk_failure(h: Harness, plugin_info) -> None:
     checks.sdk_failure(h, lambda hh: _pipeline(hh, _rows(hh, 6)))
 
 
+def test_transform_audit_refused(h: Harness, plugin_info) -> None:
+    checks.audit_refused(h, lambda hh: _pipeline(hh, _rows(hh, 6)))
+
+
 def test_transform_secrets(h: Harness, plugin_info) -> None:
     options = h.options()
     settings = h.pipeline(_rows(h, 5), transforms=[{"plugin": h.plugin.info.name, "options": options}])

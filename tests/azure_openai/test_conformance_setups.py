@@ -24,16 +24,24 @@ _spec.loader.exec_module(setups_module)
 SCENARIOS = (
     [
         ("transform", "azure_llm", transform_scenarios, name)
-        for name in ("contract", "empty_input", "call_linkage", "sdk_failure", "secrets")
+        for name in ("contract", "empty_input", "call_linkage", "sdk_failure", "audit_refused", "secrets")
     ]
     + [
         ("transform", "azure_multi_query_llm", transform_scenarios, name)
-        for name in ("contract", "call_linkage", "sdk_failure", "secrets")
+        for name in ("contract", "call_linkage", "sdk_failure", "audit_refused", "secrets")
     ]
     + [
         (kind_name[0], kind_name[1], aggregate_scenarios, name)
         for kind_name in (("aggregate", "azure_multi_query_llm"), ("aggregate", "azure_batch_llm"))
-        for name in ("contract", "empty_input", "batch_state", "call_linkage", "sdk_failure", "secrets")
+        for name in (
+            "contract",
+            "empty_input",
+            "batch_state",
+            "call_linkage",
+            "sdk_failure",
+            "audit_refused",
+            "secrets",
+        )
     ]
 )
 

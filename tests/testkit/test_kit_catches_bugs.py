@@ -91,10 +91,14 @@ BUGS = [
     Bug("20", "http_fetch_undeclared", "transform:sample_http_fetch_undeclared", "setups.http_fetch(UPSTREAM)",
         "test_transform_deterministic", "calls-undeclared",
         r"opened 12 connection\(s\) .*first to 127\.0\.0\.1:\d+.*does not declare the `external_calls`"),
+    Bug("22", "http_swallows_audit", "transform:sample_http_swallows_audit", TRANSFORM,
+        "test_transform_audit_refused", "audit-failure-ignored", r"the run ended 'completed'"),
     Bug("23", "transform_mutates_input", "transform:sample_mutating", None,
         "test_transform_deterministic", "input-mutated", r"process\(\) changed 12 row\(s\) .*field 'fields'"),
     Bug("23", "sink_mutates_rows", "sink:sample_trimming_sink", SINK,
         "test_sink_multi_write", "input-mutated", r"write\(\) changed 23 row\(s\) .*field 'flag'"),
+    Bug("24", "source_skips_bad_lines", "source:sample_skipping_source", SOURCE,
+        "test_source_quarantine", "records-dropped", r"4 bad\); 3 became rows and 3 were quarantined: 1 record"),
 ]
 # fmt: on
 

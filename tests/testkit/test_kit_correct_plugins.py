@@ -43,7 +43,10 @@ def test_correct_sinks(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatc
         "test_sink_recovery_after_flush",
     }
     run.assert_clean(
-        {"sample_append": files, "sample_webhook": files | {"test_sink_call_linkage", "test_sink_sdk_failure"}}
+        {
+            "sample_append": files,
+            "sample_webhook": files | {"test_sink_call_linkage", "test_sink_sdk_failure", "test_sink_audit_refused"},
+        }
     )
 
 
@@ -81,6 +84,7 @@ def test_correct_transform(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
                 "test_transform_deterministic",
                 "test_transform_call_linkage",
                 "test_transform_sdk_failure",
+                "test_transform_audit_refused",
                 "test_transform_recovery",
                 "test_transform_secrets",
             }

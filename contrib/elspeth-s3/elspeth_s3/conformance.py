@@ -157,6 +157,7 @@ def s3_setups(endpoint_url: str) -> dict[str, PluginSetup]:
             write_raw_input=put,
             bad_input=BAD_JSONL,
             bad_input_good_rows=3,
+            bad_input_bad_records=4,
         ),
         "sink:s3": PluginSetup(
             options=options_for("output.jsonl"),

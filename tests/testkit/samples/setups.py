@@ -24,6 +24,8 @@ BAD_JSONL = (
     b'{"id": 4, "amount": 1.5}\n'
 )
 BAD_JSONL_GOOD_ROWS = 3
+BAD_JSONL_BAD_RECORDS = 4
+"""Not JSON, NaN, not an object, invalid UTF-8 (the blank line is no record)."""
 
 
 TEXT_ROWS = [{"id": i, "text": f"row {i} has some words"} for i in range(20)]
@@ -43,6 +45,7 @@ def jsonl_source() -> PluginSetup:
         write_input=write_input,
         bad_input=BAD_JSONL,
         bad_input_good_rows=BAD_JSONL_GOOD_ROWS,
+        bad_input_bad_records=BAD_JSONL_BAD_RECORDS,
     )
 
 

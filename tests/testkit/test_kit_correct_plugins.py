@@ -109,6 +109,7 @@ def test_correct_transform_fetching_with_urllib(
                 "test_transform_call_linkage",
                 "test_transform_sdk_failure",
                 "test_transform_recovery",
+                "test_transform_audit_refused",
             }
         }
     )

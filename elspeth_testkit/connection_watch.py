@@ -107,14 +107,18 @@ def _install() -> None:
         _installed = True
 
 
+def _watches_of_this_thread() -> list[ConnectionWatch]:
+    """The active watches whose plugin is running on the current thread (or started it)."""
+    with _lock:
+        watches = list(_active)
+    current = threading.current_thread()
+    return [watch for watch in watches if current in watch.threads or watch.owns_stack()]
+
+
 def _note_thread(thread: threading.Thread) -> None:
     try:
-        with _lock:
-            watches = list(_active)
-        current = threading.current_thread()
-        for watch in watches:
-            if current in watch.threads or watch.owns_stack():
-                watch.threads.add(thread)
+        for watch in _watches_of_this_thread():
+            watch.threads.add(thread)
     except Exception:
         pass  # raising here would fail the plugin's thread instead
 
@@ -123,13 +127,9 @@ def _hook(event: str, args: tuple[Any, ...]) -> None:
     if event not in _EVENTS or not _active:
         return
     try:
-        with _lock:
-            watches = list(_active)
-        current = threading.current_thread()
-        for watch in watches:
-            if current in watch.threads or watch.owns_stack():
-                with _lock:
-                    watch.connections.append(Connection(event, _address(args[1]), current.name))
+        for watch in _watches_of_this_thread():
+            with _lock:
+                watch.connections.append(Connection(event, _address(args[1]), threading.current_thread().name))
     except Exception:
         pass  # raising here would fail the plugin's connect instead
 

@@ -110,24 +110,20 @@ class Runner:
             self.rows_read += 1
             self._accept(item)
             since_checkpoint += 1
+            for a in timed:
+                a.check_timeout()
             if since_checkpoint >= every_rows or since_checkpoint & 255 == 0:
                 now = self.clock.monotonic()
-                for a in timed:
-                    a.check_timeout()
                 self._poll_pending()
                 if since_checkpoint >= every_rows or now - last_checkpoint >= every_seconds:
                     self.checkpoint()
                     since_checkpoint, last_checkpoint = 0, now
+            if self.progress is not None:
+                # Every row, not every 256th: slow rows (an LLM call each) must not go silent.
+                now = self.clock.monotonic()
                 if now - last_progress >= _PROGRESS_EVERY:
                     self._report()
                     last_progress = now
-            else:
-                for a in timed:
-                    a.check_timeout()
-                if self.progress is not None and self.clock.monotonic() - last_progress >= _PROGRESS_EVERY:
-                    # Slow rows (an LLM call each) must not go silent until the 256th.
-                    self._report()
-                    last_progress = self.clock.monotonic()
         self.rec.close_state(state, StateStatus.COMPLETED)
         self.finish()
 

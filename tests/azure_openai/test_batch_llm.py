@@ -238,14 +238,7 @@ def test_sigkill_while_pending_then_resume_completes_the_batch_with_a_single_sub
     assert resumed.status == "completed", resumed.error
     assert submissions(bench) == 1, "the resume polled the submitted batch, it did not submit the rows again"
     assert len(bench.emulator.requests_to("POST", r"^/openai/files$")) == 1
-    out = bench.lines("main")
-    assert [r["id"] for r in out] == list(range(5)) and all(r["llm_status"] == "ok" for r in out)
-    bench.check("run-killed")
-
-    clean = attrs.evolve(bench, root=tmp_path / "clean")
-    reference = run(clean, rows(5), count=5)
-    assert clean.lines("main") == out, "the resumed run's output equals an uninterrupted run's"
-    clean.check(reference.run_id)
+    assert_equals_an_uninterrupted_run(bench, tmp_path)
 
 
 SUBMIT_KILLS = {
@@ -282,14 +275,7 @@ def test_sigkill_while_submitting_then_resume_creates_exactly_one_remote_batch(b
     assert all(c["request"]["looking_for"] == remote.obj["metadata"] for c in lookups), "the intent, on record"
     checkpoint = bench.query("SELECT checkpoint_json FROM batches WHERE run_id = 'run-killed' AND retry_of IS NOT NULL")
     assert len(checkpoint) == 1 and checkpoint[0]["checkpoint_json"] is None
-    out = bench.lines("main")
-    assert [r["id"] for r in out] == list(range(5)) and all(r["llm_status"] == "ok" for r in out)
-    bench.check("run-killed")
-
-    clean = attrs.evolve(bench, root=tmp_path / "clean")
-    reference = run(clean, rows(5), count=5)
-    assert clean.lines("main") == out, "the resumed run's output equals an uninterrupted run's"
-    clean.check(reference.run_id)
+    assert_equals_an_uninterrupted_run(bench, tmp_path)
 
 
 def test_the_lookup_pages_back_to_a_batch_many_other_batches_followed(bench):
@@ -334,3 +320,14 @@ def test_the_api_key_never_reaches_the_landscape_the_payloads_or_the_output(benc
     run(bench, rows(3), count=3)
     for path in bench.leftover_bytes():
         assert API_KEY.encode() not in path.read_bytes(), f"the api key is in {path}"
+
+
+def assert_equals_an_uninterrupted_run(bench, tmp_path) -> None:
+    """The resumed run-killed: five rows answered, its Landscape clean, its output an uninterrupted run's."""
+    out = bench.lines("main")
+    assert [r["id"] for r in out] == list(range(5)) and all(r["llm_status"] == "ok" for r in out)
+    bench.check("run-killed")
+    clean = attrs.evolve(bench, root=tmp_path / "clean")
+    reference = run(clean, rows(5), count=5)
+    assert clean.lines("main") == out, "the resumed run's output equals an uninterrupted run's"
+    clean.check(reference.run_id)

@@ -231,6 +231,10 @@ class Source(Plugin):
 
 
 class Transform(Plugin):
+    default_concurrency: ClassVar[int] = 1
+    """Rows in flight at once when the settings do not say (`concurrency:`). Above 1 only for a plugin that
+    declares EXTERNAL_CALLS and whose `process` may run in several threads at once."""
+
     def process(self, row: Row, ctx: Context) -> TransformResult:
         raise NotImplementedError
 

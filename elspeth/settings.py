@@ -39,6 +39,8 @@ from elspeth.landscape.database import check_url
 from elspeth.landscape.redaction import REDACTED, Redactor, embedded_credentials, looks_secret
 
 T = TypeVar("T")
+MAX_CONCURRENCY = 256
+"""Rows in flight in one node: each is a thread and a connection, and a reorder buffer slot."""
 
 
 @define
@@ -56,6 +58,8 @@ class TransformSettings:
     name: str | None = None
     on_error: str | None = None
     """Sink for rows this node returns an Error for; falls back to the pipeline's `on_error`."""
+    concurrency: int | None = None
+    """Rows in flight at once in this node (plugins with external calls only); the plugin's default if unset."""
 
 
 @define
@@ -552,6 +556,11 @@ def _cross_check(settings: Settings) -> Iterator[tuple[_Path, str]]:
     yield from check_sink(root / "source" / "on_quarantine", settings.source.on_quarantine)
     for i, t in enumerate(settings.transforms):
         yield from check_sink(root / "transforms" / i / "on_error", t.on_error)
+        if t.concurrency is not None and not 1 <= t.concurrency <= MAX_CONCURRENCY:
+            yield (
+                root / "transforms" / i / "concurrency",
+                f"must be a whole number from 1 to {MAX_CONCURRENCY}, got {t.concurrency}",
+            )
     seen: dict[str, _Path] = {}
     steps: list[tuple[_Path, TransformSettings | AggregationSettings]] = [
         *((root / "transforms" / i, step) for i, step in enumerate(settings.transforms)),

@@ -7,7 +7,7 @@ from typing import Any
 from attrs import define, frozen
 
 from elspeth import canonical
-from elspeth.api import Aggregate, Plugin, Sink, Source, Transform
+from elspeth.api import Aggregate, Capability, Plugin, Sink, Source, Transform
 from elspeth.errors import ConfigError
 from elspeth.landscape.redaction import Redactor
 from elspeth.plugin_manager import PluginInfo, PluginRegistry
@@ -24,6 +24,7 @@ class Node:
     position: int
     on_error: str | None = None
     trigger: TriggerSettings | None = None
+    concurrency: int = 1
 
 
 @frozen
@@ -96,6 +97,7 @@ def build_pipeline(settings: Settings, registry: PluginRegistry, settings_path: 
                 t.options,
                 position,
                 on_error=t.on_error or settings.on_error,
+                concurrency=_concurrency(plugin, t.concurrency, f"transforms[{i}].concurrency"),
             )
         )
     aggregations = []
@@ -132,6 +134,17 @@ def build_pipeline(settings: Settings, registry: PluginRegistry, settings_path: 
 def _check_kind(plugin: Plugin, base: type, where: str) -> None:
     if not isinstance(plugin, base):
         raise ConfigError(f"{where}.plugin: {type(plugin).__name__} is not a {base.__name__}")
+
+
+def _concurrency(plugin: Transform, configured: int | None, where: str) -> int:
+    if configured is None:
+        return plugin.default_concurrency if Capability.EXTERNAL_CALLS in plugin.capabilities else 1
+    if configured > 1 and Capability.EXTERNAL_CALLS not in plugin.capabilities:
+        raise ConfigError(
+            f"{where}: {type(plugin).__name__} declares no external calls, so rows in flight would only wait on "
+            "each other; remove the key (it applies to plugins that call a service)"
+        )
+    return configured
 
 
 def _check_sink_names(pipeline: Pipeline, settings: Settings) -> None:

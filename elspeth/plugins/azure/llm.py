@@ -36,6 +36,7 @@ class AzureLLM(Transform):
     name = "azure_llm"
     config_class = AzureLLMConfig
     capabilities = frozenset({Capability.EXTERNAL_CALLS})
+    default_concurrency = 16
     config: AzureLLMConfig
 
     def __init__(self, config: AzureLLMConfig) -> None:

@@ -84,6 +84,7 @@ class AzureMultiQueryLLM(Transform):
     name = "azure_multi_query_llm"
     config_class = AzureMultiQueryConfig
     capabilities = frozenset({Capability.EXTERNAL_CALLS})
+    default_concurrency = 8
     config: AzureMultiQueryConfig
 
     def __init__(self, config: AzureMultiQueryConfig) -> None:

@@ -37,6 +37,8 @@ class Progress:
     rows_read: int
     elapsed_seconds: float
     done: bool = False
+    calls_in_flight: int = 0
+    """Rows being processed right now by nodes with rows in flight."""
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -61,9 +61,6 @@ class InFlight:
     def take(self) -> Slot:
         return self._slots.popleft()
 
-    def running(self) -> int:
-        return sum(1 for s in self._slots if not s.finished)
-
     def _run(self, slot: Slot) -> None:
         try:
             slot.result = self._work(slot)

@@ -12,7 +12,7 @@ from typing import Any
 from elspeth import canonical
 from elspeth.api import Capability, Clock, Error, Quarantine, Routed, Row, Success
 from elspeth.engine.aggregation import AggregationRuntime, Batch, Member
-from elspeth.engine.context import NodeContext
+from elspeth.engine.context import CallsInFlight, NodeContext
 from elspeth.engine.inflight import InFlight, Slot
 from elspeth.engine.interrupts import Interrupted, StopRequest
 from elspeth.engine.pipeline import Node, Pipeline
@@ -54,6 +54,7 @@ class Runner:
         self.progress = progress
         self.run_id = recorder.run_id
         self.rows_read = 0
+        self.calls_in_flight = CallsInFlight()
         self.sinks = {
             name: SinkRuntime(name, node, recorder, self._ctx, engine.write_batch_rows, self._aside)
             for name, node in pipeline.sinks.items()
@@ -96,7 +97,15 @@ class Runner:
         self, node_id: str, state_id: int, checkpoint: dict[str, Any] | None = None, tokens: Iterable[int] = ()
     ) -> NodeContext:
         return NodeContext(
-            self.run_id, node_id, state_id, self.clock, self.payloads, self.rec, checkpoint, tuple(tokens)
+            self.run_id,
+            node_id,
+            state_id,
+            self.clock,
+            self.payloads,
+            self.rec,
+            checkpoint,
+            tuple(tokens),
+            self.calls_in_flight,
         )
 
     # ------------------------------------------------------------ the main loop
@@ -173,8 +182,8 @@ class Runner:
     def _report(self, done: bool = False) -> None:
         self._last_report = time.monotonic()
         if self.progress is not None:
-            in_flight = sum(f.running() for f in self._in_flight)
-            self.progress(Progress(self.run_id, self.rows_read, time.monotonic() - self._started, done, in_flight))
+            elapsed = time.monotonic() - self._started
+            self.progress(Progress(self.run_id, self.rows_read, elapsed, done, self.calls_in_flight.count))
 
     def _poll_pending(self) -> None:
         for agg in self.aggregations:

@@ -38,7 +38,9 @@ class Progress:
     elapsed_seconds: float
     done: bool = False
     calls_in_flight: int = 0
-    """Rows being processed right now by nodes with rows in flight."""
+    """External calls under way right now (`ctx.call` blocks open, in every thread)."""
+    throttled: int = 0
+    """Calls the services answered with "slow down" (HTTP 429) in this process so far."""
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -16,6 +16,7 @@ are committed together by the next thread to get the lock (one fsync for the gro
 from __future__ import annotations
 
 import base64
+import hashlib
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -558,9 +559,14 @@ class Recorder:
             entry.done = True
 
     def _body(self, value: Any) -> tuple[str | None, str | None, str]:
-        value = _storable(value)
+        # Canonical bytes once: they are both the test that the body can be stored and what its hash is of.
+        try:
+            canonical_form = canonical.canonical_bytes(value)
+        except NonCanonicalValueError as exc:
+            value = {"unrepresentable": repr(value), "why": str(exc)}
+            canonical_form = canonical.canonical_bytes(value)
+        digest = hashlib.sha256(canonical_form).hexdigest()
         text = canonical.dumps(value)
-        digest = canonical.stable_hash(value)
         data = text.encode()
         if len(data) > INLINE_LIMIT:
             return None, self.payloads.put(data), digest

@@ -30,6 +30,7 @@ STANDARD_SCENARIOS: dict[str, tuple[str, ...]] = {
         "test_transform_deterministic",
         "test_transform_call_linkage",
         "test_transform_sdk_failure",
+        "test_transform_concurrency",
         "test_transform_audit_refused",
         "test_transform_recovery",
         "test_transform_secrets",

@@ -107,7 +107,8 @@ class ConformanceSession:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         collected = defaultdict(set)
         for item in items:
-            info = getattr(item, "callspec", None) and item.callspec.params.get("plugin_info")
+            callspec = getattr(item, "callspec", None)
+            info = callspec and callspec.params.get("plugin_info")
             if not isinstance(info, PluginInfo):
                 continue
             xfail = item.get_closest_marker("xfail")
@@ -132,7 +133,8 @@ class ConformanceSession:
             if report.skipped and isinstance(report.longrepr, tuple):
                 reason = str(report.longrepr[2]).removeprefix("Skipped: ")
             elif report.failed:
-                reason = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)
+                crash = getattr(report.longrepr, "reprcrash", None)
+                reason = str(crash and crash.message)
             self.results[key] = (report.outcome, reason)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

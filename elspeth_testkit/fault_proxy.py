@@ -7,7 +7,8 @@ compares with the Landscape. Faults are scripted per request: a rule matches by 
 optionally only the Nth match or the first N, and applies one fault (an HTTP error answered by the proxy, a
 timeout, a connection reset, a garbled body, a delay, a latency that varies request by request). Unmatched
 requests pass through. A client that hangs up while the proxy delays it or waits on the upstream (its own
-timeout) gets no answer, and its exchange says so (`client_gone`).
+timeout) gets no answer, and its exchange says so (`client_gone`); its request is still forwarded, as a
+server would still do the work whose answer was lost.
 
     with FaultProxy(upstream="http://127.0.0.1:10000") as proxy:
         proxy.script(status(429, retry_after=1), method="POST", path=r"/chat/completions$", nth=2)
@@ -623,15 +624,16 @@ class FaultProxy(LoopbackServer):
                 wait = fault.seconds
             elif isinstance(fault, Latency):
                 wait = fault.seconds(count)
-            if wait and self._hold(handler.connection, wait) != "elapsed":
-                self._client_gone(handler, pending)
+            held = self._hold(handler.connection, wait) if wait else "elapsed"
+            if held == "elapsed" and isinstance(fault, Delay) and fault.amid_others:
+                held = self._amid_others(handler, fault.amid_others)
+            if held == "stopping":
+                handler.close_connection = True
                 return
-            if isinstance(fault, Delay) and fault.amid_others and not self._amid_others(handler, fault.amid_others):
-                self._client_gone(handler, pending)
-                return
-            self._forward(handler, pending, target, garbled=isinstance(fault, Malformed))
+            # A client that hung up still had its request sent: the server does the work, the answer is lost.
+            self._forward(handler, pending, target, garbled=isinstance(fault, Malformed), client_gone=held == "client")
 
-    def _forward(self, handler: _Handler, pending: _Pending, target: str, *, garbled: bool) -> None:
+    def _forward(self, handler: _Handler, pending: _Pending, target: str, *, garbled: bool, client_gone: bool) -> None:
         connection_tokens = {
             token.strip().lower() for value in handler.headers.get_all("Connection", []) for token in value.split(",")
         }
@@ -667,7 +669,7 @@ class FaultProxy(LoopbackServer):
             conn.close()
             with self._lock:
                 self._upstreams.discard(conn)
-        if _hung_up(handler.connection):
+        if client_gone or _hung_up(handler.connection):
             self._client_gone(handler, pending)
             return
         keep = tuple((k, v) for k, v in headers if k.lower() not in HOP_BY_HOP)
@@ -707,20 +709,19 @@ class FaultProxy(LoopbackServer):
         except OSError:
             handler.close_connection = True
 
-    def _amid_others(self, handler: _Handler, seconds: float) -> bool:
-        """Wait up to `seconds` until another exchange is in flight; False if the client hung up (or the
-        proxy stops) meanwhile."""
+    def _amid_others(self, handler: _Handler, seconds: float) -> str:
+        """Wait up to `seconds` until another exchange is in flight: "elapsed" (company came, or the time is
+        up), "client" (it hung up meanwhile) or "stopping"."""
         deadline = time.monotonic() + seconds
         while True:
             with self._lock:
                 company = self._in_flight > 1
-            if company:
-                return True
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return True
-            if self._hold(handler.connection, min(remaining, _POLL)) != "elapsed":
-                return False
+            if company or remaining <= 0:
+                return "elapsed"
+            held = self._hold(handler.connection, min(remaining, _POLL))
+            if held != "elapsed":
+                return held
 
     def _hold(self, sock: socket.socket, seconds: float) -> str:
         """Say nothing for `seconds`, unless the client hangs up first or the proxy stops: returns

@@ -34,7 +34,7 @@ from elspeth_testkit.harness import SCAFFOLD_SINKS, Harness, RunResult, read_jso
 
 CONCURRENCY = 8
 ROWS = 16
-LATENCY = (0.04, 0.01, 0.07, 0.08, 0.05, 0.005, 0.03, 0.02)
+LATENCY = (0.02, 0.005, 0.035, 0.04, 0.025, 0.0, 0.015, 0.01)
 """Seconds each request waits, request by request: answers to requests sent together come back out of order.
 The 4th, usually the one that follows the stalled 3rd, waits longest: a late answer recorded amid it is not
 recorded at the very moment the row's own answer is."""

@@ -28,6 +28,7 @@ import contextlib
 import http
 import http.client
 import json
+import math
 import re
 import select
 import socket
@@ -132,11 +133,14 @@ class Malformed:
 @frozen
 class Delay:
     """Wait `seconds`, then forward as usual. With `amid_others`, wait up to that many seconds more for
-    another request to be in flight before forwarding: a late answer then lands while other work is under
-    way (a client that gave up on it and left a worker waiting records it amid another row's work)."""
+    another request to be in flight before forwarding, and hold the requests then in flight `hold_others`
+    seconds more before they are forwarded: a late answer lands while other work is under way, and stays
+    amid it while it is handled (a client that gave up on it and left a worker waiting records it amid
+    another row's work)."""
 
     seconds: float
     amid_others: float = 0.0
+    hold_others: float = 0.0
     kind: ClassVar[str] = "delay"
 
 
@@ -175,8 +179,8 @@ def malformed() -> Malformed:
     return Malformed()
 
 
-def delay(seconds: float, *, amid_others: float = 0.0) -> Delay:
-    return Delay(seconds, amid_others)
+def delay(seconds: float, *, amid_others: float = 0.0, hold_others: float = 0.0) -> Delay:
+    return Delay(seconds, amid_others, hold_others)
 
 
 def latency(*schedule: float) -> Latency:
@@ -433,6 +437,8 @@ class FaultProxy(LoopbackServer):
         self._next_index = 0
         self._generation = 0
         self._in_flight = 0
+        self._others_held: tuple[int, float] = (-1, 0.0)
+        """(index of the exchange holding the others, until when on the monotonic clock)"""
         self._connections: set[socket.socket] = set()
         self._upstreams: set[http.client.HTTPConnection] = set()
         self._threads: list[threading.Thread] = []
@@ -513,6 +519,7 @@ class FaultProxy(LoopbackServer):
             if script:
                 self._rules.clear()
                 self._counts.clear()
+                self._others_held = (-1, 0.0)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no exchange is in flight (a timeout fault still holding its connection, say)."""
@@ -626,7 +633,16 @@ class FaultProxy(LoopbackServer):
                 wait = fault.seconds(count)
             held = self._hold(handler.connection, wait) if wait else "elapsed"
             if held == "elapsed" and isinstance(fault, Delay) and fault.amid_others:
+                if fault.hold_others:  # whoever comes now is held until this answer has gone out
+                    with self._lock:
+                        self._others_held = (pending.index, math.inf)
                 held = self._amid_others(handler, fault.amid_others)
+                if fault.hold_others:
+                    release = fault.hold_others if held == "elapsed" else 0.0
+                    with self._lock:
+                        self._others_held = (pending.index, time.monotonic() + release)
+            elif held == "elapsed":
+                held = self._held_for_another(handler, pending)
             if held == "stopping":
                 handler.close_connection = True
                 return
@@ -709,13 +725,28 @@ class FaultProxy(LoopbackServer):
         except OSError:
             handler.close_connection = True
 
+    def _held_for_another(self, handler: _Handler, pending: _Pending) -> str:
+        """Wait while another exchange holds the requests in flight (`Delay.hold_others`)."""
+        while True:
+            with self._lock:
+                holder, until = self._others_held
+            remaining = until - time.monotonic()
+            if holder == pending.index or remaining <= 0:
+                return "elapsed"
+            held = self._hold(handler.connection, min(remaining, _POLL))
+            if held != "elapsed":
+                return held
+
     def _amid_others(self, handler: _Handler, seconds: float) -> str:
         """Wait up to `seconds` until another exchange is in flight: "elapsed" (company came, or the time is
         up), "client" (it hung up meanwhile) or "stopping"."""
         deadline = time.monotonic() + seconds
+        with self._lock:
+            started = self._next_index
         while True:
             with self._lock:
-                company = self._in_flight > 1
+                # One that came and went between two looks counts too.
+                company = self._in_flight > 1 or self._next_index > started
             remaining = deadline - time.monotonic()
             if company or remaining <= 0:
                 return "elapsed"

@@ -321,6 +321,24 @@ def test_a_delay_amid_others_answers_once_another_request_is_in_flight(proxy: Fa
     assert 0.35 <= time.monotonic() - alone < 1.0  # no company ever: the wait for it ends after 0.3 s
 
 
+def test_a_delay_amid_others_can_hold_the_others_while_its_answer_is_handled(proxy: FaultProxy) -> None:
+    proxy.script(delay(0.0, amid_others=3.0, hold_others=0.3), nth=1)
+    answered: dict[str, float] = {}
+
+    def send(name: str) -> None:
+        assert HttpClient().request("POST", f"{proxy.url}/{name}", b"{}", timeout=5)[0] == 200
+        answered[name] = time.monotonic()
+
+    first = threading.Thread(target=send, args=("stalled",))
+    first.start()
+    time.sleep(0.2)
+    second = threading.Thread(target=send, args=("company",))
+    second.start()
+    first.join()
+    second.join()
+    assert answered["company"] - answered["stalled"] >= 0.25  # held 0.3 s from the stalled answer's release
+
+
 # ---------------------------------------------------------------- scripting
 
 

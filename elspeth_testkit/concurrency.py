@@ -20,11 +20,11 @@ in flight together, and the scenario then skips, saying so, after every check ab
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
-from attrs import frozen
+from attrs import field, frozen
 
 from elspeth.api import Capability
 from elspeth_testkit import fault_proxy
@@ -35,9 +35,10 @@ from elspeth_testkit.harness import SCAFFOLD_SINKS, Harness, RunResult, read_jso
 CONCURRENCY = 8
 ROWS = 16
 LATENCY = (0.02, 0.005, 0.035, 0.04, 0.025, 0.0, 0.015, 0.01)
-"""Seconds each request waits, request by request: answers to requests sent together come back out of order.
-The 4th, usually the one that follows the stalled 3rd, waits longest: a late answer recorded amid it is not
-recorded at the very moment the row's own answer is."""
+"""Seconds each request waits, request by request: answers to requests sent together come back out of order."""
+HOLD_OTHERS = 0.2
+"""Once the stalled answer goes out, the requests then in flight wait this long more: a worker that records
+it late does so while their rows are still under way, however loaded the machine."""
 STALL = FAULTS["timeout"].seconds
 """How long a held or stalled request may wait: the kit's timeout fault, which setups keep their timeouts under."""
 CALLS_SHOWN = 10
@@ -47,9 +48,9 @@ def script_faults(proxy: FaultProxy) -> None:
     """The same script for both runs: a 500, a stalled answer, a 429, and latency on every other request.
     The stalled answer comes after 0.25 s and, once that is past, only when another request is in flight
     (the plugin gave up on it and moved on), or after STALL s more: a client that times out hangs up, a
-    worker left waiting gets it amid other work."""
+    worker left waiting gets it amid other work, which the proxy holds HOLD_OTHERS s more."""
     proxy.script(fault_proxy.status(500), nth=2)
-    proxy.script(fault_proxy.delay(0.25, amid_others=STALL), nth=3)
+    proxy.script(fault_proxy.delay(0.25, amid_others=STALL, hold_others=HOLD_OTHERS), nth=3)
     proxy.script(fault_proxy.status(429, retry_after=0), nth=5)
     proxy.script(fault_proxy.latency(*LATENCY))
 
@@ -78,12 +79,14 @@ class _Call:
 @frozen
 class RunView:
     """What the comparison reads of one run: the calls of the plugin's node by source row, the rows a fault
-    reached, how many of each row's tokens each sink got, and the most states of the node open at once."""
+    reached, how many of each row's tokens each sink got, the most states of the node open at once, and the
+    hash of what the node was handed for each source row."""
 
     calls: dict[int, list[_Call]]
     faulted: frozenset[int]
     sink_rows: dict[str, dict[int, int]]
     peak: int
+    inputs: dict[int, str | None] = field(factory=dict)
 
     @classmethod
     def of(cls, result: RunResult, plugin: str) -> RunView:
@@ -103,7 +106,8 @@ class RunView:
             if o["sink_node_id"] is not None and row_id is not None:
                 sink_rows[o["sink_node_id"]][row_id] += 1
         process = [s for s in states.values() if s["operation"] == "process"]
-        return cls(dict(calls), faulted, sink_rows, _peak(process))
+        inputs = {row_of_token.get(s["token_id"]): s["input_hash"] for s in process}
+        return cls(dict(calls), faulted, sink_rows, _peak(process), {r: h for r, h in inputs.items() if r is not None})
 
 
 def _peak(states: list[dict[str, Any]]) -> int:
@@ -174,20 +178,33 @@ def concurrency(h: Harness, build: Callable[[Harness, int], dict[str, Any]]) -> 
 
 def calls_elsewhere(serial: RunView, concurrent: RunView) -> tuple[list[tuple[_Call, set[int]]], list[int]]:
     """The concurrent run's calls that hold a request only other rows made in the serial run (each with
-    those rows), and the rows that recorded calls in the serial run but none in the concurrent one (rows
-    a fault reached left out: their calls may have failed before any was made)."""
+    those rows), and the rows that recorded calls in the serial run but none in the concurrent one. Not
+    judged: rows a fault reached (their calls may have failed before any was made), and rows handed the
+    same input as another (a plugin may rightly answer one from what it asked for the other)."""
     owners: dict[str, set[int]] = defaultdict(set)
     for row_id, made in serial.calls.items():
         for call in made:
             owners[call.request_hash].add(row_id)
+    twins = Counter(h for h in serial.inputs.values() if h is not None)
+
+    def alike(row: int, others: set[int]) -> bool:
+        mine = serial.inputs.get(row)
+        return mine is not None and any(serial.inputs.get(o) == mine for o in others)
+
     elsewhere = [
         (call, owners[call.request_hash])
         for made in concurrent.calls.values()
         for call in made
-        if owners.get(call.request_hash) and call.row_id not in owners[call.request_hash]
+        if owners.get(call.request_hash)
+        and call.row_id not in owners[call.request_hash]
+        and not alike(call.row_id, owners[call.request_hash])
     ]
     faulted = serial.faulted | concurrent.faulted
-    bereft = sorted(r for r in serial.calls if r not in faulted and not concurrent.calls.get(r))
+    bereft = sorted(
+        r
+        for r in serial.calls
+        if r not in faulted and not concurrent.calls.get(r) and twins[serial.inputs.get(r) or ""] < 2
+    )
     return elsewhere, bereft
 
 

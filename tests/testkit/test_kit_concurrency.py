@@ -6,6 +6,7 @@ comparison of the two runs, on data whose answer is known."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
 
 from elspeth_testkit.concurrency import RunView, _Call, _peak, by_source_row, calls_elsewhere, expected_output
@@ -108,6 +109,14 @@ def test_rows_a_fault_reached_and_shared_requests_are_not_judged() -> None:
     elsewhere, bereft = calls_elsewhere(serial, concurrent)
     assert elsewhere == []
     assert bereft == []  # row 2 recorded nothing, but a fault reached it in the serial run
+
+
+def test_rows_handed_the_same_input_may_answer_each_other() -> None:
+    """A plugin may ask once for two equal rows (a cache): which of them holds the call is not judged."""
+    serial = _view({0: [("a", "ok")], 1: [], 2: [("c", "ok")]})
+    serial = attrs.evolve(serial, inputs={0: "same", 1: "same", 2: "other"})
+    concurrent = _view({1: [("a", "ok")], 2: [("c", "ok")]})
+    assert calls_elsewhere(serial, concurrent) == ([], [])
 
 
 def test_sink_rows_are_grouped_by_source_row_in_source_order() -> None:

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,8 +28,8 @@ def _die() -> None:
 
 
 def killing(cls: type, method: str, n: int, when: str) -> type:
-    """A subclass of `cls` that dies at its `n`-th call of `method` (counted from 1), before or after it.
-    For `load`, `n` counts the records the source yields."""
+    """A subclass of `cls` that dies at its `n`-th call of `method` (counted from 1, in whatever threads the
+    engine makes them), before or after it. For `load`, `n` counts the records the source yields."""
     calls = {"count": 0}
 
     if method == "load":
@@ -45,13 +46,17 @@ def killing(cls: type, method: str, n: int, when: str) -> type:
         return type(cls.__name__, (cls,), {"load": load, "__module__": cls.__module__})
 
     original = getattr(cls, method)
+    counting = threading.Lock()
 
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> Any:
-        calls["count"] += 1
-        if calls["count"] == n and when == "before":
+        # Each call takes its number once: with rows in flight, other calls start while this one runs.
+        with counting:
+            calls["count"] += 1
+            number = calls["count"]
+        if number == n and when == "before":
             _die()
         result = original(self, *args, **kwargs)
-        if calls["count"] == n and when == "after":
+        if number == n and when == "after":
             _die()
         return result
 

@@ -5,7 +5,10 @@ points the plugin at `proxy.url`. Every request is forwarded unchanged but for h
 which names the upstream), and every exchange is logged as an `Exchange`, which `elspeth_testkit.wire_check`
 compares with the Landscape. Faults are scripted per request: a rule matches by method and/or a path regex,
 optionally only the Nth match or the first N, and applies one fault (an HTTP error answered by the proxy, a
-timeout, a connection reset, a garbled body, a delay). Unmatched requests pass through.
+timeout, a connection reset, a garbled body, a delay, a latency that varies request by request). Unmatched
+requests pass through. A client that hangs up while the proxy delays it or waits on the upstream (its own
+timeout) gets no answer, and its exchange says so (`client_gone`); its request is still forwarded, as a
+server would still do the work whose answer was lost.
 
     with FaultProxy(upstream="http://127.0.0.1:10000") as proxy:
         proxy.script(status(429, retry_after=1), method="POST", path=r"/chat/completions$", nth=2)
@@ -25,6 +28,7 @@ import contextlib
 import http
 import http.client
 import json
+import math
 import re
 import select
 import socket
@@ -128,13 +132,35 @@ class Malformed:
 
 @frozen
 class Delay:
-    """Wait `seconds`, then forward as usual."""
+    """Wait `seconds`, then forward as usual. With `amid_others`, wait up to that many seconds more for
+    another request to be in flight before forwarding, and hold the requests then in flight `hold_others`
+    seconds more before they are forwarded: a late answer lands while other work is under way, and stays
+    amid it while it is handled (a client that gave up on it and left a worker waiting records it amid
+    another row's work)."""
 
     seconds: float
+    amid_others: float = 0.0
+    hold_others: float = 0.0
     kind: ClassVar[str] = "delay"
 
 
-Fault = Status | Timeout | Reset | Malformed | Delay
+@frozen
+class Latency:
+    """Wait, then forward as usual: the Nth request the rule applies to waits `schedule[(N - 1) % len]`
+    seconds, so answers to requests sent together come back in another order than they were sent."""
+
+    schedule: tuple[float, ...]
+    kind: ClassVar[str] = "delay"
+
+    def __attrs_post_init__(self) -> None:
+        if not self.schedule or any(s < 0 for s in self.schedule):
+            raise ValueError(f"a latency schedule holds one or more delays of 0 s or more, got {self.schedule!r}")
+
+    def seconds(self, count: int) -> float:
+        return self.schedule[(count - 1) % len(self.schedule)]
+
+
+Fault = Status | Timeout | Reset | Malformed | Delay | Latency
 
 
 def status(code: int, *, retry_after: float | None = None, body: bytes | None = None, headers: Headers = ()) -> Status:
@@ -153,8 +179,12 @@ def malformed() -> Malformed:
     return Malformed()
 
 
-def delay(seconds: float) -> Delay:
-    return Delay(seconds)
+def delay(seconds: float, *, amid_others: float = 0.0, hold_others: float = 0.0) -> Delay:
+    return Delay(seconds, amid_others, hold_others)
+
+
+def latency(*schedule: float) -> Latency:
+    return Latency(tuple(schedule))
 
 
 def garble(body: bytes) -> bytes:
@@ -206,7 +236,10 @@ class Exchange:
 
     `request_body` is the entity (chunked uploads de-chunked); `status` is None when the client got no
     answer (timeout, reset, upstream unreachable is a 502 instead). `fault` is the kind of fault applied
-    (`status`, `timeout`, `reset`, `malformed`, `delay`) or None. Times are epoch seconds."""
+    (`status`, `timeout`, `reset`, `malformed`, `delay`) or None. `client_gone`: the client hung up before
+    any answer (its own timeout), so it got none and `ended_at` is when the proxy noticed, an upper bound.
+    Times are epoch seconds: `started_at` once the request line and headers arrived, `ended_at` just
+    before the answer was written or the connection closed."""
 
     index: int
     method: str
@@ -220,6 +253,7 @@ class Exchange:
     fault: str | None
     started_at: float
     ended_at: float
+    client_gone: bool = False
 
     @property
     def target(self) -> str:
@@ -238,6 +272,8 @@ class Exchange:
 
     def describe(self) -> str:
         answer = "no answer" if self.status is None else str(self.status)
+        if self.client_gone:
+            answer += " (the client hung up first)"
         fault = f", fault {self.fault}" if self.fault else ""
         return f"#{self.index} {self.method} {self.target} -> {answer}{fault}"
 
@@ -347,6 +383,7 @@ class _Pending:
     response_headers: Headers = ()
     response_body: bytes = b""
     fault: str | None = None
+    client_gone: bool = False
 
     def done(self) -> Exchange:
         return Exchange(
@@ -362,6 +399,7 @@ class _Pending:
             fault=self.fault,
             started_at=self.started_at,
             ended_at=time.time(),
+            client_gone=self.client_gone,
         )
 
 
@@ -399,6 +437,8 @@ class FaultProxy(LoopbackServer):
         self._next_index = 0
         self._generation = 0
         self._in_flight = 0
+        self._others_held: tuple[int, float] = (-1, 0.0)
+        """(index of the exchange holding the others, until when on the monotonic clock)"""
         self._connections: set[socket.socket] = set()
         self._upstreams: set[http.client.HTTPConnection] = set()
         self._threads: list[threading.Thread] = []
@@ -479,6 +519,7 @@ class FaultProxy(LoopbackServer):
             if script:
                 self._rules.clear()
                 self._counts.clear()
+                self._others_held = (-1, 0.0)
 
     def wait_idle(self, timeout: float = 10.0) -> bool:
         """Wait until no exchange is in flight (a timeout fault still holding its connection, say)."""
@@ -509,14 +550,15 @@ class FaultProxy(LoopbackServer):
         with self._lock:
             self._connections.discard(sock)
 
-    def _fault_for(self, method: str, target: str) -> Fault | None:
+    def _fault_for(self, method: str, target: str) -> tuple[Fault | None, int]:
+        """The fault of the first rule that applies, and how many requests that rule has matched so far."""
         with self._lock:
-            chosen: Fault | None = None
+            chosen: tuple[Fault | None, int] = (None, 0)
             for i, rule in enumerate(self._rules):
                 if rule.matches(method, target):
                     self._counts[i] += 1
-                    if chosen is None and rule.applies_to(self._counts[i]):
-                        chosen = rule.fault
+                    if chosen[0] is None and rule.applies_to(self._counts[i]):
+                        chosen = (rule.fault, self._counts[i])
             return chosen
 
     def _exchange(self, handler: _Handler) -> None:
@@ -565,30 +607,49 @@ class FaultProxy(LoopbackServer):
             pending.request_body = _read_body(handler)
         except _ClientGone:
             handler.close_connection = True
+            pending.client_gone = True
             return
         except _BadRequest as exc:
             body = json.dumps({"error": {"code": "400", "message": str(exc)}}).encode()
             self._answer(handler, pending, 400, (("Content-Type", "application/json"),), body, close=True)
             return
-        fault = self._fault_for(pending.method, target)
+        fault, count = self._fault_for(pending.method, target)
         pending.fault = fault.kind if fault is not None else None
         if isinstance(fault, Status):
             code, headers, body = fault.response()
             self._answer(handler, pending, code, headers, body)
         elif isinstance(fault, Timeout):
-            self._hold(handler.connection, fault.seconds)
+            pending.client_gone = self._hold(handler.connection, fault.seconds) == "client"
             handler.close_connection = True
             self._finish(pending)
         elif isinstance(fault, Reset):
             self._finish(pending)
             _abort(handler)
         else:
-            if isinstance(fault, Delay) and self._stopping.wait(fault.seconds):
+            wait = 0.0
+            if isinstance(fault, Delay):
+                wait = fault.seconds
+            elif isinstance(fault, Latency):
+                wait = fault.seconds(count)
+            held = self._hold(handler.connection, wait) if wait else "elapsed"
+            if held == "elapsed" and isinstance(fault, Delay) and fault.amid_others:
+                if fault.hold_others:  # whoever comes now is held until this answer has gone out
+                    with self._lock:
+                        self._others_held = (pending.index, math.inf)
+                held = self._amid_others(handler, fault.amid_others)
+                if fault.hold_others:
+                    release = fault.hold_others if held == "elapsed" else 0.0
+                    with self._lock:
+                        self._others_held = (pending.index, time.monotonic() + release)
+            elif held == "elapsed":
+                held = self._held_for_another(handler, pending)
+            if held == "stopping":
                 handler.close_connection = True
                 return
-            self._forward(handler, pending, target, garbled=isinstance(fault, Malformed))
+            # A client that hung up still had its request sent: the server does the work, the answer is lost.
+            self._forward(handler, pending, target, garbled=isinstance(fault, Malformed), client_gone=held == "client")
 
-    def _forward(self, handler: _Handler, pending: _Pending, target: str, *, garbled: bool) -> None:
+    def _forward(self, handler: _Handler, pending: _Pending, target: str, *, garbled: bool, client_gone: bool) -> None:
         connection_tokens = {
             token.strip().lower() for value in handler.headers.get_all("Connection", []) for token in value.split(",")
         }
@@ -624,8 +685,17 @@ class FaultProxy(LoopbackServer):
             conn.close()
             with self._lock:
                 self._upstreams.discard(conn)
+        if client_gone or _hung_up(handler.connection):
+            self._client_gone(handler, pending)
+            return
         keep = tuple((k, v) for k, v in headers if k.lower() not in HOP_BY_HOP)
         self._answer(handler, pending, code, keep, garble(data) if garbled else data)
+
+    def _client_gone(self, handler: _Handler, pending: _Pending) -> None:
+        """The client stopped waiting (or the proxy is stopping): no answer; log the exchange as such."""
+        handler.close_connection = True
+        pending.client_gone = not self._stopping.is_set()
+        self._finish(pending)
 
     def _answer(
         self, handler: _Handler, pending: _Pending, code: int, headers: Headers, body: bytes, *, close: bool = False
@@ -655,25 +725,65 @@ class FaultProxy(LoopbackServer):
         except OSError:
             handler.close_connection = True
 
-    def _hold(self, sock: socket.socket, seconds: float) -> None:
-        """Say nothing for `seconds`, unless the client hangs up first or the proxy stops."""
+    def _held_for_another(self, handler: _Handler, pending: _Pending) -> str:
+        """Wait while another exchange holds the requests in flight (`Delay.hold_others`)."""
+        while True:
+            with self._lock:
+                holder, until = self._others_held
+            remaining = until - time.monotonic()
+            if holder == pending.index or remaining <= 0:
+                return "elapsed"
+            held = self._hold(handler.connection, min(remaining, _POLL))
+            if held != "elapsed":
+                return held
+
+    def _amid_others(self, handler: _Handler, seconds: float) -> str:
+        """Wait up to `seconds` until another exchange is in flight: "elapsed" (company came, or the time is
+        up), "client" (it hung up meanwhile) or "stopping"."""
+        deadline = time.monotonic() + seconds
+        with self._lock:
+            started = self._next_index
+        while True:
+            with self._lock:
+                # One that came and went between two looks counts too.
+                company = self._in_flight > 1 or self._next_index > started
+            remaining = deadline - time.monotonic()
+            if company or remaining <= 0:
+                return "elapsed"
+            held = self._hold(handler.connection, min(remaining, _POLL))
+            if held != "elapsed":
+                return held
+
+    def _hold(self, sock: socket.socket, seconds: float) -> str:
+        """Say nothing for `seconds`, unless the client hangs up first or the proxy stops: returns
+        "elapsed", "client" or "stopping"."""
         deadline = time.monotonic() + seconds
         while not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                return
+                return "elapsed"
             try:
                 readable, _, _ = select.select([sock], [], [], min(remaining, _POLL))
                 if readable and not sock.recv(1, socket.MSG_PEEK):
-                    return
+                    return "client"
             except (OSError, ValueError):
-                return
+                return "client"
             if readable:  # the client sent more (pipelining): it is still there, keep holding
                 self._stopping.wait(min(remaining, _POLL))
+        return "stopping"
 
 
 def _by_index(exchange: Exchange) -> int:
     return exchange.index
+
+
+def _hung_up(sock: socket.socket) -> bool:
+    """Whether the client has closed its end (an EOF waits to be read), without consuming anything."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and not sock.recv(1, socket.MSG_PEEK)
+    except (OSError, ValueError):
+        return True
 
 
 def _shutdown(sock: socket.socket) -> None:
@@ -773,6 +883,7 @@ __all__ = [
     "Exchange",
     "Fault",
     "FaultProxy",
+    "Latency",
     "Malformed",
     "Reset",
     "Rule",
@@ -780,6 +891,7 @@ __all__ = [
     "Timeout",
     "delay",
     "garble",
+    "latency",
     "malformed",
     "reset",
     "status",

@@ -10,6 +10,7 @@ and notes each row that changed. The list holding a batch is the plugin's to reo
 from __future__ import annotations
 
 import hashlib
+import threading
 from typing import Any
 
 from elspeth import canonical
@@ -36,9 +37,13 @@ def watching(cls: type, kind: str) -> type:
     original = getattr(cls, method)
     changed: list[dict[str, Any]] = []
     calls = {"count": 0}
+    counting = threading.Lock()
 
     def watched(self: Any, rows: Any, *args: Any, **kwargs: Any) -> Any:
-        calls["count"] += 1
+        # Each call takes its number once: with rows in flight, calls run in several threads at once.
+        with counting:
+            calls["count"] += 1
+            number = calls["count"]
         handed = [rows] if method == "process" else list(rows)
         copies = [_copy(row) for row in handed]
         before = [fingerprint(row) for row in handed]
@@ -51,7 +56,7 @@ def watching(cls: type, kind: str) -> type:
                     changed.append(
                         {
                             "method": f"{method}()",
-                            "call": calls["count"],
+                            "call": number,
                             "row": index,
                             "sha256_before": digest,
                             "sha256_after": after,

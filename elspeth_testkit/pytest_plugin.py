@@ -8,7 +8,7 @@ installed plugin of the matching kind (or those named with `--elspeth-plugin`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -16,7 +16,7 @@ import pytest
 from elspeth_testkit.azure_openai_emulator import azure_openai_emulator
 from elspeth_testkit.azurite import azurite
 
-SUITE_VERSION = "1.1"
+SUITE_VERSION = "1.2"
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
 
@@ -91,7 +91,7 @@ def elspeth_cassette(request: pytest.FixtureRequest) -> Any:
     """
     from elspeth.cassettes import cassette
 
-    mode = "record" if request.config.getoption("elspeth_record_cassettes") else "replay"
+    mode: Literal["record", "replay"] = "record" if request.config.getoption("elspeth_record_cassettes") else "replay"
 
     def use(path: str | Path, secrets: tuple[str, ...] | list[str] = ()) -> Any:
         return cassette(path, mode, secrets)

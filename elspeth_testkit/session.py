@@ -30,6 +30,7 @@ STANDARD_SCENARIOS: dict[str, tuple[str, ...]] = {
         "test_transform_deterministic",
         "test_transform_call_linkage",
         "test_transform_sdk_failure",
+        "test_transform_concurrency",
         "test_transform_audit_refused",
         "test_transform_recovery",
         "test_transform_secrets",
@@ -106,7 +107,8 @@ class ConformanceSession:
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         collected = defaultdict(set)
         for item in items:
-            info = getattr(item, "callspec", None) and item.callspec.params.get("plugin_info")
+            callspec = getattr(item, "callspec", None)
+            info = callspec and callspec.params.get("plugin_info")
             if not isinstance(info, PluginInfo):
                 continue
             xfail = item.get_closest_marker("xfail")
@@ -131,7 +133,8 @@ class ConformanceSession:
             if report.skipped and isinstance(report.longrepr, tuple):
                 reason = str(report.longrepr[2]).removeprefix("Skipped: ")
             elif report.failed:
-                reason = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)
+                crash = getattr(report.longrepr, "reprcrash", None)
+                reason = str(crash and crash.message)
             self.results[key] = (report.outcome, reason)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:

@@ -11,12 +11,22 @@ when the stored request *contains* what was sent:
 - a bodiless request (GET, DELETE, HEAD): its path, without the query, as a substring of a stored string.
 
 Exchanges are matched in order, each to the earliest free calls row: first a maximum matching over the
-rows that hold the request and agree with what happened on the wire (an ERROR call for a failure; for a
-success, the response held); then each exchange left over takes any row that holds its request (moving
-exchanges already matched only among rows that agree with them); then a request with a body that is still
+rows that hold the request, agree with what happened on the wire (an ERROR call for a failure; for a
+success, the response held) and hang off a state open at the time (below); then each exchange left over
+takes any row that holds its request (moving exchanges already matched only among rows that agree with
+them); then a request with a body that is still
 left over takes a row that holds only its path, and is reported: the row holds metadata, not the body.
 Every unmatched exchange is reported once: `call-error-unrecorded` when it failed on the wire,
 `call-unrecorded` otherwise.
+
+Time (DESIGN 4.7, bug class 21): a call is recorded under the state of the work that made it, while that
+state is open. So an exchange must have started after its call's node_state opened and, when the call holds
+an answer (status ok: the client had it before recording it), have ended before that state closed; an
+ERROR call may be a client that gave up waiting, so its exchange may outlive the state. Both ends are safe
+bounds for a correct plugin: the proxy notes the start after the client sent the request, the end before
+it writes the answer; proxy and Landscape read the same clock (`time.time()` in this process). A matched
+exchange outside its state's interval is `call-outside-state`: work started for one row (a worker thread
+that outlived a timeout, a ctx kept on the plugin) recorded under whatever state was open when it ended.
 
 Pass the exchanges of the run being checked only (`FaultProxy.clear()` between runs, `wait_idle()` before).
 Calls that never crossed this proxy (other hosts, non-HTTP) are not the wire check's business.
@@ -36,7 +46,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from attrs import frozen
-from sqlalchemy import Engine, and_, create_engine, exists, select
+from sqlalchemy import Engine, and_, create_engine, select
 
 from elspeth.errors import ElspethError
 from elspeth.landscape import schema
@@ -192,11 +202,46 @@ def _decoded(body: bytes, encoding: str | None) -> bytes:
 
 
 @frozen
+class _State:
+    """A node_state, as the time check needs it: when it was open, and whose work it was."""
+
+    state_id: int
+    node_id: str
+    operation: str
+    token_id: int | None
+    row_id: int | None
+    attempt: int
+    started_at: float
+    ended_at: float | None
+
+    def open_at(self, moment: float) -> bool:
+        return self.started_at <= moment and (self.ended_at is None or moment <= self.ended_at)
+
+    def describe(self) -> str:
+        work = f"row {self.row_id}, token {self.token_id}, " if self.token_id is not None else ""
+        return f"node_state {self.state_id} ({self.node_id} {self.operation}, {work}attempt {self.attempt})"
+
+    def brief(self, origin: float) -> dict[str, Any]:
+        return {
+            "state_id": self.state_id,
+            "node_id": self.node_id,
+            "operation": self.operation,
+            "row_id": self.row_id,
+            "token_id": self.token_id,
+            "attempt": self.attempt,
+            "opened": f"+{self.started_at - origin:.3f} s",
+            "closed": "open" if self.ended_at is None else f"+{self.ended_at - origin:.3f} s",
+        }
+
+
+@frozen
 class _Call:
     order: int
     row: dict[str, Any]
     request: StoredBody
     response: StoredBody | None
+    state: _State | None = None
+    """The node_state the call hangs off; None for an orphan (`call-orphan`)."""
 
     @property
     def is_error(self) -> bool:
@@ -229,32 +274,57 @@ def _stored(inline: str | None, ref: str | None, payloads: FilePayloadStore | No
         return _UNREADABLE
 
 
-def _load_calls(engine: Engine, run_id: str, payloads: FilePayloadStore | None) -> tuple[list[_Call], list[_Call]]:
-    """The run's calls in the order they were made, and those whose state_id names no node_state."""
-    c, ns = schema.calls, schema.node_states
-    has_state = exists(select(ns.c.state_id).where(and_(ns.c.run_id == c.c.run_id, ns.c.state_id == c.c.state_id)))
-    query = (
-        select(c, has_state.label("has_state"))
-        .where(c.c.run_id == run_id)
-        .order_by(c.c.created_at, c.c.state_id, c.c.call_index)
+@frozen
+class _Landscape:
+    """What the wire check reads of one run: its calls in the order they were made, those whose state_id
+    names no node_state, every node_state, and when the run started (messages give times from there)."""
+
+    calls: list[_Call]
+    orphans: list[_Call]
+    states: dict[int, _State]
+    started_at: float
+
+
+def _load(engine: Engine, run_id: str, payloads: FilePayloadStore | None) -> _Landscape:
+    c, ns, t = schema.calls, schema.node_states, schema.tokens
+    state_query = (
+        select(ns, t.c.row_id)
+        .select_from(ns.outerjoin(t, and_(t.c.run_id == ns.c.run_id, t.c.token_id == ns.c.token_id)))
+        .where(ns.c.run_id == run_id)
     )
+    query = select(c).where(c.c.run_id == run_id).order_by(c.c.created_at, c.c.state_id, c.c.call_index)
     calls, orphans = [], []
     with engine.connect() as conn:
+        states = {
+            r["state_id"]: _State(
+                r["state_id"],
+                r["node_id"],
+                r["operation"],
+                r["token_id"],
+                r["row_id"],
+                r["attempt"],
+                r["started_at"],
+                r["ended_at"],
+            )
+            for r in conn.execute(state_query).mappings()
+        }
+        started = conn.execute(select(schema.runs.c.started_at).where(schema.runs.c.run_id == run_id)).scalar()
         for i, row in enumerate(conn.execute(query).mappings()):
             data = dict(row)
-            has = data.pop("has_state")
             response = _stored(data["response_json"], data["response_ref"], payloads)
             call = _Call(
                 order=i,
                 row=data,
                 request=StoredBody(_stored(data["request_json"], data["request_ref"], payloads)),
                 response=None if response is None else StoredBody(response),
+                state=states.get(data["state_id"]),
             )
             calls.append(call)
-            if not has:
+            if call.state is None:
                 orphans.append(call)
         conn.rollback()
-    return calls, orphans
+    origin = started if started is not None else min((s.started_at for s in states.values()), default=0.0)
+    return _Landscape(calls, orphans, states, origin)
 
 
 # ---------------------------------------------------------------- matching
@@ -331,9 +401,22 @@ class _Sent:
     def response_missing(self, call: _Call) -> bool:
         return not self.exchange.failed and self.response_needle is not None and not self.response_held(call)
 
+    def sent_before_opened(self, call: _Call) -> bool:
+        return call.state is not None and self.exchange.started_at < call.state.started_at
+
+    def answered_after_closed(self, call: _Call) -> bool:
+        """An ok call holds an answer its client had before recording it: the exchange must have ended
+        while the state was open. (An ERROR call may be a client that stopped waiting.)"""
+        closed = None if call.state is None else call.state.ended_at
+        return call.row["status"] == "ok" and closed is not None and self.exchange.ended_at > closed
+
+    def in_time(self, call: _Call) -> bool:
+        """The exchange lies inside the open interval of the call's state, as far as the wire can tell."""
+        return not self.sent_before_opened(call) and not self.answered_after_closed(call)
+
     def clean(self, call: _Call) -> bool:
         """Matched to `call` (which holds its request), this exchange would break no invariant."""
-        return self.agrees(call) and not self.response_missing(call)
+        return self.agrees(call) and not self.response_missing(call) and self.in_time(call)
 
 
 def _match(sent: list[_Sent], calls: list[_Call]) -> tuple[dict[int, int], set[int]]:
@@ -387,6 +470,8 @@ def _describe(exchange: Exchange, request: bytes) -> str:
 
 
 def _failure(exchange: Exchange) -> str:
+    if exchange.client_gone and exchange.fault != "timeout":
+        return "the client hung up before the answer came (its own timeout)"
     if exchange.fault in ("timeout", "reset"):
         return {"timeout": "the server never answered (timeout)", "reset": "the connection was reset"}[exchange.fault]
     if exchange.fault == "malformed":
@@ -401,6 +486,47 @@ def _nearest(calls: Iterable[_Call], exchange: Exchange) -> list[dict[str, Any]]
     return [call.brief() for call in ranked[:CANDIDATES_SHOWN]]
 
 
+def _outside_state(s: _Sent, call: _Call, where: str, landscape: _Landscape) -> Violation:
+    """`call-outside-state`: which end of the exchange lies outside the state, and whose work was open then."""
+    exchange, state = s.exchange, call.state
+    assert state is not None
+    origin = landscape.started_at
+    closed = "still open" if state.ended_at is None else f"closed at +{state.ended_at - origin:.3f} s"
+    if s.sent_before_opened(call):
+        moment = exchange.started_at
+        wrong = f"it was sent {state.started_at - moment:.3f} s before that state opened"
+    else:
+        assert state.ended_at is not None
+        moment = exchange.ended_at
+        wrong = f"its answer came {moment - state.ended_at:.3f} s after that state closed"
+    then = [
+        other
+        for other in landscape.states.values()
+        if other.node_id == state.node_id and other.state_id != state.state_id and other.open_at(moment)
+    ]
+    owners = (
+        f" At that moment the open state(s) of {state.node_id} were: {', '.join(o.describe() for o in then)}."
+        if then
+        else f" No other state of {state.node_id} was open at that moment."
+    )
+    return Violation(
+        "call-outside-state",
+        f"{_describe(exchange, s.request)}: it crossed the wire from +{exchange.started_at - origin:.3f} s to "
+        f"+{exchange.ended_at - origin:.3f} s (run time), but its {where} hangs off {state.describe()}, opened "
+        f"at +{state.started_at - origin:.3f} s and {closed}: {wrong}.{owners} A call is recorded under the "
+        "state of the work that made it, while that state is open: work started for one row (a worker thread "
+        "that outlives a timeout, a request still in flight when process() returned) must not be recorded "
+        "under whatever state is open when it ends. Record each call through the ctx that process() was "
+        "handed for that row, never one kept on the plugin or a shared client, and finish or cancel every "
+        "worker before process() returns.",
+        [
+            {"row": "the call", **call.brief()},
+            {"row": "its state", **state.brief(origin)},
+            *({"row": "open then", **o.brief(origin)} for o in then[:5]),
+        ],
+    )
+
+
 # ---------------------------------------------------------------- entry points
 
 
@@ -412,17 +538,18 @@ def compare_wire_with_calls(
     secrets: Iterable[str] = (),
 ) -> list[Violation]:
     """Violations of the wire invariants for run `run_id`: `call-unrecorded`, `call-metadata-only`,
-    `call-error-unrecorded` and `call-orphan`. `payload_dir` defaults to `payloads` beside a SQLite file.
-    `secrets` are the values the run kept out of the Landscape (as the engine redacts them)."""
+    `call-error-unrecorded`, `call-outside-state` and `call-orphan`. `payload_dir` defaults to `payloads`
+    beside a SQLite file. `secrets` are the values the run kept out of the Landscape (as the engine redacts them)."""
     engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
         directory = Path(payload_dir) if payload_dir is not None else default_payload_dir(engine)
         payloads = FilePayloadStore(directory) if directory is not None else None
-        calls, orphans = _load_calls(engine, run_id, payloads)
+        landscape = _load(engine, run_id, payloads)
     finally:
         if isinstance(engine_or_url, str):
             engine.dispose()
 
+    calls, orphans = landscape.calls, landscape.orphans
     redact = Redactor.of(secrets)
     sent = [_Sent.of(e, redact) for e in sorted(exchanges, key=lambda e: e.index)]
     match, path_only = _match(sent, calls)
@@ -486,6 +613,8 @@ def compare_wire_with_calls(
                     [call.brief()],
                 )
             )
+        if not s.in_time(call):
+            found.append(_outside_state(s, call, where, landscape))
     if orphans:
         found.append(
             Violation(

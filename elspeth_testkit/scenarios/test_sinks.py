@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from elspeth.api import Capability
 from elspeth_testkit import checks
 from elspeth_testkit.harness import Harness, generic_rows
+from elspeth_testkit.setups import Options, Row
 
 pytestmark = pytest.mark.elspeth_kind("sink")
 SINK = "sink:out"
@@ -22,13 +25,14 @@ def _pipeline(h: Harness, rows: list, subdir: str = "", **engine: int) -> tuple[
     return settings, options
 
 
-def _readable(h: Harness) -> None:
-    setup = h.plugin.setup
+def _readable(h: Harness) -> tuple[Callable[[Options], bytes], Callable[[bytes], list[Row]]]:
+    """The setup's read_output and parse_output; the scenario skips when it gives none."""
+    read, parse = h.plugin.setup.read_output, h.plugin.setup.parse_output
     h.require(
-        setup.read_output and setup.parse_output,
-        "the setup gives no read_output/parse_output to read the destination back",
-        author_can_fix=True,
+        read and parse, "the setup gives no read_output/parse_output to read the destination back", author_can_fix=True
     )
+    assert read is not None and parse is not None
+    return read, parse
 
 
 def test_sink_contract(h: Harness, plugin_info) -> None:
@@ -36,18 +40,18 @@ def test_sink_contract(h: Harness, plugin_info) -> None:
 
 
 def test_sink_empty_input(h: Harness, plugin_info) -> None:
-    _readable(h)
+    read, parse = _readable(h)
     settings, options = _pipeline(h, [])
     result = checks.empty_run(h, settings)
-    data = h.plugin.setup.read_output(options)
+    data = read(options)
     checks.artifact_matches_bytes(h, result, SINK, data)
-    checks.same_rows(h, "sink-empty", h.plugin.setup.parse_output(data), [], "an empty run's output")
+    checks.same_rows(h, "sink-empty", parse(data), [], "an empty run's output")
 
 
 def test_sink_multi_write(h: Harness, plugin_info) -> None:
     """3+ write() calls and several flushes in one run: the destination holds the union, in order, once
     (bug class 1), and the last artifact's hash and size are those of all the stored bytes (class 2)."""
-    _readable(h)
+    read, parse = _readable(h)
     rows = generic_rows(23)
     settings, options = _pipeline(h, rows, write_batch_rows=4, checkpoint_every_rows=9)
     result = h.run(settings)
@@ -56,20 +60,20 @@ def test_sink_multi_write(h: Harness, plugin_info) -> None:
     flushes = [s for s in result.rows("node_states", node_id=SINK) if s["operation"] == "flush"]
     if len(writes) < 3 or len(flushes) < 2:
         h.fail("multi-write-exercised", f"expected 3+ writes and 2+ flushes, saw {len(writes)} and {len(flushes)}")
-    data = h.plugin.setup.read_output(options)
-    checks.same_rows(h, "sink-overwrites", h.plugin.setup.parse_output(data), rows, "after 6 writes and 3 flushes")
+    data = read(options)
+    checks.same_rows(h, "sink-overwrites", parse(data), rows, "after 6 writes and 3 flushes")
     checks.artifact_matches_bytes(h, result, SINK, data)
 
 
 def _recovery(h: Harness, kill: dict) -> None:
-    _readable(h)
+    read, parse = _readable(h)
     rows = generic_rows(30)
     settings, options = _pipeline(h, rows, "killed", write_batch_rows=4, checkpoint_every_rows=10)
     run_id = f"kill-{h.scenario}"
     if h.run_killed(settings, {"kind": "sink", "name": h.plugin.info.name, **kill}, run_id) == 0:
         h.fail("kill-point", f"the pipeline never reached the kill point {kill}")
     if not h.plugin.has(Capability.RESUMABLE):
-        _resume_refused(h, run_id, settings, options)
+        _resume_refused(h, run_id, settings, lambda: read(options))
         return
     resumed = h.resume(run_id, settings)
     h.check(resumed)
@@ -77,24 +81,24 @@ def _recovery(h: Harness, kill: dict) -> None:
         h, rows, "reference", write_batch_rows=4, checkpoint_every_rows=10
     )
     h.check(h.run(reference_settings))
-    got = h.plugin.setup.parse_output(h.plugin.setup.read_output(options))
+    got = parse(read(options))
     checks.same_rows(h, "resume", got, rows, "the destination after a SIGKILL and resume", per_cause=True)
-    data = h.plugin.setup.read_output(options)
+    data = read(options)
     checks.artifact_matches_bytes(h, resumed, SINK, data)
-    if h.plugin.has(Capability.DETERMINISTIC) and data != h.plugin.setup.read_output(reference_options):
+    if h.plugin.has(Capability.DETERMINISTIC) and data != read(reference_options):
         h.fail("resume-bytes", "the resumed output's bytes differ from an uninterrupted run's")
 
 
-def _resume_refused(h: Harness, run_id: str, settings: dict, options: dict) -> None:
+def _resume_refused(h: Harness, run_id: str, settings: dict, read_output: Callable[[], bytes]) -> None:
     """A sink that does not declare 'resumable' cannot continue a crashed run's output: the engine refuses the
     resume up front, saying why, and leaves the run and the destination as the crash left them (class 14)."""
-    before = h.snapshot(run_id), h.plugin.setup.read_output(options)
+    before = h.snapshot(run_id), read_output()
     reason = h.resume_refused(run_id, settings, "its sink does not declare 'resumable'")
     if "resumable" not in reason:
         h.fail("resume-refused", f"the resume was refused, but not because the sink is not resumable: {reason}")
     if h.snapshot(run_id) != before[0]:
         h.fail("resume-refused", "the refused resume changed what the Landscape holds of the run")
-    if h.plugin.setup.read_output(options) != before[1]:
+    if read_output() != before[1]:
         h.fail("resume-refused", "the refused resume changed the sink's destination")
 
 

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from elspeth_testkit import checks
 from elspeth_testkit.harness import Harness, generic_rows, read_jsonl
+from elspeth_testkit.setups import Options, Row
 
 pytestmark = pytest.mark.elspeth_kind("source")
 
@@ -17,8 +20,12 @@ def _pipeline(h: Harness, subdir: str = "", **engine: int) -> tuple[dict, dict]:
     return settings, options
 
 
-def _writable(h: Harness) -> None:
-    h.require(h.plugin.setup.write_input, "the setup gives no write_input to put rows in place", author_can_fix=True)
+def _writable(h: Harness) -> Callable[[list[Row], Options], None]:
+    """The setup's write_input; the scenario skips when it gives none."""
+    write = h.plugin.setup.write_input
+    h.require(write, "the setup gives no write_input to put rows in place", author_can_fix=True)
+    assert write is not None
+    return write
 
 
 def _text_cells(rows: list[dict]) -> list[dict]:
@@ -30,9 +37,9 @@ def test_source_contract(h: Harness, plugin_info) -> None:
 
 
 def test_source_empty_input(h: Harness, plugin_info) -> None:
-    _writable(h)
+    write_input = _writable(h)
     settings, options = _pipeline(h)
-    h.plugin.setup.write_input([], options)
+    write_input([], options)
     result = checks.empty_run(h, settings)
     if result.summary.rows_read:
         h.fail("source-empty", f"an empty input gave {result.summary.rows_read} records")
@@ -40,10 +47,10 @@ def test_source_empty_input(h: Harness, plugin_info) -> None:
 
 def test_source_round_trip(h: Harness, plugin_info) -> None:
     """Every row arrives once, in order, with its values; each is stored in the Landscape (class 16)."""
-    _writable(h)
+    write_input = _writable(h)
     rows = generic_rows(17)
     settings, options = _pipeline(h)
-    h.plugin.setup.write_input(rows, options)
+    write_input(rows, options)
     result = h.run(settings)
     h.check(result)
     checks.same_rows(h, "source-rows", read_jsonl(h.sink_path("main")), rows, "rows through the source")
@@ -71,6 +78,7 @@ def test_source_quarantine(h: Harness, plugin_info) -> None:
     )
     good, bad = setup.bad_input_good_rows, setup.bad_input_bad_records or 0
     settings, options = _pipeline(h)
+    assert setup.write_raw_input is not None and setup.bad_input is not None
     setup.write_raw_input(setup.bad_input, options)
     result = h.run(settings)
     h.check(result)
@@ -104,10 +112,10 @@ def test_source_quarantine(h: Harness, plugin_info) -> None:
 
 def test_source_recovery(h: Harness, plugin_info) -> None:
     """Killed while reading: resume re-reads, skips what is recorded, and finishes with each row once."""
-    _writable(h)
+    write_input = _writable(h)
     rows = generic_rows(40)
     settings, options = _pipeline(h, "killed", write_batch_rows=5, checkpoint_every_rows=10)
-    h.plugin.setup.write_input(rows, options)
+    write_input(rows, options)
     run_id = f"kill-{h.scenario}"
     if h.run_killed(settings, {"kind": "source", "name": h.plugin.info.name, "method": "load", "n": 25}, run_id) == 0:
         h.fail("kill-point", "the source never yielded its 25th record")
@@ -119,9 +127,9 @@ def test_source_recovery(h: Harness, plugin_info) -> None:
 
 
 def _with_rows(h: Harness) -> dict:
-    _writable(h)
+    write_input = _writable(h)
     settings, options = _pipeline(h)
-    h.plugin.setup.write_input(generic_rows(6), options)
+    write_input(generic_rows(6), options)
     return settings
 
 

@@ -1,11 +1,14 @@
-"""Transform scenarios: recorded boundaries, determinism, calls on the wire, exact recovery."""
+"""Transform scenarios: recorded boundaries, determinism, calls on the wire, rows in flight together, exact
+recovery."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 
 from elspeth.api import Capability
-from elspeth_testkit import checks
+from elspeth_testkit import checks, concurrency
 from elspeth_testkit.harness import Harness, generic_rows, read_jsonl
 
 pytestmark = pytest.mark.elspeth_kind("transform")
@@ -15,8 +18,12 @@ def _rows(h: Harness, n: int) -> list[dict]:
     return h.plugin.setup.input_rows or generic_rows(n)
 
 
-def _pipeline(h: Harness, rows: list, subdir: str = "", **engine: int) -> dict:
-    return h.pipeline(rows, transforms=[{"plugin": h.plugin.info.name, "options": h.options(subdir)}], engine=engine)
+def _pipeline(h: Harness, rows: list, subdir: str = "", in_flight: int | None = None, **engine: int) -> dict:
+    """`in_flight` is the transform's `concurrency:` setting (rows in flight at once)."""
+    transform: dict[str, Any] = {"plugin": h.plugin.info.name, "options": h.options(subdir)}
+    if in_flight is not None:
+        transform["concurrency"] = in_flight
+    return h.pipeline(rows, transforms=[transform], engine=engine)
 
 
 def _outputs(h: Harness) -> dict[str, list[dict]]:
@@ -76,6 +83,12 @@ def test_transform_call_linkage(h: Harness, plugin_info) -> None:
 
 def test_transform_sdk_failure(h: Harness, plugin_info) -> None:
     checks.sdk_failure(h, lambda hh: _pipeline(hh, _rows(hh, 6)))
+
+
+def test_transform_concurrency(h: Harness, plugin_info) -> None:
+    """Rows in flight together, behind latency and faults: every call under its own row's state, inside that
+    state's open interval, and the serial run's outputs (elspeth_testkit/concurrency.py)."""
+    concurrency.concurrency(h, lambda hh, n: _pipeline(hh, _rows(hh, concurrency.ROWS), in_flight=n))
 
 
 def test_transform_audit_refused(h: Harness, plugin_info) -> None:

@@ -5,7 +5,9 @@ Modes: `correct` (every attempt through `ctx.call`, failures as ERROR calls, the
 `skip_second` (row 2's request is sent but never recorded); `metadata` (records sizes, not bodies);
 `escape` (records only successes: an HTTP error or a dropped connection escapes as an exception);
 `error_as_ok` (records an HTTP error response as an ok call); `sdk_retry` (retries a 5xx once inside one
-recorded call, as an SDK with retries on does, so the failed attempt has no row of its own).
+recorded call, as an SDK with retries on does, so the failed attempt has no row of its own); `record_later`
+(records each row's call only when the next row comes, through that row's ctx, as work that outlives its row
+does).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from attrs.validators import in_
 from elspeth.api import Capability, Context, Error, Row, Success, Transform, TransformResult
 from elspeth.hookspecs import hookimpl
 
-MODES = ("correct", "skip_second", "metadata", "escape", "error_as_ok", "sdk_retry")
+MODES = ("correct", "skip_second", "metadata", "escape", "error_as_ok", "sdk_retry", "record_later")
 
 
 class HttpStatusError(Exception):
@@ -52,6 +54,7 @@ class WireEcho(Transform):
     config_class = WireEchoConfig
     capabilities = frozenset({Capability.EXTERNAL_CALLS})
     config: WireEchoConfig
+    unrecorded: dict[str, Any] | None = None
 
     def process(self, row: Row, ctx: Context) -> TransformResult:
         url = f"{self.config.url}/echo/{row['id']}"
@@ -61,6 +64,12 @@ class WireEcho(Transform):
             body = json.dumps(row).encode()
             request["json"] = row
         mode = self.config.mode
+        if mode == "record_later":
+            if self.unrecorded is not None:
+                ctx.record_call(call_type="http", provider="echo", **self.unrecorded)
+            status, data = _send(self.config.method, url, body, self.config.timeout)
+            self.unrecorded = {"request": request, "response": {"status": status, "json": json.loads(data)}}
+            return Success({**row, "status": status})
         if mode == "skip_second" and row["id"] == 2:
             status, data = _send(self.config.method, url, body, self.config.timeout)
             return Success({**row, "status": status})

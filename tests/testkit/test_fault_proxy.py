@@ -25,6 +25,7 @@ from elspeth_testkit.fault_proxy import (
     Rule,
     delay,
     garble,
+    latency,
     malformed,
     reset,
     status,
@@ -260,6 +261,82 @@ def test_delay_then_forward(proxy: FaultProxy, client: Any) -> None:
     assert code == 200 and json.loads(body)["echo"] == {"d": 4}
     exchange = only(proxy)
     assert (exchange.fault, exchange.failed) == ("delay", False)
+
+
+def test_a_client_that_hangs_up_during_a_delay_gets_and_is_logged_with_no_answer(
+    proxy: FaultProxy, client: Any
+) -> None:
+    """Its own timeout: the exchange ends without an answer (had the proxy logged the upstream's 200, the
+    wire check would want that answer recorded by a client that never saw it)."""
+    proxy.script(delay(1.0))
+    with pytest.raises(client.timeout_errors):
+        client.request("POST", f"{proxy.url}/slow", b'{"d": 5}', timeout=0.2)
+    exchange = only(proxy)
+    assert (exchange.status, exchange.fault, exchange.client_gone, exchange.failed) == (None, "delay", True, True)
+    assert exchange.ended_at - exchange.started_at < 0.8
+    assert exchange.describe().endswith("-> no answer (the client hung up first), fault delay")
+
+
+def test_latency_follows_its_schedule_request_by_request(proxy: FaultProxy) -> None:
+    proxy.script(latency(0.3, 0.0))
+    took = []
+    for i in range(3):
+        started = time.monotonic()
+        assert HttpClient().request("POST", f"{proxy.url}/l/{i}", b"{}")[0] == 200
+        took.append(time.monotonic() - started)
+    assert took[0] >= 0.3 and took[1] < 0.25 and took[2] >= 0.3
+    assert proxy.wait_idle(5)
+    assert [e.fault for e in proxy.exchanges] == ["delay"] * 3
+    with pytest.raises(ValueError, match="one or more delays"):
+        latency()
+
+
+def test_a_delay_amid_others_answers_once_another_request_is_in_flight(proxy: FaultProxy) -> None:
+    """The stalled answer waits its 0.1 s, then for company: it comes while the second request is held."""
+    proxy.script(delay(0.1, amid_others=3.0), nth=1)
+    proxy.script(delay(0.5), nth=2)
+    answered: dict[str, float] = {}
+
+    def send(name: str) -> None:
+        assert HttpClient().request("POST", f"{proxy.url}/{name}", b"{}", timeout=5)[0] == 200
+        answered[name] = time.monotonic()
+
+    started = time.monotonic()
+    first = threading.Thread(target=send, args=("stalled",))
+    first.start()
+    time.sleep(0.4)
+    second = threading.Thread(target=send, args=("company",))
+    second.start()
+    first.join()
+    second.join()
+    assert 0.4 <= answered["stalled"] - started < 0.8  # not 3.1 s: company came at 0.4 s
+    assert answered["stalled"] < answered["company"]
+    alone = time.monotonic()
+    assert HttpClient().request("POST", f"{proxy.url}/alone", b"{}", timeout=5)[0] == 200
+    assert time.monotonic() - alone < 0.3  # rules 1 and 2 are spent: no delay at all
+    proxy.clear()
+    proxy.script(delay(0.05, amid_others=0.3))
+    alone = time.monotonic()
+    assert HttpClient().request("POST", f"{proxy.url}/alone", b"{}", timeout=5)[0] == 200
+    assert 0.35 <= time.monotonic() - alone < 1.0  # no company ever: the wait for it ends after 0.3 s
+
+
+def test_a_delay_amid_others_can_hold_the_others_while_its_answer_is_handled(proxy: FaultProxy) -> None:
+    proxy.script(delay(0.0, amid_others=3.0, hold_others=0.3), nth=1)
+    answered: dict[str, float] = {}
+
+    def send(name: str) -> None:
+        assert HttpClient().request("POST", f"{proxy.url}/{name}", b"{}", timeout=5)[0] == 200
+        answered[name] = time.monotonic()
+
+    first = threading.Thread(target=send, args=("stalled",))
+    first.start()
+    time.sleep(0.2)
+    second = threading.Thread(target=send, args=("company",))
+    second.start()
+    first.join()
+    second.join()
+    assert answered["company"] - answered["stalled"] >= 0.25  # held 0.3 s from the stalled answer's release
 
 
 # ---------------------------------------------------------------- scripting

@@ -91,6 +91,11 @@ BUGS = [
     Bug("20", "http_fetch_undeclared", "transform:sample_http_fetch_undeclared", "setups.http_fetch(UPSTREAM)",
         "test_transform_deterministic", "calls-undeclared",
         r"opened 12 connection\(s\) .*first to 127\.0\.0\.1:\d+.*does not declare the `external_calls`"),
+    Bug("21", "http_late_worker", "transform:sample_http_late_worker", TRANSFORM,
+        "test_transform_concurrency", "call-outside-state",
+        r"POST /rows/\d+ -> 200.*hangs off node_state \d+ \(\S+ process, row \d+, token \d+, attempt \d\).*"
+        r"sent \d\.\d{3} s before that state opened\. At that moment the open state\(s\) of \S+ were: "
+        r"node_state \d+ \(\S+ process, row \d+"),
     Bug("22", "http_swallows_audit", "transform:sample_http_swallows_audit", TRANSFORM,
         "test_transform_audit_refused", "audit-failure-ignored", r"the run ended 'completed'"),
     Bug("23", "transform_mutates_input", "transform:sample_mutating", None,

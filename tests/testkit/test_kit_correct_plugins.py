@@ -88,6 +88,7 @@ def test_correct_transform(pytester: pytest.Pytester, monkeypatch: pytest.Monkey
                 "test_transform_recovery",
                 "test_transform_secrets",
             }
+            | run.concurrency_if_run("sample_http")
         }
     )
 
@@ -111,6 +112,7 @@ def test_correct_transform_fetching_with_urllib(
                 "test_transform_recovery",
                 "test_transform_audit_refused",
             }
+            | run.concurrency_if_run("sample_http_fetch")
         }
     )
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from elspeth.engine.orchestrator import run_pipeline
 from elspeth.engine.summary import RunSummary
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.settings import Settings, structure
-from elspeth_testkit.fault_proxy import Exchange, FaultProxy, malformed, reset, status, timeout
+from elspeth_testkit.fault_proxy import Exchange, FaultProxy, delay, malformed, reset, status, timeout
 from elspeth_testkit.sweep import report, sweep
 from elspeth_testkit.wire_check import (
     Violation,
@@ -195,6 +196,35 @@ def test_an_sdk_retry_inside_one_recorded_call_leaves_the_failed_attempt_unrecor
     (violation,) = checked.violations
     assert violation.invariant == "call-error-unrecorded"
     assert "#1 POST /echo/2 -> 503" in violation.message and "max_retries=0" in violation.message
+
+
+def test_a_call_recorded_under_a_later_rows_state_is_call_outside_state(tmp_path: Path, proxy: FaultProxy) -> None:
+    checked = run_through(tmp_path, proxy, ROWS[:3], mode="record_later")
+    assert checked.summary.status == "completed"
+    found = by_invariant(checked.violations)
+    # The calls of rows 0 and 1 hang off the states of rows 1 and 2; row 2's is never recorded at all.
+    assert set(found) == {"call-outside-state", "call-unrecorded"}
+    first, second = found["call-outside-state"]
+    assert "#0 POST /echo/1 -> 200" in first.message
+    assert re.search(r"hangs off node_state \d+ \(\S+ process, row 1, token \d+, attempt 1\)", first.message)
+    assert re.search(r"it was sent \d\.\d{3} s before that state opened", first.message)
+    # The row whose work it was: its state was open when the request was sent.
+    assert re.search(r"open state\(s\) of \S+ were: node_state \d+ \(\S+ process, row 0, ", first.message)
+    assert "#1 POST /echo/2 -> 200" in second.message
+    assert [r["row"] for r in first.rows] == ["the call", "its state", "open then"]
+    assert first.rows[0]["state_id"] == first.rows[1]["state_id"] != first.rows[2]["state_id"]
+
+
+def test_a_client_that_gives_up_on_a_slow_answer_is_judged_by_its_error(tmp_path: Path, proxy: FaultProxy) -> None:
+    """The client hangs up while the proxy delays it: the exchange got no answer (as the client saw it),
+    so the call's ERROR record agrees, and the answer the upstream would have given is no one's business."""
+    proxy.script(delay(1.0), nth=1)
+    checked = run_through(tmp_path, proxy, ROWS[:2], client_timeout=0.3)
+    assert checked.summary.status == "completed"
+    assert checked.violations == [], wire_report(checked.violations, checked.summary.run_id)
+    slow = checked.exchanges[0]
+    assert (slow.status, slow.client_gone, slow.failed) == (None, True, True)
+    assert "the client hung up first" in slow.describe()
 
 
 def test_a_call_under_no_node_state_is_call_orphan(tmp_path: Path, proxy: FaultProxy) -> None:

@@ -48,17 +48,14 @@ def make_input(path: Path, rows: int) -> None:
             writer.writerow([i, text(i)])
 
 
-def pipeline(src: Path, work: Path, endpoint: str, concurrency: int) -> dict[str, Any]:
-    """The plugin's own defaults for retries (3 attempts, a Retry-After honoured), as a user would run it."""
+def pipeline(src: Path, work: Path, endpoint: str, concurrency: int, echo: bool = False) -> dict[str, Any]:
+    """The plugin's own defaults for retries (3 attempts, a Retry-After honoured), as a user would run it;
+    or `bench_echo` in its place."""
+    llm = {"endpoint": endpoint, "deployment": DEPLOYMENT, "api_key": "bench-key", "prompt": PROMPT}
+    transform = {"plugin": "bench_echo"} if echo else {"plugin": "azure_llm", "options": llm}
     return {
         "source": {"plugin": "csv", "options": {"path": str(src)}},
-        "transforms": [
-            {
-                "plugin": "azure_llm",
-                "options": {"endpoint": endpoint, "deployment": DEPLOYMENT, "api_key": "bench-key", "prompt": PROMPT},
-                "concurrency": concurrency,
-            }
-        ],
+        "transforms": [{**transform, "concurrency": concurrency}],
         "sinks": {
             name: {"plugin": "csv", "options": {"path": str(work / f"{name}.csv"), "if_exists": "overwrite"}}
             for name in ("out", "errors")
@@ -69,20 +66,49 @@ def pipeline(src: Path, work: Path, endpoint: str, concurrency: int) -> dict[str
     }
 
 
+def echo_transform(completion: dict[str, Any], latency: float) -> type:
+    """`bench_echo`: records what azure_llm records per row (the same request, a completion captured from the
+    emulator), waiting the latency on the engine's clock instead of asking: the engine's and the recording's
+    cost per call alone, with no SDK and no HTTP."""
+    from elspeth.api import Capability, Success, Transform
+
+    class BenchEcho(Transform):
+        name = "bench_echo"
+        capabilities = frozenset({Capability.EXTERNAL_CALLS})
+
+        def process(self, row: dict[str, Any], ctx: Any) -> Any:
+            messages = [{"role": "user", "content": PROMPT.replace("{{ text }}", row["text"])}]
+            request = {"operation": "chat.completions.create", "method": "POST", "url": "http://bench"}
+            with ctx.call("llm", "bench", {**request, "body": {"model": DEPLOYMENT, "messages": messages}}) as call:
+                ctx.clock.sleep(latency)
+                call.response = completion
+            return Success({**row, "llm_response": completion["choices"][0]["message"]["content"]})
+
+    return BenchEcho
+
+
 def child(spec_path: Path) -> None:
     """One run; stopped (interrupted, as by Ctrl-C) after `stop_after` seconds when the spec says."""
     import openai  # noqa: F401  # the plugin imports it on first use: not a cost of the calls
 
     from elspeth.engine.interrupts import StopRequest
     from elspeth.engine.orchestrator import run_pipeline
+    from elspeth.hookspecs import hookimpl
     from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
     from elspeth.plugins import builtin
     from elspeth.plugins.azure import plugin as azure
     from elspeth.settings import Settings, structure
 
     spec = json.loads(spec_path.read_text())
+    echo = echo_transform(spec["completion"], spec["latency_ms"] / 1000)
+
+    class Echo:
+        @hookimpl
+        def register_transforms(self, register: Any) -> None:
+            register(echo)
+
     # Not the entry points: the plugins of whatever elspeth is installed must not stand in for these.
-    registry = PluginRegistry(make_plugin_manager(extra_plugins=[builtin, azure], load_entry_points=False))
+    registry = PluginRegistry(make_plugin_manager(extra_plugins=[builtin, azure, Echo()], load_entry_points=False))
     settings = structure(spec["pipeline"], Settings, where="bench")
     stop = StopRequest()
     if spec["stop_after"] is not None:
@@ -150,7 +176,13 @@ def calls(db: Path, run_id: str) -> dict[str, int]:
 
 
 def measure(
-    root: Path, name: str, rows: int, concurrency: int, emulator: AzureOpenAIEmulator, stop_after: float | None
+    root: Path,
+    name: str,
+    rows: int,
+    concurrency: int,
+    emulator: AzureOpenAIEmulator,
+    stop_after: float | None,
+    echo: bool = False,
 ) -> dict[str, Any]:
     """One pipeline run in a subprocess against `emulator`: its times, its recorded calls, the emulator's counts."""
     work = root / name
@@ -159,9 +191,11 @@ def measure(
     make_input(src, rows)
     db = work / "landscape.db"
     spec = {
-        "pipeline": pipeline(src, work, emulator.url, concurrency),
+        "pipeline": pipeline(src, work, emulator.url, concurrency, echo),
         "landscape_url": f"sqlite:///{db}",
         "stop_after": stop_after,
+        "completion": captured_completion(emulator),
+        "latency_ms": emulator.latency_ms,
     }
     spec_path = work / "spec.json"
     spec_path.write_text(json.dumps(spec))
@@ -184,6 +218,18 @@ def measure(
     }
 
 
+def captured_completion(emulator: AzureOpenAIEmulator) -> dict[str, Any]:
+    """One completion as the plugin records it (`model_dump`), for `bench_echo` to record in its stead."""
+    import openai
+
+    client = openai.AzureOpenAI(azure_endpoint=emulator.url, api_key="bench-key", api_version="2024-10-21")
+    completion = client.chat.completions.create(
+        model=DEPLOYMENT, messages=[{"role": "user", "content": PROMPT.replace("{{ text }}", text(0))}]
+    )
+    client.close()
+    return completion.model_dump(mode="json")
+
+
 def sdk_alone(root: Path, rows: int, concurrency: int, emulator: AzureOpenAIEmulator) -> float:
     """CPU ms per call of the SDK alone, for the same rows at the same concurrency."""
     spec_path = root / f"sdk-{concurrency}.json"
@@ -199,7 +245,9 @@ def level(root: Path, rows: int, concurrency: int, latency_ms: float) -> dict[st
     with AzureOpenAIEmulator(latency_ms=latency_ms) as emulator:
         result = measure(root, f"level-{concurrency}", rows, concurrency, emulator, None)
         result["sdk_cpu_ms_per_call"] = sdk_alone(root, rows, concurrency, emulator)
-    result["engine_cpu_ms_per_call"] = result["cpu_ms_per_call"] - result["sdk_cpu_ms_per_call"]
+        echo = measure(root, f"echo-{concurrency}", rows, concurrency, emulator, None, echo=True)
+    result["engine_cpu_ms_per_call"] = echo["cpu_ms_per_call"]
+    result["engine_only_rows_per_second"] = echo["outcomes"].get("completed", 0) / echo["seconds"]
     done = result["outcomes"].get("completed", 0)
     result["rows_per_second"] = done / result["seconds"]
     result["bound_rows_per_second"] = concurrency * 1000 / latency_ms
@@ -226,19 +274,21 @@ def show(levels: list[dict[str, Any]], limited: dict[str, Any] | None, latency_m
         print(f"azure_llm, {rows:,} rows, emulator latency {latency_ms:g} ms, full audit; cores: {os.cpu_count()}")
         print(
             f"  {'concurrency':>11} {'wall s':>8} {'rows/s':>8} {'bound':>8} {'ratio':>6} {'peak in flight':>15}"
-            f" {'CPU s':>7} {'CPU ms/call':>12} {'SDK alone':>10} {'engine':>7} {'failed':>7}"
+            f" {'CPU s':>7} {'CPU ms/call':>12} {'SDK alone':>10} {'engine':>7} {'failed':>7} {'echo rows/s':>12}"
         )
         for r in levels:
             print(
                 f"  {r['concurrency']:>11} {r['seconds']:8.2f} {r['rows_per_second']:8.1f} "
                 f"{r['bound_rows_per_second']:8.1f} {r['ratio']:5.2f}x {r['emulator']['peak_in_flight']:>15} "
                 f"{r['cpu_seconds']:7.2f} {r['cpu_ms_per_call']:12.2f} {r['sdk_cpu_ms_per_call']:10.2f} "
-                f"{r['engine_cpu_ms_per_call']:7.2f} {r['outcomes'].get('failed', 0):>7}"
+                f"{r['engine_cpu_ms_per_call']:7.2f} {r['outcomes'].get('failed', 0):>7} "
+                f"{r['engine_only_rows_per_second']:12.1f}"
             )
         print(
             "  CPU ms/call: the whole pipeline process per recorded call; SDK alone: the same requests through "
-            "the same client\n  and threads without the engine; engine: the difference (engine, recording, "
-            "plugin, CSV in and out)"
+            "the same client\n  and threads, no engine; engine: the same pipeline with `bench_echo` in place of "
+            "azure_llm (the same request and\n  completion recorded, the latency waited on the engine's clock, "
+            "no SDK, no HTTP), CPU ms per call, and its rows/s (echo rows/s)"
         )
     if limited is not None:
         r, recorded = limited, limited["recorded_calls"]

@@ -28,6 +28,10 @@ class Slot:
     row_hash: str
     path: tuple[int, ...]
     """Its place in the serial order (delivery_order.py)."""
+    state: int | None = None
+    """The first attempt's state, opened by the engine's thread when it dispatched the row."""
+    closing: tuple[Any, ...] | None = None
+    """The last attempt's close (state, status, output hash, error, when), left to the engine's thread."""
     finished: bool = False
     result: Any = None
     failure: BaseException | None = None
@@ -39,7 +43,9 @@ class InFlight:
     ) -> None:
         self.step = step
         self.node_id = node_id
+        self.concurrency = concurrency
         self.capacity = 2 * concurrency
+        self.running = 0
         self._work = work
         self._wake = wake
         self._slots: deque[Slot] = deque()
@@ -50,7 +56,9 @@ class InFlight:
 
     @property
     def has_room(self) -> bool:
-        return len(self._slots) < self.capacity
+        """A worker is free (so a row dispatched now starts now: its state opens when it starts) and the
+        window can take one more."""
+        return self.running < self.concurrency and len(self._slots) < self.capacity
 
     @property
     def head_ready(self) -> bool:
@@ -58,6 +66,8 @@ class InFlight:
 
     def submit(self, slot: Slot) -> None:
         self._slots.append(slot)
+        with self._wake:
+            self.running += 1
         self._pool.submit(self._run, slot)
 
     def take(self) -> Slot:
@@ -70,11 +80,15 @@ class InFlight:
             slot.failure = exc
         with self._wake:
             slot.finished = True
+            self.running -= 1
             self._wake.notify_all()
 
-    def drop(self) -> None:
-        """Forget every row in the window (their tokens stay unfinished for a resume) once the workers are done."""
+    def drop(self) -> list[Slot]:
+        """Forget every row in the window (their tokens stay unfinished for a resume) once the workers are
+        done; returns them, so that the states their workers left to close are closed."""
+        slots = list(self._slots)
         self._slots.clear()
+        return slots
 
     def shutdown(self) -> None:
         """Wait for the workers to finish what they started; no new row starts."""

@@ -335,19 +335,25 @@ class Runner:
             self.continue_token(child_id, row_id, child, canonical.stable_hash(child), step, (*path, i))
         return None
 
-    def _attempts(self, node: Node, token_id: int, row: Row, row_hash: str, *, worker: bool = False) -> Processed:
+    def _attempts(self, node: Node, token_id: int, row: Row, row_hash: str, slot: Slot | None = None) -> Processed:
         """Run one transform on one token, with retries: the result and its hash, or (None, "", error) when the
         row takes the error path. Runs in the engine's thread or, for a node with rows in flight, in a worker
-        (`worker`), which takes the recorder's lock for each write and never holds it while the plugin works."""
+        (given its `slot`). A worker never holds the recorder's lock while the plugin works, and takes it
+        only where it cannot be helped: the engine's thread opened the first attempt's state when it
+        dispatched the row and closes the last one when it takes the result (`slot.closing`, with the time
+        the plugin returned), so the common row costs a worker no write but its calls'."""
+        worker = slot is not None
         attempt = 1
         max_attempts = self.settings.retry.max_attempts
         lock = self.rec.lock
         aside = self._keep_lock if worker else self._aside(node)
+        state = slot.state if slot is not None else None
         while True:
-            with lock:
-                state = self.rec.open_state(
-                    node.node_id, "process", token_id=token_id, attempt=attempt, input_hash=row_hash
-                )
+            if state is None:
+                with lock:
+                    state = self.rec.open_state(
+                        node.node_id, "process", token_id=token_id, attempt=attempt, input_hash=row_hash
+                    )
             try:
                 with aside:
                     result = node.plugin.process(row, self._ctx(node.node_id, state, tokens=(token_id,)))
@@ -370,7 +376,10 @@ class Runner:
                 except NonCanonicalValueError as exc:
                     result = Error(f"output cannot be recorded canonically: {exc}")
                 else:
-                    with lock:
+                    if slot is not None:
+                        self.rec.returned(state)
+                        slot.closing = (state, StateStatus.COMPLETED, out_hash, None, self.rec.now())
+                    else:
                         self.rec.close_state(state, StateStatus.COMPLETED, output_hash=out_hash)
                     return result, out_hash, None
             if not isinstance(result, Error):
@@ -384,9 +393,9 @@ class Runner:
                     f"transform {node.node_id} returned {type(result).__name__}; return Success, Routed or Error"
                 )
             error = {"reason": result.reason, "retryable": result.retryable, "details": result.details}
-            with lock:
-                self.rec.close_state(state, StateStatus.FAILED, error=error)
             if result.retryable and attempt < max_attempts:
+                with lock:
+                    self.rec.close_state(state, StateStatus.FAILED, error=error)
                 with self._set_aside if not worker else self._keep_lock:
                     self.clock.sleep(self.settings.retry.backoff_seconds * 2 ** (attempt - 1))
                 # Between attempts nothing of this token is half-recorded; resume starts it again.
@@ -394,12 +403,18 @@ class Runner:
                     raise Interrupted("stop")
                 self.stop.check()
                 attempt += 1
+                state = None
                 continue
+            if slot is not None:
+                self.rec.returned(state)
+                slot.closing = (state, StateStatus.FAILED, None, error, self.rec.now())
+            else:
+                self.rec.close_state(state, StateStatus.FAILED, error=error)
             return None, "", error
 
     def _work_for(self, node: Node) -> Callable[[Slot], Processed]:
         def work(slot: Slot) -> Processed:
-            return self._attempts(node, slot.token_id, slot.row, slot.row_hash, worker=True)
+            return self._attempts(node, slot.token_id, slot.row, slot.row_hash, slot)
 
         return work
 
@@ -417,6 +432,10 @@ class Runner:
                 self._wait(flight.step)
         if self._order is not None:
             self._order.sent(slot.path)
+        node = self.pipeline.transforms[flight.step]
+        slot.state = self.rec.open_state(
+            node.node_id, "process", token_id=slot.token_id, attempt=1, input_hash=slot.row_hash
+        )
         flight.submit(slot)
 
     def _release_ready(self, from_step: int) -> bool:
@@ -434,6 +453,7 @@ class Runner:
         return released
 
     def _carry_on(self, flight: InFlight, slot: Slot) -> None:
+        self._close_taken(slot)
         try:
             if slot.failure is not None:
                 if isinstance(slot.failure, Interrupted):
@@ -450,6 +470,13 @@ class Runner:
             if self._order is not None:
                 self._order.returned(slot.path)
                 self._order.release()
+
+    def _close_taken(self, slot: Slot) -> None:
+        """Close the state a worker's last attempt left to the engine's thread, as of when the plugin returned."""
+        if slot.closing is not None:
+            state, status, output_hash, error, ended_at = slot.closing
+            slot.closing = None
+            self.rec.close_state(state, status, output_hash=output_hash, error=error, ended_at=ended_at)
 
     def _wait(self, from_step: int, *, stoppable: bool = True) -> None:
         """Wait (with the recorder's lock set aside, so workers can write) until a window at `from_step` or
@@ -501,7 +528,8 @@ class Runner:
             for flight in self._in_flight:
                 flight.shutdown()
         for flight in self._in_flight:
-            flight.drop()
+            for slot in flight.drop():
+                self._close_taken(slot)
         if self._order is not None:
             self._order.drop()
 

@@ -145,6 +145,7 @@ class Recorder:
         self._buffered_batches: dict[int, list[Any]] = {}
         self._open_states: dict[int, str] = {}
         self._call_counts: dict[int, int] = {}
+        self._returned: set[int] = set()
         self.lock = threading.RLock()
         self._calls_to_write: list[_CallToWrite] = []
         self._calls_lock = threading.Lock()
@@ -223,6 +224,7 @@ class Recorder:
         self._buffered_states.clear()
         self._buffered_batches.clear()
         self._open_states.clear()
+        self._returned.clear()
 
     def close(self) -> None:
         self.conn.close()
@@ -431,14 +433,18 @@ class Recorder:
         *,
         output_hash: str | None = None,
         error: Mapping[str, Any] | None = None,
+        ended_at: float | None = None,
     ) -> None:
+        """`ended_at`: when the work ended, if not now (a worker's row closed later by the engine's thread)."""
         # The error is made storable before the state leaves the open list: a value that cannot be stored
         # (a NaN in an error's details) must not strand the state open.
         error_json = None if error is None else self._error_json(error)
         if self._open_states.pop(state_id, None) is None:
             raise ElspethError(f"node_state {state_id} of run {self.run_id} is not open")
         self._call_counts.pop(state_id, None)
-        ended_at = self.now()
+        self._returned.discard(state_id)
+        if ended_at is None:
+            ended_at = self.now()
         buffered = self._buffered_states.get(state_id)
         if buffered is not None:
             buffered[6], buffered[8], buffered[9], buffered[11] = status, output_hash, error_json, ended_at
@@ -455,6 +461,11 @@ class Recorder:
                     "v_ended": ended_at,
                 }
             )
+
+    def returned(self, state_id: int) -> None:
+        """The work of an open state is over (its close follows later, from the engine's thread): from now on
+        no call is accepted under it. Any thread, no lock: a set's add is atomic."""
+        self._returned.add(state_id)
 
     def _error_json(self, error: Mapping[str, Any]) -> str:
         """An error or reason as stored: secrets out, and stored even when a value in it cannot be hashed."""
@@ -529,7 +540,7 @@ class Recorder:
         rows, written = [], []
         for entry in entries:
             node_id = self._open_states.get(entry.state_id)
-            if node_id is None:
+            if node_id is None or entry.state_id in self._returned:
                 entry.failure = ElspethError(
                     f"call {entry.values['call_type']}/{entry.values['provider']} recorded under node_state "
                     f"{entry.state_id}, which is not open in run {self.run_id}; record calls through the ctx of "

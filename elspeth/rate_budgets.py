@@ -149,8 +149,9 @@ class RateBudget:
     @contextmanager
     def slot(self, sleep: Sleep, tokens: int = 1) -> Iterator[Permit]:
         """Wait (through `sleep`) until a request of `tokens` fits, then hold a slot in flight for the block.
-        Raises WaitInterrupted when a wait was cut short."""
-        permit = self._acquire(sleep, max(1, int(tokens)))
+        A request of 0 tokens counts against the requests only. Raises WaitInterrupted when a wait was cut
+        short."""
+        permit = self._acquire(sleep, max(0, int(tokens)))
         try:
             yield permit
         finally:
@@ -185,7 +186,7 @@ class RateBudget:
         stepped = []
         wait_ms = 0
         for limit, weight in ((self._requests, 1), (self._tokens, tokens)):
-            if limit is None:
+            if limit is None or weight == 0:
                 continue
             state, wait = limit.step(now_ms, weight)
             if wait is None:

@@ -26,7 +26,11 @@ out of the output, returned malformed, or answered in the error file. The output
 (`{"id", "custom_id", "response": {"status_code", "request_id", "body"}, "error"}`), in an order that is
 not the input's, as a real batch's may be.
 
-`python -m elspeth_testkit.azure_openai_emulator [--port N] [--api-key KEY]` serves one until Ctrl-C.
+Chat completions can be slowed (`latency_ms`, `jitter_ms`) and rate limited as Azure limits a deployment
+(`requests_per_minute`, `tokens_per_minute`: HTTP 429 with `retry-after`; see `azure_openai_limits`).
+
+`python -m elspeth_testkit.azure_openai_emulator [--port N] [--api-key KEY] [--latency-ms MS] [--rpm N] ...`
+serves one until Ctrl-C (`--help` lists every flag).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ import argparse
 import hashlib
 import itertools
 import json
+import random
 import re
 import socketserver
 import sys
@@ -49,6 +54,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from attrs import define, field, frozen
 
+from elspeth_testkit.azure_openai_limits import RateBudgets, estimated_tokens
 from elspeth_testkit.loopback import LoopbackServer
 
 FINAL_STATUSES = ("completed", "failed", "expired", "cancelled")
@@ -203,7 +209,14 @@ def _short_hash(*parts: Any) -> str:
 class AzureOpenAIEmulator(LoopbackServer):
     """The emulator; a context manager (or `start()`/`stop()`). `api_keys`: the keys accepted (any non-empty
     key if None). `models`: deployment -> model name reported (the deployment name if absent).
-    `deployments`: those that exist (any if None)."""
+    `deployments`: those that exist (any if None).
+
+    Chat completions are answered after `latency_ms` plus a uniform jitter in [0, `jitter_ms`] (drawn from
+    a generator seeded by `seed`), and within `requests_per_minute`/`tokens_per_minute` per deployment (None:
+    no limit; `azure_openai_limits` says how Azure's limits are modelled, `rate_window_seconds` is the RPM
+    window). These are attributes too, read on every request. Counts of chat completions, for tests and
+    benchmarks: `in_flight` (being answered now), `peak_in_flight`, `completed` (admitted and answered, a
+    rule's error included), `throttled` (answered 429)."""
 
     def __init__(
         self,
@@ -214,12 +227,31 @@ class AzureOpenAIEmulator(LoopbackServer):
         models: dict[str, str] | None = None,
         deployments: Iterable[str] | None = None,
         clock: Callable[[], float] = time.time,
+        latency_ms: float = 0,
+        jitter_ms: float = 0,
+        seed: int | None = None,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        rate_window_seconds: float = 10.0,
     ) -> None:
+        if latency_ms < 0 or jitter_ms < 0 or rate_window_seconds <= 0:
+            raise ValueError("latency_ms and jitter_ms must be 0 or more, rate_window_seconds more than 0")
+        if any(limit is not None and limit < 1 for limit in (requests_per_minute, tokens_per_minute)):
+            raise ValueError("requests_per_minute and tokens_per_minute must be None or at least 1")
         self._address = (host, port)
         self.api_keys = frozenset(api_keys) if api_keys is not None else None
         self.models = dict(models or {})
         self.deployments = frozenset(deployments) if deployments is not None else None
         self.clock = clock
+        self.latency_ms = latency_ms
+        self.jitter_ms = jitter_ms
+        self.seed = seed
+        self.requests_per_minute = requests_per_minute
+        self.tokens_per_minute = tokens_per_minute
+        self.rate_window_seconds = rate_window_seconds
+        self._random = random.Random(seed)
+        self._budgets = RateBudgets()
+        self.in_flight = self.peak_in_flight = self.completed = self.throttled = 0
         self._lock = threading.RLock()
         self._rules: list[Rule] = []
         self._scripts: list[BatchScript] = []
@@ -267,8 +299,13 @@ class AzureOpenAIEmulator(LoopbackServer):
             self._scripts.extend(scripts)
 
     def reset(self) -> None:
-        """Forget rules, scripts, files, batches and the request log."""
+        """Forget rules, scripts, files, batches, the request log, the counts and the budget spent; the
+        jitter starts again from `seed`. Latency and limits stay as they are set."""
+        self._budgets.clear()
         with self._lock:
+            self._random = random.Random(self.seed)
+            self.peak_in_flight = self.in_flight
+            self.completed = self.throttled = 0
             self._rules.clear()
             self._scripts.clear()
             self.default_script = BatchScript()
@@ -341,24 +378,32 @@ class AzureOpenAIEmulator(LoopbackServer):
         path = unquote(parts.path)
         query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
         request_id = _short_hash(method, target, body, next(self._ids))
+        extra = {"apim-request-id": request_id, "x-request-id": request_id}
         try:
-            status, content_type, data = self._route(method, path, query, headers, body)
+            status, content_type, data = self._route(method, path, query, headers, body, extra)
         except _HttpError as exc:
             status, content_type, data = exc.status, "application/json", json.dumps(exc.body).encode()
         with self._lock:
             self.requests.append(EmulatedRequest(method, path, query, body, status))
-        return status, content_type, data, {"apim-request-id": request_id, "x-request-id": request_id}
+        return status, content_type, data, extra
 
     def _route(
-        self, method: str, path: str, query: dict[str, str], headers: dict[str, str], body: bytes
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        headers: dict[str, str],
+        body: bytes,
+        extra: dict[str, str],
     ) -> tuple[int, str, bytes]:
+        """Answer one request; `extra` takes the headers it adds to the answer."""
         if not path.startswith("/openai/") or "api-version" not in query:
             raise _HttpError(404, "404", "Resource not found")
         self._authenticate(headers)
         segments = path.removeprefix("/openai/").strip("/").split("/")
         match method, segments:
             case "POST", ["deployments", deployment, "chat", "completions"]:
-                return self._chat(deployment, _json_body(body))
+                return self._chat(deployment, _json_body(body), query["api-version"], extra)
             case "POST", ["files"]:
                 return _json(200, self._upload(headers.get("content-type", ""), body))
             case "GET", ["files"]:
@@ -394,7 +439,9 @@ class AzureOpenAIEmulator(LoopbackServer):
             return
         raise _HttpError(401, "401", _UNAUTHORIZED)
 
-    def _chat(self, deployment: str, body: dict[str, Any]) -> tuple[int, str, bytes]:
+    def _chat(
+        self, deployment: str, body: dict[str, Any], api_version: str, extra: dict[str, str]
+    ) -> tuple[int, str, bytes]:
         if self.deployments is not None and deployment not in self.deployments:
             raise _HttpError(
                 404,
@@ -402,7 +449,38 @@ class AzureOpenAIEmulator(LoopbackServer):
                 "The API deployment for this resource does not exist. If you created the deployment within the "
                 "last 5 minutes, please wait a moment and try again.",
             )
+        with self._lock:
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+        try:
+            return self._limited_chat(deployment, body, api_version, extra)
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+    def _limited_chat(
+        self, deployment: str, body: dict[str, Any], api_version: str, extra: dict[str, str]
+    ) -> tuple[int, str, bytes]:
+        admission = self._budgets.admit(
+            deployment,
+            self.clock(),
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
+            window_seconds=self.rate_window_seconds,
+            tokens=estimated_tokens(body, conversation_text(body)),
+        )
+        extra.update(admission.headers())
+        if not admission.admitted:
+            with self._lock:
+                self.throttled += 1
+            return _json(429, admission.error_body(api_version))
+        with self._lock:
+            delay = self.latency_ms + self._random.uniform(0, self.jitter_ms)
+        # Each connection has its own thread, so this sleep holds up this answer only.
+        time.sleep(delay / 1000)
         result = self.completion(deployment, body)
+        with self._lock:
+            self.completed += 1
         if isinstance(result, EmulatedError):
             return _json(result.status, result.body())
         return _json(200, result)
@@ -688,6 +766,8 @@ def _validate_batch_input(data: bytes) -> list[dict[str, Any]]:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    # socketserver's backlog of 5 leaves most of 64 simultaneous connects to SYN retries (a second or more).
+    request_queue_size = 512
 
     def __init__(self, address: tuple[str, int], emulator: AzureOpenAIEmulator) -> None:
         self.emulator = emulator
@@ -751,13 +831,32 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="default: a free port")
     parser.add_argument("--api-key", action="append", help="a key to accept (repeatable; default: any)")
+    parser.add_argument("--latency-ms", type=float, default=0, help="delay of every chat completion answer")
+    parser.add_argument("--jitter-ms", type=float, default=0, help="plus a uniform random delay up to this")
+    parser.add_argument("--seed", type=int, help="seeds the jitter, for reproducible runs")
+    parser.add_argument("--requests-per-minute", "--rpm", type=int, help="RPM limit per deployment (429 beyond)")
+    parser.add_argument("--tokens-per-minute", "--tpm", type=int, help="TPM limit per deployment (429 beyond)")
+    parser.add_argument(
+        "--rate-window-seconds", type=float, default=10.0, help="the window RPM is checked over (default 10)"
+    )
     parser.add_argument(
         "--rules",
         metavar="FILE",
         help='a JSON list of ["regex", "reply"] pairs: a conversation matching a regex gets that reply',
     )
     args = parser.parse_args(argv)
-    with AzureOpenAIEmulator(host=args.host, port=args.port, api_keys=args.api_key) as emulator:
+    emulator = AzureOpenAIEmulator(
+        host=args.host,
+        port=args.port,
+        api_keys=args.api_key,
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        seed=args.seed,
+        requests_per_minute=args.requests_per_minute,
+        tokens_per_minute=args.tokens_per_minute,
+        rate_window_seconds=args.rate_window_seconds,
+    )
+    with emulator:
         if args.rules:
             with open(args.rules) as fh:
                 for pattern, reply in json.load(fh):

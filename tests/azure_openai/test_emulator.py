@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
+import time
 import urllib.error
 import urllib.request
 
@@ -221,6 +223,113 @@ def test_batches_keep_their_metadata_and_list_newest_first_page_by_page(emulator
         )
 
 
+class FakeClock:
+    """The emulator's clock, moved by hand: rate windows open and close exactly when a test says."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def attempt(emulator, content="hi", **kwargs):
+    """(status, headers, body) of one chat completion, 429s included (the SDK does not retry them)."""
+    try:
+        raw_response = client(emulator).chat.completions.with_raw_response.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": content}], **kwargs
+        )
+    except openai.RateLimitError as exc:
+        return 429, exc.response.headers, exc.body
+    return raw_response.status_code, raw_response.headers, raw_response.parse()
+
+
+def test_latency_and_jitter_delay_each_answer(emulator):
+    emulator.latency_ms, emulator.jitter_ms = 150, 100
+    for _ in range(3):
+        started = time.perf_counter()
+        assert ask(emulator, "slow").choices[0].message.content == "Echo: slow"
+        assert 0.15 <= time.perf_counter() - started < 0.25 + 0.2, "latency plus at most the jitter"
+
+
+def test_concurrent_requests_are_answered_side_by_side():
+    n, latency = 64, 0.5
+    with AzureOpenAIEmulator(api_keys=[API_KEY], latency_ms=latency * 1000) as emulator:
+        shared = client(emulator)
+        ready = threading.Barrier(n)
+        answers: list[str] = []
+
+        def one(i: int) -> None:
+            ready.wait()
+            completion = shared.chat.completions.create(model="d", messages=[{"role": "user", "content": f"{i}"}])
+            answers.append(completion.choices[0].message.content)
+
+        threads = [threading.Thread(target=one, args=(i,)) for i in range(n)]
+        started = time.perf_counter()
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        elapsed = time.perf_counter() - started
+        assert sorted(answers) == sorted(f"Echo: {i}" for i in range(n))
+        assert (emulator.peak_in_flight, emulator.in_flight, emulator.completed) == (n, 0, n)
+        assert elapsed < 4 * latency, f"{n} answers of {latency}s took {elapsed:.2f}s: they did not overlap"
+        emulator.reset()
+        assert (emulator.peak_in_flight, emulator.completed, emulator.throttled) == (0, 0, 0)
+
+
+def test_a_spent_request_budget_is_answered_429_as_azure_does_until_its_window_ends():
+    clock = FakeClock(1000.0)  # a window of 10 s starts here
+    with AzureOpenAIEmulator(api_keys=[API_KEY], clock=clock, requests_per_minute=60) as emulator:
+        statuses = []
+        for _ in range(10):  # 60 a minute is 10 per 10 s window
+            status, headers, _ = attempt(emulator)
+            statuses.append((status, headers["x-ratelimit-remaining-requests"]))
+        assert statuses == [(200, str(9 - i)) for i in range(10)]
+        clock.now = 1004.2
+        status, headers, body = attempt(emulator)
+        assert status == 429 and (headers["retry-after"], headers["retry-after-ms"]) == ("6", "5800")
+        assert headers["x-ratelimit-remaining-requests"] == "0" and "x-ratelimit-remaining-tokens" not in headers
+        assert body["code"] == "429"
+        assert body["message"].startswith(
+            f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version {API_VERSION} have "
+            "exceeded call rate limit of your current OpenAI S0 pricing tier. Please retry after 6 seconds."
+        )
+        assert attempt(emulator)[0] == 429
+        clock.now = 1010.0
+        assert [attempt(emulator)[0] for _ in range(11)] == [200] * 10 + [429], "the 429s spent nothing"
+        assert (emulator.completed, emulator.throttled) == (20, 3)
+
+        emulator.requests_per_minute = 2  # a window too short for one request widens to 60/RPM s
+        clock.now = 1020.0
+        assert [attempt(emulator)[0] for _ in range(2)] == [200, 429]
+        clock.now = 1049.9
+        assert attempt(emulator)[0] == 429
+        clock.now = 1050.0
+        assert attempt(emulator)[0] == 200
+
+
+def test_tokens_are_charged_on_arrival_from_the_prompt_s_characters_and_max_tokens():
+    clock = FakeClock(600.0)  # a minute starts here
+    prompt = "x" * 39  # 10 tokens: 4 characters a token, rounded up
+    limits = {"requests_per_minute": 600, "tokens_per_minute": 100}
+    with AzureOpenAIEmulator(api_keys=[API_KEY], clock=clock, **limits) as emulator:
+        assert attempt(emulator, prompt, max_tokens=5000)[0] == 429, "more than the minute's budget"
+        answers = [attempt(emulator, prompt, max_tokens=20) for _ in range(4)]
+        assert [(s, h["x-ratelimit-remaining-tokens"]) for s, h, _ in answers] == [
+            (200, "70"),
+            (200, "40"),
+            (200, "10"),
+            (429, "10"),
+        ]
+        _, headers, body = answers[-1]
+        assert "exceeded token rate limit" in body["message"] and headers["retry-after"] == "60"
+        assert headers["x-ratelimit-remaining-requests"] == "97", "the refused requests spent no request budget"
+        assert attempt(emulator, "y" * 40)[0] == 200, "without max_tokens only the prompt is charged"
+        clock.now = 660.0
+        assert attempt(emulator, prompt, max_tokens=20)[0] == 200
+
+
 def test_the_session_fixture_serves(azure_openai_emulator):
     azure_openai_emulator.reset()
     assert ask(azure_openai_emulator, "ping").choices[0].message.content == "Echo: ping"
@@ -228,7 +337,7 @@ def test_the_session_fixture_serves(azure_openai_emulator):
 
 def test_the_command_line_serves_until_stopped():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "elspeth_testkit.azure_openai_emulator", "--api-key", API_KEY],
+        [sys.executable, "-m", "elspeth_testkit.azure_openai_emulator", "--api-key", API_KEY, "--rpm", "1"],
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -239,6 +348,11 @@ def test_the_command_line_serves_until_stopped():
             azure_endpoint=url, api_key=API_KEY, api_version=API_VERSION, max_retries=0
         ).chat.completions.create(model="m", messages=[{"role": "user", "content": "cli"}])
         assert completion.choices[0].message.content == "Echo: cli"
+        with pytest.raises(openai.RateLimitError):  # one a minute: the next two cannot both fit
+            for _ in range(2):
+                openai.AzureOpenAI(
+                    azure_endpoint=url, api_key=API_KEY, api_version=API_VERSION, max_retries=0
+                ).chat.completions.create(model="m", messages=[{"role": "user", "content": "cli"}])
     finally:
         proc.terminate()
         proc.wait(timeout=10)

@@ -10,9 +10,11 @@ hands out one per key for the whole process. A caller holds a `slot` around each
         ...send the request...
         permit.throttled(retry_after)   # on a 429; or permit.succeeded() on an answer
 
-`slot` blocks until the request fits: the limits (a token bucket per limit, from pyrate-limiter, each
-holding at most `burst_seconds` worth of the minute's budget, since services enforce per-minute quotas over
-shorter windows), any pause a 429 asked for, and the adaptive cap on requests in flight. A 429 pauses every
+`slot` blocks until the request fits: the limits (a token bucket per limit, from pyrate-limiter), any pause
+a 429 asked for, and the adaptive cap on requests in flight. By default the buckets hold no burst: requests
+(and tokens) go evenly spaced at the limit's rate, because services check per-minute quotas over short fixed
+windows (Azure OpenAI over 1 or 10 seconds), and a burst on top of the steady rate can land in one window
+together with that window's own share, which is refused. A 429 pauses every
 caller of the budget until its Retry-After has passed and halves the cap (at most once per round of
 requests, as TCP does); each success raises it again by 1/cap, so it grows by one per cap successes until it
 no longer limits anything. Waits go through the caller's `sleep` (the engine's clock, which wakes early when
@@ -92,8 +94,9 @@ class _Limit:
 
 class RateBudget:
     """Optional requests-per-minute and tokens-per-minute limits, a pause after 429s, and an adaptive cap on
-    requests in flight. Thread-safe. `now`: the clock it measures time with, in seconds (a fake one in tests;
-    it must move on when the `sleep` given to `slot` sleeps)."""
+    requests in flight. Thread-safe. `burst_seconds`: how much of a limit may go at once after a quiet spell,
+    in seconds' worth of its rate (0: one request, evenly spaced). `now`: the clock it measures time with, in
+    seconds (a fake one in tests; it must move on when the `sleep` given to `slot` sleeps)."""
 
     def __init__(
         self,
@@ -101,14 +104,14 @@ class RateBudget:
         *,
         requests_per_minute: int | None = None,
         tokens_per_minute: int | None = None,
-        burst_seconds: float = 10.0,
+        burst_seconds: float = 0.0,
         now: Callable[[], float] = time.monotonic,
     ) -> None:
         for name, value in (("requests_per_minute", requests_per_minute), ("tokens_per_minute", tokens_per_minute)):
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be at least 1, not {value!r}")
-        if not burst_seconds > 0:
-            raise ValueError(f"burst_seconds must be greater than 0, not {burst_seconds!r}")
+        if not burst_seconds >= 0:
+            raise ValueError(f"burst_seconds must be 0 or more, not {burst_seconds!r}")
         self.key = key
         self.burst_seconds = burst_seconds
         self._now = now

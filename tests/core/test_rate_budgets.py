@@ -31,9 +31,15 @@ def take(budget: RateBudget, clock: FakeClock, tokens: int = 1) -> float:
         return clock.t
 
 
+def test_requests_go_evenly_spaced_by_default():
+    clock = FakeClock()
+    budget = RateBudget("k", requests_per_minute=600, now=clock.now)
+    assert [take(budget, clock) for _ in range(4)] == pytest.approx([0.0, 0.1, 0.2, 0.3], abs=0.001)
+
+
 def test_requests_per_minute_lets_a_burst_go_then_spaces_the_rest():
     clock = FakeClock()
-    budget = RateBudget("k", requests_per_minute=60, now=clock.now)  # burst: 10 seconds' worth = 10
+    budget = RateBudget("k", requests_per_minute=60, burst_seconds=10, now=clock.now)  # burst: 10
     times = [take(budget, clock) for _ in range(15)]
     assert times[:10] == [0.0] * 10
     assert times[10:] == pytest.approx([1.0, 2.0, 3.0, 4.0, 5.0], abs=0.01)
@@ -42,7 +48,7 @@ def test_requests_per_minute_lets_a_burst_go_then_spaces_the_rest():
 
 def test_tokens_per_minute_weighs_each_request_by_its_tokens():
     clock = FakeClock()
-    budget = RateBudget("k", tokens_per_minute=6000, now=clock.now)  # 100 tokens a second, burst 1000
+    budget = RateBudget("k", tokens_per_minute=6000, burst_seconds=10, now=clock.now)  # 100 a second, burst 1000
     assert [take(budget, clock, 500) for _ in range(2)] == [0.0, 0.0]
     assert take(budget, clock, 500) == pytest.approx(5.0, abs=0.01)
     assert take(budget, clock, 100) == pytest.approx(6.0, abs=0.01)
@@ -50,7 +56,7 @@ def test_tokens_per_minute_weighs_each_request_by_its_tokens():
 
 def test_a_request_that_fits_one_limit_but_not_the_other_spends_neither():
     clock = FakeClock()
-    budget = RateBudget("k", requests_per_minute=600, tokens_per_minute=600, now=clock.now)  # bursts 100 / 100
+    budget = RateBudget("k", requests_per_minute=600, tokens_per_minute=600, burst_seconds=10, now=clock.now)
     assert take(budget, clock, 100) == 0.0
     # 50 tokens must wait 5 s for the token limit; the request limit is not charged while it waits.
     assert take(budget, clock, 50) == pytest.approx(5.0, abs=0.01)
@@ -59,7 +65,7 @@ def test_a_request_that_fits_one_limit_but_not_the_other_spends_neither():
 
 def test_a_request_bigger_than_the_burst_waits_for_an_empty_bucket_and_goes():
     clock = FakeClock()
-    budget = RateBudget("k", tokens_per_minute=600, now=clock.now)  # burst 100
+    budget = RateBudget("k", tokens_per_minute=600, burst_seconds=10, now=clock.now)  # burst 100
     assert take(budget, clock, 10) == 0.0
     assert take(budget, clock, 400) == pytest.approx(1.0, abs=0.01), "once the 10 tokens drained"
     # The 400 are owed until t=41; 1 more fits once no more than the burst (100, 10 s) is owed.
@@ -126,7 +132,7 @@ def test_the_cap_holds_callers_back_until_a_slot_is_free():
 
 def test_a_wait_cut_short_raises_instead_of_sending():
     clock = FakeClock()
-    budget = RateBudget("k", requests_per_minute=6, now=clock.now)  # burst 1
+    budget = RateBudget("k", requests_per_minute=6, now=clock.now)
     take(budget, clock)
     with pytest.raises(WaitInterrupted, match="rate budget 'k'"), budget.slot(lambda _s: None):
         pytest.fail("the request went although the wait was cut short")

@@ -71,7 +71,7 @@ def positive(_instance: Any, attribute: Any, value: float | int | None) -> None:
 
 
 def per_minute(_instance: Any, attribute: Any, value: int | None) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+    if value is not None and value < 1:
         raise ConfigError(
             f"option `{attribute.name}` must be a whole number of at least 1 (the deployment's quota per minute), "
             f"not {value!r}; leave it out for no limit"

@@ -5,6 +5,7 @@ run under the deployment's quota."""
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -143,3 +144,36 @@ def test_budget_options_are_checked_with_messages_naming_them(options, message):
     base = {"endpoint": "https://r.openai.azure.com", "deployment": "d", "api_key": API_KEY, "prompt": "p"}
     with pytest.raises(ConfigError, match=message):
         structure({**base, **options}, AzureLLMConfig, where="options")
+
+
+def test_ctrl_c_ends_a_retry_after_wait_at_once_and_resume_finishes_the_run(bench):
+    from elspeth.engine.interrupts import StopRequest
+    from elspeth.engine.orchestrator import run_pipeline
+    from elspeth.settings import Settings
+
+    # 5 s: long beside the stop's 0.2 s; short enough for the resume, in this process, to wait it out.
+    bench.proxy.script(fault_proxy.status(429, retry_after=5), path=r"/chat/completions", nth=2)
+    settings = bench.settings(rows(3), transforms=[llm(bench)])
+    stop = StopRequest()
+    stopped_at: list[float] = []
+
+    def ctrl_c_once_throttled() -> None:
+        while not any(e.status == 429 for e in bench.proxy.exchanges):
+            time.sleep(0.01)
+        time.sleep(0.2)
+        stopped_at.append(time.monotonic())
+        stop.request("SIGINT")
+
+    threading.Thread(target=ctrl_c_once_throttled, daemon=True).start()
+    summary = run_pipeline(
+        structure(settings, Settings, where="$"), registry=bench.registry, landscape_url=bench.url, stop=stop
+    )
+    assert summary.status == "interrupted"
+    assert time.monotonic() - stopped_at[0] < 1, "the 5 s Retry-After did not hold the stop up"
+    statuses = [c["status"] for c in bench.calls(summary.run_id)]
+    assert statuses == ["ok", "error"], "nothing was sent once the stop was asked for"
+
+    resumed = bench.resume(summary.run_id, settings)
+    assert resumed.status == "completed", resumed.error
+    assert [r["id"] for r in bench.lines("main")] == [0, 1, 2] and bench.lines("errors") == []
+    bench.check(summary.run_id)

@@ -100,13 +100,16 @@ def test_transform_a_failing_query_is_the_rows_error_naming_the_query(bench, par
 )
 def test_the_queries_of_a_row_are_asked_side_by_side(bench, parallel, peak):
     bench.emulator.latency_ms = 300
-    started = time.monotonic()
     summary = bench.run(bench.settings(rows(2), transforms=[multi(bench, parallel)]))
-    elapsed = time.monotonic() - started
     assert summary.status == "completed", summary.error
     assert bench.emulator.peak_in_flight == peak
-    if parallel > 1:
-        assert elapsed < 2 * 3 * 0.3, "2 rows of 3 queries took less than 6 answers one after the other"
+    assert bench.proxy.wait_idle()
+    wire = sorted(bench.proxy.exchanges, key=lambda e: e.started_at)
+    assert len(wire) == 6
+    for row in (wire[:3], wire[3:]):
+        overlap = max(e.started_at for e in row) < min(e.ended_at for e in row)
+        assert overlap == (parallel > 1), "a row's 3 queries were on the wire together, or one after the other"
+    assert wire[2].ended_at <= wire[3].started_at, "the next row only once the last was answered"
     bench.check(summary.run_id)
 
 

@@ -780,6 +780,9 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # The headers and the body go out in two writes; with Nagle's algorithm the body waits for the client's
+    # delayed ACK of the headers: 40 ms added to every answer (measured: 46 ms a call, 2.6 ms without).
+    disable_nagle_algorithm = True
     server: _Server
 
     def _read_body(self) -> bytes:

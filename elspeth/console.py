@@ -112,6 +112,8 @@ class LiveStatus:
             f"{progress.run_id}  {progress.rows_read:,} rows  "
             f"{rate(progress.rows_read, progress.elapsed_seconds)}  {duration(progress.elapsed_seconds)}"
         )
+        if progress.calls_in_flight or progress.throttled:
+            line += f"  {plural(progress.calls_in_flight, 'call')} in flight  {progress.throttled:,} throttled (429)"
         if not self.terminal:
             # The summary follows the last one; in between, one line per `every` seconds at most.
             if not progress.done and progress.elapsed_seconds >= self._next_plain:

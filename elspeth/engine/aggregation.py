@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from attrs import define, field
@@ -52,6 +53,8 @@ class AggregationRuntime:
     fail: FailMembers
     max_attempts: int
     backoff_seconds: float
+    aside: Callable[[Node], AbstractContextManager[None]]
+    """What the runner wraps around this node's plugin code (see Runner._aside)."""
     current: Batch | None = None
     pending: list[Batch] = field(factory=list)
 
@@ -106,7 +109,8 @@ class AggregationRuntime:
         self.recorder.update_batch(batch.batch_id, **changes)
         ctx = self.make_ctx(self.node.node_id, state, batch.checkpoint, [m.token_id for m in batch.members])
         try:
-            result = self.node.plugin.process_batch([m.row for m in batch.members], ctx)
+            with self.aside(self.node):
+                result = self.node.plugin.process_batch([m.row for m in batch.members], ctx)
             if not isinstance(result, Success | Error | Pending):
                 raise TypeError(f"process_batch() returned {type(result).__name__}, not Success, Error or Pending")
         except BaseException as exc:

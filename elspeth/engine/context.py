@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
@@ -13,6 +15,25 @@ from attrs import define
 from elspeth import canonical
 from elspeth.api import Clock, PayloadStore
 from elspeth.landscape.recorder import Recorder, error_info
+
+
+class CallsInFlight:
+    """How many `ctx.call` blocks are open right now, across threads: what the progress line shows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def __enter__(self) -> None:
+        with self._lock:
+            self.count += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self.count -= 1
+
+
+_UNCOUNTED = contextlib.nullcontext()
 
 
 @define
@@ -38,6 +59,7 @@ class NodeContext:
     recorder: Recorder
     checkpoint: Mapping[str, Any] | None = None
     work_tokens: tuple[int, ...] = ()
+    in_flight: CallsInFlight | None = None
 
     @property
     def work_key(self) -> str:
@@ -69,7 +91,8 @@ class NodeContext:
         scope = CallScope(request=request)
         started = time.perf_counter()
         try:
-            yield scope
+            with self.in_flight or _UNCOUNTED:
+                yield scope
         except BaseException as exc:
             self.record_call(
                 call_type=call_type,

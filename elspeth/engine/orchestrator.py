@@ -134,33 +134,41 @@ class _Session:
         run_id = self.recorder.run_id
         error: str | None = None
         status = RunStatus.COMPLETED
-        try:
-            body()
-        except Interrupted as stop:
-            # A safe point: everything buffered is consistent, so it is made durable, sinks included.
-            status = RunStatus.INTERRUPTED
-            error = f"interrupted ({stop.signame}); finish it with `elspeth resume {run_id}`"
+        # The engine's thread writes the Landscape; workers and plugins' own threads take their turn only
+        # where it sets the lock aside (see recorder.py).
+        with self.recorder.lock:
             try:
-                self.runner.checkpoint()
+                body()
+            except Interrupted as stop:
+                # A safe point: everything buffered is consistent, so it is made durable, sinks included.
+                status = RunStatus.INTERRUPTED
+                error = f"interrupted ({stop.signame}); finish it with `elspeth resume {run_id}`"
+                try:
+                    self.runner.wind_down()
+                    self.runner.checkpoint()
+                except Exception as exc:
+                    self.runner.abandon()
+                    status, error = RunStatus.FAILED, f"{error}, and making its work durable failed: {exc}"
+                error = self._stop(status, {"type": "Interrupted", "message": stop.signame}, error)
+            except KeyboardInterrupt:
+                # Raised where no handler could note it (not the main thread, or by a plugin): it may have landed
+                # half-way through recording something, so only what was committed before it is kept, as after
+                # a kill.
+                self.runner.abandon()
+                status, error = RunStatus.INTERRUPTED, f"interrupted; finish it with `elspeth resume {run_id}`"
+                error = self._stop(status, {"type": "Interrupted", "message": "KeyboardInterrupt"}, error, keep=False)
             except Exception as exc:
-                status, error = RunStatus.FAILED, f"{error}, and making its work durable failed: {exc}"
-            error = self._stop(status, {"type": "Interrupted", "message": stop.signame}, error)
-        except KeyboardInterrupt:
-            # Raised where no handler could note it (not the main thread, or by a plugin): it may have landed
-            # half-way through recording something, so only what was committed before it is kept, as after a kill.
-            status, error = RunStatus.INTERRUPTED, f"interrupted; finish it with `elspeth resume {run_id}`"
-            error = self._stop(status, {"type": "Interrupted", "message": "KeyboardInterrupt"}, error, keep=False)
-        except Exception as exc:
-            status, error = RunStatus.FAILED, _describe(exc)
-            error = self._stop(status, error_info(exc), error, keep=not isinstance(exc, SQLAlchemyError))
-            if isinstance(exc, ConfigError | ResumeError):
-                self._close()
-                raise
-        else:
-            try:
-                self.recorder.finish_run(RunStatus.COMPLETED)
-            except SQLAlchemyError as exc:
-                status, error = RunStatus.FAILED, _unrecorded_end(exc)
+                self.runner.abandon()
+                status, error = RunStatus.FAILED, _describe(exc)
+                error = self._stop(status, error_info(exc), error, keep=not isinstance(exc, SQLAlchemyError))
+                if isinstance(exc, ConfigError | ResumeError):
+                    self._close()
+                    raise
+            else:
+                try:
+                    self.recorder.finish_run(RunStatus.COMPLETED)
+                except SQLAlchemyError as exc:
+                    status, error = RunStatus.FAILED, _unrecorded_end(exc)
         try:
             return self.summary(status, None if error is None else self.redactor.text(error))
         finally:
@@ -189,6 +197,7 @@ class _Session:
 
     def _close(self) -> None:
         try:
+            self.runner.close()
             self.pipeline.close()
         finally:
             self.recorder.close()

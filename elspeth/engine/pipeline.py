@@ -136,7 +136,7 @@ def _check_kind(plugin: Plugin, base: type, where: str) -> None:
         raise ConfigError(f"{where}.plugin: {type(plugin).__name__} is not a {base.__name__}")
 
 
-def _concurrency(plugin: Transform, configured: int | None, where: str) -> int:
+def _concurrency(plugin: Any, configured: int | None, where: str) -> int:
     if configured is None:
         return plugin.default_concurrency if Capability.EXTERNAL_CALLS in plugin.capabilities else 1
     if configured > 1 and Capability.EXTERNAL_CALLS not in plugin.capabilities:

@@ -2,26 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from elspeth import canonical
-from elspeth.api import Clock, Error, Quarantine, Routed, Row, Success
+from elspeth.api import Capability, Clock, Error, Quarantine, Routed, Row, Success
 from elspeth.engine.aggregation import AggregationRuntime, Batch, Member
-from elspeth.engine.context import NodeContext
-from elspeth.engine.interrupts import StopRequest
+from elspeth.engine.context import CallsInFlight, NodeContext
+from elspeth.engine.inflight import InFlight, Slot
+from elspeth.engine.interrupts import Interrupted, StopRequest
 from elspeth.engine.pipeline import Node, Pipeline
 from elspeth.engine.sinks import SinkRuntime
 from elspeth.engine.summary import Progress, ProgressCallback
 from elspeth.errors import ElspethError, NonCanonicalValueError, PluginCrash, ServiceUnreachable
 from elspeth.landscape.payloads import FilePayloadStore
-from elspeth.landscape.recorder import Recorder, error_info
+from elspeth.landscape.recorder import Recorder, SetAside, error_info
 from elspeth.landscape.statuses import BatchStatus, StateStatus, TokenOutcome, TriggerReason
 from elspeth.landscape.unfinished import UnfinishedBatch, UnfinishedToken
 from elspeth.settings import EngineSettings
 
 _PROGRESS_EVERY = 0.5
+_WAIT_SLICE = 0.2
+"""How long the main thread waits for rows in flight before it looks at its stop request and progress again."""
+
+# What a transform made of a token: its result and that result's hash, or None and the final error.
+Processed = tuple[Success | Routed | None, str, dict[str, Any] | None]
 
 
 class Runner:
@@ -45,8 +54,9 @@ class Runner:
         self.progress = progress
         self.run_id = recorder.run_id
         self.rows_read = 0
+        self.calls_in_flight = CallsInFlight()
         self.sinks = {
-            name: SinkRuntime(name, node, recorder, self._ctx, engine.write_batch_rows)
+            name: SinkRuntime(name, node, recorder, self._ctx, engine.write_batch_rows, self._aside)
             for name, node in pipeline.sinks.items()
         }
         self.aggregations = [
@@ -59,18 +69,43 @@ class Runner:
                 self._fail_members,
                 engine.retry.max_attempts,
                 engine.retry.backoff_seconds,
+                self._aside,
             )
             for node in pipeline.aggregations
         ]
         self._agg_by_node = {a.node.node_id: i for i, a in enumerate(self.aggregations)}
         self._transform_step = {n.node_id: i for i, n in enumerate(pipeline.transforms)}
-        self._started = time.monotonic()
+        self._started = self._last_report = time.monotonic()
+        self._set_aside = SetAside(recorder.lock)
+        self._keep_lock = contextlib.nullcontext()
+        self._wake = threading.Condition()
+        self._flights: list[InFlight | None] = [
+            InFlight(step, n.node_id, n.concurrency, self._work_for(n), self._wake) if n.concurrency > 1 else None
+            for step, n in enumerate(pipeline.transforms)
+        ]
+        self._in_flight = [f for f in self._flights if f is not None]
+        self._dispatching = True
+
+    def _aside(self, node: Node) -> AbstractContextManager[None]:
+        """Around a plugin's code: a plugin that calls out may record calls from threads of its own while
+        the engine's thread waits for it, so the recorder's lock is set aside; any other keeps it."""
+        if Capability.EXTERNAL_CALLS in node.info.cls.capabilities:
+            return self._set_aside
+        return self._keep_lock
 
     def _ctx(
         self, node_id: str, state_id: int, checkpoint: dict[str, Any] | None = None, tokens: Iterable[int] = ()
     ) -> NodeContext:
         return NodeContext(
-            self.run_id, node_id, state_id, self.clock, self.payloads, self.rec, checkpoint, tuple(tokens)
+            self.run_id,
+            node_id,
+            state_id,
+            self.clock,
+            self.payloads,
+            self.rec,
+            checkpoint,
+            tuple(tokens),
+            self.calls_in_flight,
         )
 
     # ------------------------------------------------------------ the main loop
@@ -91,12 +126,14 @@ class Runner:
         last_checkpoint = last_progress = self.clock.monotonic()
         timed = [a for a in self.aggregations if a.node.trigger and a.node.trigger.timeout_seconds is not None]
         records = enumerate(source.plugin.load(ctx))
+        reading = self._aside(source)  # reusable: entered once per record
         while True:
-            # The safe point of the main loop: the last record is finished or waits in a buffer, and nothing
-            # of the next one has been read.
+            # The safe point of the main loop: the last record is finished, in flight or waits in a buffer,
+            # and nothing of the next one has been read.
             self.stop.check()
             try:
-                index, item = next(records)
+                with reading:
+                    index, item = next(records)
             except StopIteration:
                 break
             except ElspethError as exc:
@@ -109,6 +146,8 @@ class Runner:
                 continue
             self.rows_read += 1
             self._accept(item)
+            if self._in_flight:
+                self._release_ready(0)
             since_checkpoint += 1
             for a in timed:
                 a.check_timeout()
@@ -128,6 +167,7 @@ class Runner:
         self.finish()
 
     def finish(self) -> None:
+        self._settle()
         self._drain_aggregations()
         for sink in self.sinks.values():
             sink.flush(self.rows_read)
@@ -140,8 +180,10 @@ class Runner:
         self.rec.commit()
 
     def _report(self, done: bool = False) -> None:
+        self._last_report = time.monotonic()
         if self.progress is not None:
-            self.progress(Progress(self.run_id, self.rows_read, time.monotonic() - self._started, done))
+            elapsed = time.monotonic() - self._started
+            self.progress(Progress(self.run_id, self.rows_read, elapsed, done, self.calls_in_flight.count))
 
     def _poll_pending(self) -> None:
         for agg in self.aggregations:
@@ -200,42 +242,20 @@ class Runner:
     # ------------------------------------------------------------ the flow of one token
 
     def continue_token(self, token_id: int, row_id: int | None, row: Row, row_hash: str, step: int) -> None:
-        """Carry a token from pipeline step `step` (transforms, then aggregations) to wherever it ends."""
+        """Carry a token from pipeline step `step` (transforms, then aggregations) to wherever it ends, or
+        until it enters a node with rows in flight, whose results carry it on later, in order."""
         transforms = self.pipeline.transforms
         while step < len(transforms):
+            flight = self._flights[step]
+            if flight is not None:
+                self._dispatch(flight, Slot(token_id, row_id, row, row_hash))
+                return
             node = transforms[step]
-            result, out_hash = self._process(node, token_id, row, row_hash)
-            if result is None:
+            carried = self._carry(node, token_id, row_id, row, self._attempts(node, token_id, row, row_hash))
+            if carried is None:
                 return
-            if isinstance(result, Routed):
-                self._route(node, token_id, result, out_hash)
-                return
-            rows = result.rows
-            if len(rows) == 1:
-                row, row_hash = rows[0], out_hash
-                step += 1
-                continue
-            if not rows:
-                self.rec.add_outcome(token_id, TokenOutcome.FILTERED, node_id=node.node_id)
-                return
-            self.rec.add_outcome(token_id, TokenOutcome.EXPANDED, node_id=node.node_id)
-            # Every child token exists before any is carried on: a crash while one child is on its way must not
-            # leave an expanded parent with only some of its children recorded.
-            children = [
-                (
-                    self.rec.add_token(
-                        origin_node_id=node.node_id,
-                        parent_token_id=token_id,
-                        payload_json=canonical.dumps(child),
-                        row_id=row_id,
-                    ),
-                    child,
-                )
-                for child in rows
-            ]
-            for child_id, child in children:
-                self.continue_token(child_id, row_id, child, canonical.stable_hash(child), step + 1)
-            return
+            row, row_hash = carried
+            step += 1
         agg_index = step - len(transforms)
         if agg_index < len(self.aggregations):
             self.aggregations[agg_index].accept(token_id, row, row_hash)
@@ -243,22 +263,69 @@ class Runner:
         sink = self.pipeline.default_sink
         self.sinks[sink].deliver(token_id, row, row_hash, TokenOutcome.COMPLETED, self.sinks[sink].node.node_id)
 
-    def _process(self, node: Node, token_id: int, row: Row, row_hash: str) -> tuple[Success | Routed | None, str]:
-        """Run one transform on one token, with retries; None when the row took the error path."""
+    def _carry(
+        self, node: Node, token_id: int, row_id: int | None, row: Row, processed: Processed
+    ) -> tuple[Row, str] | None:
+        """What follows a transform's result: the one row that goes on to the next step (returned), or the
+        token's end here (routed, filtered, failed), or children carried on from the next step."""
+        result, out_hash, error = processed
+        if result is None:
+            assert error is not None
+            self._fail_token(node, token_id, row, error)
+            return None
+        if isinstance(result, Routed):
+            self._route(node, token_id, result, out_hash)
+            return None
+        rows = result.rows
+        if len(rows) == 1:
+            return rows[0], out_hash
+        if not rows:
+            self.rec.add_outcome(token_id, TokenOutcome.FILTERED, node_id=node.node_id)
+            return None
+        self.rec.add_outcome(token_id, TokenOutcome.EXPANDED, node_id=node.node_id)
+        # Every child token exists before any is carried on: a crash while one child is on its way must not
+        # leave an expanded parent with only some of its children recorded.
+        children = [
+            (
+                self.rec.add_token(
+                    origin_node_id=node.node_id,
+                    parent_token_id=token_id,
+                    payload_json=canonical.dumps(child),
+                    row_id=row_id,
+                ),
+                child,
+            )
+            for child in rows
+        ]
+        step = self._transform_step[node.node_id] + 1
+        for child_id, child in children:
+            self.continue_token(child_id, row_id, child, canonical.stable_hash(child), step)
+        return None
+
+    def _attempts(self, node: Node, token_id: int, row: Row, row_hash: str, *, worker: bool = False) -> Processed:
+        """Run one transform on one token, with retries: the result and its hash, or (None, "", error) when the
+        row takes the error path. Runs in the engine's thread or, for a node with rows in flight, in a worker
+        (`worker`), which takes the recorder's lock for each write and never holds it while the plugin works."""
         attempt = 1
         max_attempts = self.settings.retry.max_attempts
+        lock = self.rec.lock
+        aside = self._keep_lock if worker else self._aside(node)
         while True:
-            state = self.rec.open_state(
-                node.node_id, "process", token_id=token_id, attempt=attempt, input_hash=row_hash
-            )
+            with lock:
+                state = self.rec.open_state(
+                    node.node_id, "process", token_id=token_id, attempt=attempt, input_hash=row_hash
+                )
             try:
-                result = node.plugin.process(row, self._ctx(node.node_id, state, tokens=(token_id,)))
+                with aside:
+                    result = node.plugin.process(row, self._ctx(node.node_id, state, tokens=(token_id,)))
             except ServiceUnreachable as exc:
                 # Not the row's fault: no outcome, so a resume processes it again.
-                self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
+                with lock:
+                    self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
                 raise exc.stopping(node.node_id, self.run_id) from exc
             except Exception as exc:
-                self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
+                with lock:
+                    self.rec.close_state(state, StateStatus.FAILED, error=error_info(exc))
                 raise PluginCrash(
                     f"transform {node.node_id} raised {type(exc).__name__}: {exc} (token {token_id}); a transform "
                     "should return Error(...) for a bad row and raise only when it cannot go on at all"
@@ -270,27 +337,118 @@ class Runner:
                 except NonCanonicalValueError as exc:
                     result = Error(f"output cannot be recorded canonically: {exc}")
                 else:
-                    self.rec.close_state(state, StateStatus.COMPLETED, output_hash=out_hash)
-                    return result, out_hash
+                    with lock:
+                        self.rec.close_state(state, StateStatus.COMPLETED, output_hash=out_hash)
+                    return result, out_hash, None
             if not isinstance(result, Error):
-                self.rec.close_state(
-                    state,
-                    StateStatus.FAILED,
-                    error={"type": "TypeError", "message": f"process() returned {type(result).__name__}"},
-                )
+                with lock:
+                    self.rec.close_state(
+                        state,
+                        StateStatus.FAILED,
+                        error={"type": "TypeError", "message": f"process() returned {type(result).__name__}"},
+                    )
                 raise PluginCrash(
                     f"transform {node.node_id} returned {type(result).__name__}; return Success, Routed or Error"
                 )
             error = {"reason": result.reason, "retryable": result.retryable, "details": result.details}
-            self.rec.close_state(state, StateStatus.FAILED, error=error)
+            with lock:
+                self.rec.close_state(state, StateStatus.FAILED, error=error)
             if result.retryable and attempt < max_attempts:
-                self.clock.sleep(self.settings.retry.backoff_seconds * 2 ** (attempt - 1))
+                with self._set_aside if not worker else self._keep_lock:
+                    self.clock.sleep(self.settings.retry.backoff_seconds * 2 ** (attempt - 1))
                 # Between attempts nothing of this token is half-recorded; resume starts it again.
+                if worker and not self._dispatching:
+                    raise Interrupted("stop")
                 self.stop.check()
                 attempt += 1
                 continue
-            self._fail_token(node, token_id, row, error)
-            return None, ""
+            return None, "", error
+
+    def _work_for(self, node: Node) -> Callable[[Slot], Processed]:
+        def work(slot: Slot) -> Processed:
+            return self._attempts(node, slot.token_id, slot.row, slot.row_hash, worker=True)
+
+        return work
+
+    # ------------------------------------------------------------ rows in flight
+
+    def _dispatch(self, flight: InFlight, slot: Slot) -> None:
+        """Start `slot` at `flight`'s node once its window has room; meanwhile carry on finished rows from
+        this node and the ones after it (never from before it: they would overtake this token)."""
+        if not self._dispatching:
+            return  # stopping: the token stays unfinished, for a resume
+        while not flight.has_room:
+            if not self._release_ready(flight.step):
+                self._wait(flight.step)
+        flight.submit(slot)
+
+    def _release_ready(self, from_step: int) -> bool:
+        """Carry on every finished row at the head of a window at `from_step` or later; True if any was."""
+        released = False
+        again = True
+        while again:
+            again = False
+            for flight in reversed(self._in_flight):
+                if flight.step < from_step:
+                    break
+                while flight.head_ready:
+                    self._carry_on(flight, flight.take())
+                    again = released = True
+        return released
+
+    def _carry_on(self, flight: InFlight, slot: Slot) -> None:
+        if slot.failure is not None:
+            if isinstance(slot.failure, Interrupted):
+                return  # stopped between retries: unfinished, for a resume
+            raise slot.failure
+        node = self.pipeline.transforms[flight.step]
+        carried = self._carry(node, slot.token_id, slot.row_id, slot.row, slot.result)
+        if carried is not None:
+            self.continue_token(slot.token_id, slot.row_id, carried[0], carried[1], flight.step + 1)
+
+    def _wait(self, from_step: int, *, stoppable: bool = True) -> None:
+        """Wait (with the recorder's lock set aside, so workers can write) until a window at `from_step` or
+        later has a finished head, or a moment has passed."""
+        with self._set_aside, self._wake:
+            if not any(f.head_ready for f in self._in_flight if f.step >= from_step):
+                self._wake.wait(_WAIT_SLICE)
+        if stoppable:
+            self.stop.check()
+        if self.progress is not None and time.monotonic() - self._last_report >= _PROGRESS_EVERY:
+            self._report()
+
+    def _settle(self) -> None:
+        """Carry on every row in flight, in order, until no window holds any."""
+        while any(self._in_flight):
+            if not self._release_ready(0):
+                self._wait(0)
+
+    def wind_down(self) -> None:
+        """After a stop request: start nothing more, let the workers finish the rows they are on, and carry
+        those rows on as far as they go without starting anything new."""
+        self._dispatching = False
+        with self._set_aside:
+            for flight in self._in_flight:
+                flight.shutdown()
+        for flight in self._in_flight:
+            while flight:
+                slot = flight.take()
+                if slot.finished:  # else never started: unfinished, for a resume
+                    self._carry_on(flight, slot)
+
+    def abandon(self) -> None:
+        """After a failure: start nothing more, wait for the workers to close the states they opened, and
+        forget the rows in flight (unfinished: a resume processes them)."""
+        self._dispatching = False
+        with self._set_aside:
+            for flight in self._in_flight:
+                flight.shutdown()
+        for flight in self._in_flight:
+            flight.drop()
+
+    def close(self) -> None:
+        for flight in self._in_flight:
+            flight.shutdown()
 
     def _route(self, node: Node, token_id: int, result: Routed, row_hash: str) -> None:
         sink = self.sinks.get(result.sink)
@@ -349,11 +507,13 @@ class Runner:
         for token in tokens:
             while retries and retries[0].last_token < token.token_id:
                 self.stop.check()
+                self._settle()  # the tokens before this batch reach its node first, as they did
                 self._rerun(retries.pop(0))
             self.stop.check()
             self._redo_token(token)
         for batch in retries:
             self.stop.check()
+            self._settle()
             self._rerun(batch)
 
     def _rerun(self, b: UnfinishedBatch) -> None:

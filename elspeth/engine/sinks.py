@@ -8,6 +8,8 @@ unfinished, and the resumed sink discards the uncommitted tail before the row is
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from attrs import define, field
@@ -30,6 +32,8 @@ class SinkRuntime:
     recorder: Recorder
     make_ctx: Any
     batch_rows: int
+    aside: Callable[[Node], AbstractContextManager[None]]
+    """What the runner wraps around this sink's plugin code (see Runner._aside)."""
     rows: list[Row] = field(factory=list)
     hashes: list[str] = field(factory=list)
     deliveries: list[_Delivery] = field(factory=list)
@@ -40,7 +44,8 @@ class SinkRuntime:
         state = self.recorder.open_state(self.node.node_id, "open")
         ctx: NodeContext = self.make_ctx(self.node.node_id, state)
         try:
-            self.node.plugin.open(ctx, resume)
+            with self.aside(self.node):
+                self.node.plugin.open(ctx, resume)
         except Exception as exc:
             self.recorder.close_state(state, StateStatus.FAILED, error=error_info(exc))
             raise
@@ -73,7 +78,8 @@ class SinkRuntime:
         digest = hashlib.sha256("".join(hashes).encode()).hexdigest()
         state = self.recorder.open_state(self.node.node_id, "write", input_hash=digest)
         try:
-            self.node.plugin.write(rows, self.make_ctx(self.node.node_id, state))
+            with self.aside(self.node):
+                self.node.plugin.write(rows, self.make_ctx(self.node.node_id, state))
         except Exception as exc:
             self.recorder.close_state(state, StateStatus.FAILED, error=error_info(exc))
             raise PluginCrash(f"sink {self.name!r} ({self.node.info.name}) failed in write(): {exc}") from exc
@@ -85,7 +91,8 @@ class SinkRuntime:
         self.write()
         state = self.recorder.open_state(self.node.node_id, "flush")
         try:
-            artifact = self.node.plugin.flush(self.make_ctx(self.node.node_id, state))
+            with self.aside(self.node):
+                artifact = self.node.plugin.flush(self.make_ctx(self.node.node_id, state))
             if not isinstance(artifact, Artifact):
                 raise TypeError(f"flush() returned {type(artifact).__name__}, not elspeth.api.Artifact")
         except Exception as exc:

@@ -37,6 +37,10 @@ class Progress:
     rows_read: int
     elapsed_seconds: float
     done: bool = False
+    calls_in_flight: int = 0
+    """External calls under way right now (`ctx.call` blocks open, in every thread)."""
+    throttled: int = 0
+    """Calls the services answered with "slow down" (HTTP 429) in this process so far."""
 
 
 ProgressCallback = Callable[[Progress], None]

@@ -5,16 +5,24 @@ one transaction. Because the engine only records terminal outcomes after a sink 
 covers a prefix of the engine's history, a crash at any point leaves a Landscape from which recovery can
 compute exactly what is unfinished. External calls are the exception to batching: `record_call` commits
 at once (with everything before it), so a call is durable before any observer hears of it.
+
+One thread writes at a time: whoever holds `lock`. The engine's thread holds it while it works and sets it
+aside only where a commit is safe (while plugin code runs, and while it waits for rows in flight), so other
+threads' commits, like its own calls' commits, only ever cover a prefix of its history. `record_call` may be
+called from any thread: it takes the lock itself, and calls that finish while another commit is under way
+are committed together by the next thread to get the lock (one fsync for the group).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from attrs import frozen
+from attrs import define, frozen
 from sqlalchemy import Connection, Engine, Table, func, select, update
 
 from elspeth import canonical
@@ -64,6 +72,20 @@ class RecordedCall:
     request_hash: str
     response_hash: str | None
     latency_ms: float | None
+
+
+@define
+class _CallToWrite:
+    """A call waiting for its commit, and what became of it once a thread wrote it."""
+
+    state_id: int
+    values: dict[str, Any]
+    request: Any
+    response: Any
+    error: Any
+    done: bool = False
+    recorded: RecordedCall | None = None
+    failure: BaseException | None = None
 
 
 def error_info(exc: BaseException) -> dict[str, str]:
@@ -121,6 +143,9 @@ class Recorder:
         self._buffered_batches: dict[int, list[Any]] = {}
         self._open_states: dict[int, str] = {}
         self._call_counts: dict[int, int] = {}
+        self.lock = threading.RLock()
+        self._calls_to_write: list[_CallToWrite] = []
+        self._calls_lock = threading.Lock()
         self._ids: dict[str, _IdCounter] = {}
         self._insert_sql = {t: _compiled_insert(t, self.conn) for t in _TABLE_ORDER}
         self._load_counters()
@@ -437,14 +462,9 @@ class Recorder:
         error: Any = None,
         latency_ms: float | None = None,
     ) -> RecordedCall:
-        """Write one call under an OPEN node_state, commit, then tell the observers."""
-        node_id = self._open_states.get(state_id)
-        if node_id is None:
-            raise ElspethError(
-                f"call {call_type}/{provider} recorded under node_state {state_id}, which is not open in run "
-                f"{self.run_id}; record calls through the ctx of the operation that makes them"
-            )
+        """Write one call under an OPEN node_state, commit, then tell the observers. Any thread may call it."""
         status = CallStatus.ERROR if error is not None else CallStatus.OK
+        # Redacting and hashing the bodies needs no lock: done in the caller's thread, outside the queue.
         request = self.redact(to_jsonable(request))
         response = None if response is None else self.redact(to_jsonable(response))
         error = None if error is None else self.redact(to_jsonable(error))
@@ -453,49 +473,100 @@ class Recorder:
             response_json = response_ref = response_hash = None
         else:
             response_json, response_ref, response_hash = self._body(response)
-        call_index = self._call_counts.get(state_id, 0)
-        statement = schema.calls.insert().values(
-            run_id=self.run_id,
-            state_id=state_id,
-            call_index=call_index,
-            call_type=call_type,
-            provider=provider,
-            status=status,
-            request_json=request_json,
-            request_ref=request_ref,
-            request_hash=request_hash,
-            response_json=response_json,
-            response_ref=response_ref,
-            response_hash=response_hash,
-            error_json=None if error is None else canonical.dumps(_storable(error)),
-            latency_ms=latency_ms,
-            created_at=self.now(),
+        entry = _CallToWrite(
+            state_id,
+            {
+                "run_id": self.run_id,
+                "state_id": state_id,
+                "call_type": call_type,
+                "provider": provider,
+                "status": status,
+                "request_json": request_json,
+                "request_ref": request_ref,
+                "request_hash": request_hash,
+                "response_json": response_json,
+                "response_ref": response_ref,
+                "response_hash": response_hash,
+                "error_json": None if error is None else canonical.dumps(_storable(error)),
+                "latency_ms": latency_ms,
+                "created_at": self.now(),
+            },
+            request,
+            response,
+            error,
         )
-        self.execute_now(lambda conn: conn.execute(statement))
-        self._call_counts[state_id] = call_index + 1
-        call = RecordedCall(
-            run_id=self.run_id,
-            node_id=node_id,
-            state_id=state_id,
-            call_index=call_index,
-            call_type=call_type,
-            provider=provider,
-            status=status,
-            request=request,
-            response=response,
-            error=error,
-            request_hash=request_hash,
-            response_hash=response_hash,
-            latency_ms=latency_ms,
-        )
-        if self.on_call is not None:
-            self.on_call(call)
-        return call
+        with self._calls_lock:
+            self._calls_to_write.append(entry)
+        with self.lock:
+            # Another thread may have committed this call with its own while this one waited for the lock.
+            if not entry.done:
+                self._write_calls()
+        if entry.failure is not None:
+            raise entry.failure
+        assert entry.recorded is not None
+        return entry.recorded
+
+    def _write_calls(self) -> None:
+        """Commit every call waiting (with everything buffered before them), then tell the observers, in order."""
+        with self._calls_lock:
+            entries, self._calls_to_write = self._calls_to_write, []
+        rows, written = [], []
+        for entry in entries:
+            node_id = self._open_states.get(entry.state_id)
+            if node_id is None:
+                entry.failure = ElspethError(
+                    f"call {entry.values['call_type']}/{entry.values['provider']} recorded under node_state "
+                    f"{entry.state_id}, which is not open in run {self.run_id}; record calls through the ctx of "
+                    "the operation that makes them, before it returns"
+                )
+                entry.done = True
+                continue
+            call_index = self._call_counts.get(entry.state_id, 0)
+            self._call_counts[entry.state_id] = call_index + 1
+            rows.append({**entry.values, "call_index": call_index})
+            written.append((entry, node_id, call_index))
+        try:
+            if rows:
+                self._flush_buffer()
+                self.conn.execute(schema.calls.insert(), rows)
+                self.conn.commit()
+        except BaseException as exc:
+            for entry, _, _ in written:
+                entry.failure, entry.done = exc, True
+            return
+        for entry, node_id, call_index in written:
+            v = entry.values
+            entry.recorded = RecordedCall(
+                run_id=self.run_id,
+                node_id=node_id,
+                state_id=entry.state_id,
+                call_index=call_index,
+                call_type=v["call_type"],
+                provider=v["provider"],
+                status=v["status"],
+                request=entry.request,
+                response=entry.response,
+                error=entry.error,
+                request_hash=v["request_hash"],
+                response_hash=v["response_hash"],
+                latency_ms=v["latency_ms"],
+            )
+            if self.on_call is not None:
+                try:
+                    self.on_call(entry.recorded)
+                except BaseException as exc:
+                    entry.failure = exc
+            entry.done = True
 
     def _body(self, value: Any) -> tuple[str | None, str | None, str]:
-        value = _storable(value)
+        # Canonical bytes once: they are both the test that the body can be stored and what its hash is of.
+        try:
+            canonical_form = canonical.canonical_bytes(value)
+        except NonCanonicalValueError as exc:
+            value = {"unrepresentable": repr(value), "why": str(exc)}
+            canonical_form = canonical.canonical_bytes(value)
+        digest = hashlib.sha256(canonical_form).hexdigest()
         text = canonical.dumps(value)
-        digest = canonical.stable_hash(value)
         data = text.encode()
         if len(data) > INLINE_LIMIT:
             return None, self.payloads.put(data), digest
@@ -577,6 +648,20 @@ class Recorder:
                 self.now(),
             ],
         )
+
+
+class SetAside:
+    """Lets other threads write while this one, which holds `lock` once, runs plugin code or waits.
+    Reusable: one per plugin saves building a context manager per row."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self.lock = lock
+
+    def __enter__(self) -> None:
+        self.lock.release()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.acquire()
 
 
 def _compiled_insert(table: Table, conn: Connection) -> tuple[str, Callable[[list[Any]], Any] | None]:

@@ -155,9 +155,14 @@ class Bench:
             engine.dispose()
 
     def calls(self, run_id: str) -> list[dict[str, Any]]:
-        """The run's calls in order, request and response read back (from the payload store when there)."""
+        """The run's calls in the order a serial run makes them (rows in flight finish in any order): by the
+        row of the token they were made for, then state and call index; batch flushes' calls last, by time.
+        Request and response read back (from the payload store when there)."""
         found = self.query(
-            "SELECT * FROM calls WHERE run_id = :run ORDER BY created_at, state_id, call_index", run=run_id
+            "SELECT c.* FROM calls c JOIN node_states s ON s.run_id = c.run_id AND s.state_id = c.state_id "
+            "LEFT JOIN tokens t ON t.run_id = s.run_id AND t.token_id = s.token_id WHERE c.run_id = :run "
+            "ORDER BY t.row_id IS NULL, t.row_id, t.token_id, c.state_id, c.call_index, c.created_at",
+            run=run_id,
         )
         for call in found:
             call["request"] = self.body(call["request_json"], call["request_ref"])

@@ -123,17 +123,20 @@ def test_a_fault_is_an_error_call_then_a_retry_and_no_row_is_lost(bench, fault):
     summary = bench.run(bench.settings(rows(4), transforms=[llm(bench)]))
     assert summary.status == "completed", summary.error
     assert [r["id"] for r in bench.lines("main")] == [0, 1, 2, 3]
-    calls = bench.calls(summary.run_id)
-    assert [c["status"] for c in calls] == ["ok", "error", "ok", "ok", "ok"]
-    failed = calls[1]
+    calls = bench.calls(summary.run_id)  # rows are in flight together: the fault hits one of them
+    assert sorted(c["status"] for c in calls) == ["error", "ok", "ok", "ok", "ok"]
+    at = next(i for i, c in enumerate(calls) if c["status"] == "error")
+    failed, retried = calls[at], calls[at + 1]
     assert failed["error"]["type"] and failed["request"]["body"]["messages"], "the failed attempt is recorded in full"
-    assert failed["state_id"] == calls[2]["state_id"], "the plugin retried under the same row state"
+    assert (failed["state_id"], failed["call_index"]) == (retried["state_id"], 0), "retried under the same state"
+    assert retried["call_index"] == 1 and retried["status"] == "ok"
     bench.check(summary.run_id)
 
 
 def test_a_fault_that_persists_ends_as_the_rows_retryable_error_after_every_attempt(bench):
     bench.proxy.script(fault_proxy.status(500), path=r"/chat/completions", first=6)
-    summary = bench.run(bench.settings(rows(3), transforms=[llm(bench)]))
+    one_at_a_time = {**llm(bench), "concurrency": 1}  # so that the first 6 requests are all row 0's
+    summary = bench.run(bench.settings(rows(3), transforms=[one_at_a_time]))
     assert summary.status == "completed", summary.error
     # Row 0: 3 attempts, failed; the engine tries it again: 3 more, failed; it goes to the error sink.
     assert [r["id"] for r in bench.lines("errors")] == [0]

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
@@ -218,6 +219,10 @@ class CallerConfig:
     nan_response_every: int = 0
     synthetic_parent: bool = False
     """Record under a made-up state id, as the seed bug did; the engine must refuse it."""
+    fail_every: int = 0
+    """Rows whose id is a multiple of this get a non-retryable Error after their calls."""
+    jitter_ms: int = 0
+    """Each row waits up to this long (fixed per id) before answering: rows in flight finish out of order."""
 
 
 class Caller(Transform):
@@ -254,6 +259,10 @@ class Caller(Transform):
                     call_type="http", provider="test_service", request=request, response=response, latency_ms=1.5
                 )
             answer = response["answer"]
+        if cfg.jitter_ms:
+            time.sleep((i * 7919 % 97) / 97 * cfg.jitter_ms / 1000)
+        if cfg.fail_every and i % cfg.fail_every == 0:
+            return Error(reason=f"the service refused id {i}", details={"id": i})
         return Success({**row, "answer": answer})
 
 

@@ -3,8 +3,7 @@ call under the flush's own node_state, never a synthetic per-row id; FK-valid, c
 queries asked side by side.
 
 Each test that holds at any `parallel_queries` runs serially (one query at a time, in the plugin's pool) and
-in parallel; the parallel runs record calls from several threads at once, which needs the engine's
-thread-safe recorder (issue 9): until it lands they are expected to fail.
+in parallel (calls recorded from several threads at once under one state).
 """
 
 from __future__ import annotations
@@ -29,14 +28,7 @@ QUERIES = {
 }
 
 SERIAL = pytest.param(1, id="serial")
-PARALLEL = pytest.param(
-    8,
-    id="parallel",
-    marks=pytest.mark.xfail(
-        reason="calls recorded from several threads at once need the engine's thread-safe recorder (issue 9)",
-        strict=False,
-    ),
-)
+PARALLEL = pytest.param(8, id="parallel")
 BOTH = pytest.mark.parametrize("parallel", [SERIAL, PARALLEL])
 
 
@@ -96,11 +88,12 @@ def test_transform_a_failing_query_is_the_rows_error_naming_the_query(bench, par
 
 @pytest.mark.parametrize(
     ("parallel", "peak"),
-    [pytest.param(1, 1, id="serial"), pytest.param(*PARALLEL.values, 3, marks=PARALLEL.marks, id="parallel")],
+    [pytest.param(1, 1, id="serial"), pytest.param(8, 3, id="parallel")],
 )
 def test_the_queries_of_a_row_are_asked_side_by_side(bench, parallel, peak):
     bench.emulator.latency_ms = 300
-    summary = bench.run(bench.settings(rows(2), transforms=[multi(bench, parallel)]))
+    one_row_at_a_time = {**multi(bench, parallel, timeout_seconds=10), "concurrency": 1}
+    summary = bench.run(bench.settings(rows(2), transforms=[one_row_at_a_time]))
     assert summary.status == "completed", summary.error
     assert bench.emulator.peak_in_flight == peak
     assert bench.proxy.wait_idle()
@@ -215,17 +208,19 @@ def test_aggregate_faults_are_error_calls_under_the_flush_state_then_retried(ben
     bench.check(summary.run_id)
 
 
-@pytest.mark.parametrize("parallel", [SERIAL, PARALLEL])
+@BOTH
 def test_parallel_queries_share_the_deployment_s_budget_and_keep_under_its_quota(bench, parallel):
     bench.emulator.requests_per_minute, bench.emulator.rate_window_seconds = 1200, 1.0  # 20 a second
     bench.emulator.latency_ms = 100
     started = time.monotonic()
-    settings = bench.settings(rows(8), aggregations=[aggregate(bench, 8, parallel, requests_per_minute=1200)])
+    # 90% of the quota: see test_rate_budgets.py.
+    options = {"requests_per_minute": 1080, "timeout_seconds": 10}
+    settings = bench.settings(rows(8), aggregations=[aggregate(bench, 8, parallel, **options)])
     summary = bench.run(settings)
     assert summary.status == "completed", summary.error
     assert [r["llm_status"] for r in bench.lines("main")] == ["ok"] * 8
     assert bench.emulator.throttled == 0 and bench.emulator.completed == 24
-    assert time.monotonic() - started >= 23 / 20, "24 requests at 20 a second"
+    assert time.monotonic() - started >= 23 * 60 / 1080, "24 requests at 18 a second"
     bench.check(summary.run_id)
 
 

@@ -109,8 +109,9 @@ class AzureOpenAIOptions:
     backoff_seconds: float = 1.0
     """Wait before the 2nd attempt, doubling after; a Retry-After from the service takes precedence."""
     requests_per_minute: int | None = field(default=None, validator=per_minute)
-    """The deployment's request quota: every plugin calling this endpoint and deployment in the process shares
-    it (the tightest limit any of them gives applies). None: no limit but the service's 429s."""
+    """Requests let go per minute, evenly spaced; a little under the deployment's quota (90%) avoids most 429s.
+    Every plugin calling this endpoint and deployment in the process shares it (the tightest limit any of them
+    gives applies). None: no limit but the service's 429s."""
     tokens_per_minute: int | None = field(default=None, validator=per_minute)
     """The deployment's token quota, shared likewise; a chat request weighs its prompt's characters / 4 plus
     `max_tokens` (1000 when unset)."""

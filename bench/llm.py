@@ -36,12 +36,16 @@ DEPLOYMENT = "gpt-4o-mini"
 PROMPT = "Classify the sentiment. Labels: positive, negative, neutral\nText: {{ text }}"
 
 
+def text(i: int) -> str:
+    return f"review number {i}: {'great' if i % 2 else 'awful'} product, would buy again"
+
+
 def make_input(path: Path, rows: int) -> None:
     with path.open("w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["id", "text"])
         for i in range(rows):
-            writer.writerow([i, f"review number {i}: {'great' if i % 2 else 'awful'} product, would buy again"])
+            writer.writerow([i, text(i)])
 
 
 def pipeline(src: Path, work: Path, endpoint: str, concurrency: int) -> dict[str, Any]:
@@ -101,6 +105,29 @@ def child(spec_path: Path) -> None:
     )
 
 
+def sdk_child(spec_path: Path) -> None:
+    """The same requests through the same SDK client, `concurrency` threads, no engine: the SDK's own CPU
+    per call, which the engine's is the rest of."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import openai
+
+    spec = json.loads(spec_path.read_text())
+    client = openai.AzureOpenAI(
+        azure_endpoint=spec["endpoint"], api_key="bench-key", api_version="2024-10-21", max_retries=0
+    )
+    prompts = [PROMPT.replace("{{ text }}", text) for text in spec["texts"]]
+
+    def ask(prompt: str) -> None:
+        completion = client.chat.completions.create(model=DEPLOYMENT, messages=[{"role": "user", "content": prompt}])
+        completion.model_dump(mode="json")  # the plugin records the completion as this
+
+    started, cpu = time.perf_counter(), cpu_seconds()
+    with ThreadPoolExecutor(spec["concurrency"]) as pool:
+        list(pool.map(ask, prompts))
+    print(json.dumps({"seconds": time.perf_counter() - started, "cpu_seconds": cpu_seconds() - cpu}))
+
+
 def calls(db: Path, run_id: str) -> dict[str, int]:
     """The run's recorded calls by status, and the errors that were a 429, read from the Landscape read-only."""
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
@@ -157,9 +184,22 @@ def measure(
     }
 
 
+def sdk_alone(root: Path, rows: int, concurrency: int, emulator: AzureOpenAIEmulator) -> float:
+    """CPU ms per call of the SDK alone, for the same rows at the same concurrency."""
+    spec_path = root / f"sdk-{concurrency}.json"
+    texts = [text(i) for i in range(rows)]
+    spec_path.write_text(json.dumps({"endpoint": emulator.url, "concurrency": concurrency, "texts": texts}))
+    out = subprocess.run(
+        [sys.executable, __file__, "--sdk-child", str(spec_path)], check=True, capture_output=True, text=True
+    )
+    return 1000 * float(json.loads(out.stdout.strip().splitlines()[-1])["cpu_seconds"]) / rows
+
+
 def level(root: Path, rows: int, concurrency: int, latency_ms: float) -> dict[str, Any]:
     with AzureOpenAIEmulator(latency_ms=latency_ms) as emulator:
         result = measure(root, f"level-{concurrency}", rows, concurrency, emulator, None)
+        result["sdk_cpu_ms_per_call"] = sdk_alone(root, rows, concurrency, emulator)
+    result["engine_cpu_ms_per_call"] = result["cpu_ms_per_call"] - result["sdk_cpu_ms_per_call"]
     done = result["outcomes"].get("completed", 0)
     result["rows_per_second"] = done / result["seconds"]
     result["bound_rows_per_second"] = concurrency * 1000 / latency_ms
@@ -186,14 +226,20 @@ def show(levels: list[dict[str, Any]], limited: dict[str, Any] | None, latency_m
         print(f"azure_llm, {rows:,} rows, emulator latency {latency_ms:g} ms, full audit; cores: {os.cpu_count()}")
         print(
             f"  {'concurrency':>11} {'wall s':>8} {'rows/s':>8} {'bound':>8} {'ratio':>6} {'peak in flight':>15}"
-            f" {'CPU s':>7} {'CPU ms/call':>12} {'failed':>7}"
+            f" {'CPU s':>7} {'CPU ms/call':>12} {'SDK alone':>10} {'engine':>7} {'failed':>7}"
         )
         for r in levels:
             print(
                 f"  {r['concurrency']:>11} {r['seconds']:8.2f} {r['rows_per_second']:8.1f} "
                 f"{r['bound_rows_per_second']:8.1f} {r['ratio']:5.2f}x {r['emulator']['peak_in_flight']:>15} "
-                f"{r['cpu_seconds']:7.2f} {r['cpu_ms_per_call']:12.2f} {r['outcomes'].get('failed', 0):>7}"
+                f"{r['cpu_seconds']:7.2f} {r['cpu_ms_per_call']:12.2f} {r['sdk_cpu_ms_per_call']:10.2f} "
+                f"{r['engine_cpu_ms_per_call']:7.2f} {r['outcomes'].get('failed', 0):>7}"
             )
+        print(
+            "  CPU ms/call: the whole pipeline process per recorded call; SDK alone: the same requests through "
+            "the same client\n  and threads without the engine; engine: the difference (engine, recording, "
+            "plugin, CSV in and out)"
+        )
     if limited is not None:
         r, recorded = limited, limited["recorded_calls"]
         print(
@@ -226,9 +272,13 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true", help="print the results as JSON, not a table")
     parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--sdk-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(Path(args.child))
+        return
+    if args.sdk_child:
+        sdk_child(Path(args.sdk_child))
         return
     if args.latency_ms <= 0:
         parser.error("--latency-ms must be more than 0: the bound of a level is concurrency / latency")

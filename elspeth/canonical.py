@@ -1,8 +1,8 @@
 """Canonical JSON (RFC 8785) and the SHA-256 hashes the Landscape records.
 
 `rfc8785` is the reference; a fast path handles the common flat row (ASCII keys; str, bool, None and
-safe-range int values), where `json.dumps(sort_keys=True)` produces the very same bytes. A property test
-holds the two together.
+safe-range int values) and trees of them (call bodies), where `json.dumps(sort_keys=True)` produces the very
+same bytes. Property tests hold the two together.
 """
 
 from __future__ import annotations
@@ -67,10 +67,48 @@ def _is_flat_simple(obj: Any) -> bool:
     return True
 
 
+def _is_simple_tree(obj: Any, depth: int = 0) -> bool:
+    """Lists and objects (ASCII keys) of str, bool, None and safe-range int, nested less than MAX_DEPTH deep:
+    where `json.dumps(sort_keys=True)` writes RFC 8785's bytes too. A float is not (Python and ECMAScript
+    write many of them differently), nor a non-ASCII key (RFC 8785 sorts keys by UTF-16 code units)."""
+    if depth >= MAX_DEPTH:
+        return False
+    t = type(obj)
+    if t is dict:
+        for key, value in obj.items():
+            if type(key) is not str or not key.isascii():
+                return False
+            tv = type(value)
+            if tv is str or value is None or tv is bool:
+                continue
+            if tv is int:
+                if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+                    continue
+                return False
+            if (tv is dict or tv is list) and _is_simple_tree(value, depth + 1):
+                continue
+            return False
+        return True
+    if t is list:
+        for value in obj:
+            tv = type(value)
+            if tv is str or value is None or tv is bool:
+                continue
+            if tv is int:
+                if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+                    continue
+                return False
+            if (tv is dict or tv is list) and _is_simple_tree(value, depth + 1):
+                continue
+            return False
+        return True
+    return False
+
+
 def canonical_bytes(obj: Any) -> bytes:
     """RFC 8785 bytes of `obj`. Raises NonCanonicalValueError for NaN, Infinity, unsafe ints, non-JSON types
     and values nested deeper than MAX_DEPTH."""
-    if _is_flat_simple(obj):
+    if _is_flat_simple(obj) or _is_simple_tree(obj):
         try:
             return _fast_dumps(obj).encode()
         except UnicodeEncodeError as exc:
@@ -91,7 +129,7 @@ def stable_hash(obj: Any) -> str:
 def dumps(obj: Any) -> str:
     """Storage JSON: keeps key order and the int/float distinction (canonical JSON writes 1.0 as 1), so a
     stored row round-trips with its types. Rejects NaN, Infinity and values nested deeper than MAX_DEPTH."""
-    if not _is_flat_simple(obj):
+    if not _is_flat_simple(obj) and not _is_simple_tree(obj):
         _refuse_deep(obj)
     try:
         return _store_dumps(obj)

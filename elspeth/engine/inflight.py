@@ -26,6 +26,8 @@ class Slot:
     row_id: int | None
     row: Row
     row_hash: str
+    path: tuple[int, ...]
+    """Its place in the serial order (delivery_order.py)."""
     finished: bool = False
     result: Any = None
     failure: BaseException | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -13,6 +13,7 @@ from elspeth import canonical
 from elspeth.api import Capability, Clock, Error, Quarantine, Routed, Row, Success
 from elspeth.engine.aggregation import AggregationRuntime, Batch, Member
 from elspeth.engine.context import CallsInFlight, NodeContext
+from elspeth.engine.delivery_order import DeliveryOrder, Path
 from elspeth.engine.inflight import InFlight, Slot
 from elspeth.engine.interrupts import Interrupted, StopRequest
 from elspeth.engine.pipeline import Node, Pipeline
@@ -26,6 +27,8 @@ from elspeth.landscape.unfinished import UnfinishedBatch, UnfinishedToken
 from elspeth.settings import EngineSettings
 
 _PROGRESS_EVERY = 0.5
+_HELD_LIMIT = 10_000
+"""Deliveries held for order (delivery_order.py) above which the source is not read on until some go out."""
 _WAIT_SLICE = 0.2
 """How long the main thread waits for rows in flight before it looks at its stop request and progress again."""
 
@@ -85,6 +88,12 @@ class Runner:
         ]
         self._in_flight = [f for f in self._flights if f is not None]
         self._dispatching = True
+        # Only while some node has rows in flight can a delivery overtake an earlier one.
+        self._order = DeliveryOrder(self._deliver_now) if self._in_flight else None
+        self._path: Path = ()
+        """The serial-order place of the token the engine's thread is carrying on right now."""
+        self._emit_base: Path | None = None
+        self._emit_next = 0
 
     def _aside(self, node: Node) -> AbstractContextManager[None]:
         """Around a plugin's code: a plugin that calls out may record calls from threads of its own while
@@ -131,6 +140,8 @@ class Runner:
             # The safe point of the main loop: the last record is finished, in flight or waits in a buffer,
             # and nothing of the next one has been read.
             self.stop.check()
+            if self._order is not None and self._order.held > _HELD_LIMIT:
+                self._release_held()
             try:
                 with reading:
                     index, item = next(records)
@@ -207,6 +218,17 @@ class Runner:
     # ------------------------------------------------------------ one source record
 
     def _accept(self, item: Row | Quarantine) -> None:
+        if self._order is None:
+            self._accept_record(item)
+            return
+        unit = self._order.open_unit()
+        self._path = (unit,)
+        try:
+            self._accept_record(item)
+        finally:
+            self._order.close_unit(unit)
+
+    def _accept_record(self, item: Row | Quarantine) -> None:
         source_id = self.pipeline.source.node_id
         if isinstance(item, Quarantine):
             self._quarantine(item.raw, item.reason)
@@ -218,7 +240,7 @@ class Runner:
             self._quarantine(item, f"value cannot be recorded canonically: {exc}")
             return
         row_id, token_id = self.rec.add_source_row(source_id, payload, row_hash)
-        self.continue_token(token_id, row_id, item, row_hash, 0)
+        self.continue_token(token_id, row_id, item, row_hash, 0, self._path)
 
     def _quarantine(self, raw: Any, reason: str) -> None:
         record = {"raw": _printable(raw), "reason": reason}
@@ -235,20 +257,24 @@ class Runner:
             self.rec.add_outcome(token_id, TokenOutcome.QUARANTINED, node_id=source_id, reason=reason)
         else:
             row = {"_raw": record["raw"], "_reason": record["reason"]}
-            self.sinks[sink].deliver(
-                token_id, row, canonical.stable_hash(row), TokenOutcome.QUARANTINED, source_id, reason
+            self._deliver(
+                sink, (token_id, row, canonical.stable_hash(row), TokenOutcome.QUARANTINED, source_id, reason)
             )
 
     # ------------------------------------------------------------ the flow of one token
 
-    def continue_token(self, token_id: int, row_id: int | None, row: Row, row_hash: str, step: int) -> None:
+    def continue_token(
+        self, token_id: int, row_id: int | None, row: Row, row_hash: str, step: int, path: Path = ()
+    ) -> None:
         """Carry a token from pipeline step `step` (transforms, then aggregations) to wherever it ends, or
-        until it enters a node with rows in flight, whose results carry it on later, in order."""
+        until it enters a node with rows in flight, whose results carry it on later, in order. `path` is its
+        place in the serial order (delivery_order.py; unused when no node has rows in flight)."""
+        self._path = path
         transforms = self.pipeline.transforms
         while step < len(transforms):
             flight = self._flights[step]
             if flight is not None:
-                self._dispatch(flight, Slot(token_id, row_id, row, row_hash))
+                self._dispatch(flight, Slot(token_id, row_id, row, row_hash, path))
                 return
             node = transforms[step]
             carried = self._carry(node, token_id, row_id, row, self._attempts(node, token_id, row, row_hash))
@@ -258,10 +284,16 @@ class Runner:
             step += 1
         agg_index = step - len(transforms)
         if agg_index < len(self.aggregations):
-            self.aggregations[agg_index].accept(token_id, row, row_hash)
+            # What a count trigger emits here comes next in the serial order, after this token.
+            outer = self._emit_base, self._emit_next
+            self._emit_base, self._emit_next = path, 0
+            try:
+                self.aggregations[agg_index].accept(token_id, row, row_hash)
+            finally:
+                self._emit_base, self._emit_next = outer
             return
         sink = self.pipeline.default_sink
-        self.sinks[sink].deliver(token_id, row, row_hash, TokenOutcome.COMPLETED, self.sinks[sink].node.node_id)
+        self._deliver(sink, (token_id, row, row_hash, TokenOutcome.COMPLETED, self.sinks[sink].node.node_id))
 
     def _carry(
         self, node: Node, token_id: int, row_id: int | None, row: Row, processed: Processed
@@ -298,8 +330,9 @@ class Runner:
             for child in rows
         ]
         step = self._transform_step[node.node_id] + 1
-        for child_id, child in children:
-            self.continue_token(child_id, row_id, child, canonical.stable_hash(child), step)
+        path = self._path
+        for i, (child_id, child) in enumerate(children):
+            self.continue_token(child_id, row_id, child, canonical.stable_hash(child), step, (*path, i))
         return None
 
     def _attempts(self, node: Node, token_id: int, row: Row, row_hash: str, *, worker: bool = False) -> Processed:
@@ -376,10 +409,14 @@ class Runner:
         """Start `slot` at `flight`'s node once its window has room; meanwhile carry on finished rows from
         this node and the ones after it (never from before it: they would overtake this token)."""
         if not self._dispatching:
+            if self._order is not None:
+                self._order.left_unfinished(slot.path)
             return  # stopping: the token stays unfinished, for a resume
         while not flight.has_room:
             if not self._release_ready(flight.step):
                 self._wait(flight.step)
+        if self._order is not None:
+            self._order.sent(slot.path)
         flight.submit(slot)
 
     def _release_ready(self, from_step: int) -> bool:
@@ -397,14 +434,22 @@ class Runner:
         return released
 
     def _carry_on(self, flight: InFlight, slot: Slot) -> None:
-        if slot.failure is not None:
-            if isinstance(slot.failure, Interrupted):
-                return  # stopped between retries: unfinished, for a resume
-            raise slot.failure
-        node = self.pipeline.transforms[flight.step]
-        carried = self._carry(node, slot.token_id, slot.row_id, slot.row, slot.result)
-        if carried is not None:
-            self.continue_token(slot.token_id, slot.row_id, carried[0], carried[1], flight.step + 1)
+        try:
+            if slot.failure is not None:
+                if isinstance(slot.failure, Interrupted):
+                    if self._order is not None:
+                        self._order.left_unfinished(slot.path)
+                    return  # stopped between retries: unfinished, for a resume
+                raise slot.failure
+            node = self.pipeline.transforms[flight.step]
+            self._path = slot.path
+            carried = self._carry(node, slot.token_id, slot.row_id, slot.row, slot.result)
+            if carried is not None:
+                self.continue_token(slot.token_id, slot.row_id, carried[0], carried[1], flight.step + 1, slot.path)
+        finally:
+            if self._order is not None:
+                self._order.returned(slot.path)
+                self._order.release()
 
     def _wait(self, from_step: int, *, stoppable: bool = True) -> None:
         """Wait (with the recorder's lock set aside, so workers can write) until a window at `from_step` or
@@ -423,6 +468,13 @@ class Runner:
             if not self._release_ready(0):
                 self._wait(0)
 
+    def _release_held(self) -> None:
+        """Carry on rows in flight until the deliveries held for order are few enough again."""
+        assert self._order is not None
+        while self._order.held > _HELD_LIMIT // 2 and any(self._in_flight):
+            if not self._release_ready(0):
+                self._wait(0)
+
     def wind_down(self) -> None:
         """After a stop request: start nothing more, let the workers finish the rows they are on, and carry
         those rows on as far as they go without starting anything new."""
@@ -433,8 +485,13 @@ class Runner:
         for flight in self._in_flight:
             while flight:
                 slot = flight.take()
-                if slot.finished:  # else never started: unfinished, for a resume
+                if slot.finished:
                     self._carry_on(flight, slot)
+                elif self._order is not None:  # never started: unfinished, for a resume
+                    self._order.returned(slot.path)
+                    self._order.left_unfinished(slot.path)
+        if self._order is not None:
+            self._order.stop()
 
     def abandon(self) -> None:
         """After a failure: start nothing more, wait for the workers to close the states they opened, and
@@ -445,19 +502,20 @@ class Runner:
                 flight.shutdown()
         for flight in self._in_flight:
             flight.drop()
+        if self._order is not None:
+            self._order.drop()
 
     def close(self) -> None:
         for flight in self._in_flight:
             flight.shutdown()
 
     def _route(self, node: Node, token_id: int, result: Routed, row_hash: str) -> None:
-        sink = self.sinks.get(result.sink)
-        if sink is None:
+        if result.sink not in self.sinks:
             raise ElspethError(
                 f"transform {node.node_id} routed a row to sink {result.sink!r}, which is not defined; "
                 f"add it under sinks (defined: {sorted(self.sinks)})"
             )
-        sink.deliver(token_id, result.row, row_hash, TokenOutcome.ROUTED, node.node_id)
+        self._deliver(result.sink, (token_id, result.row, row_hash, TokenOutcome.ROUTED, node.node_id))
 
     def _fail_token(
         self, node: Node, token_id: int, row: Row, error: dict[str, Any], batch_id: int | None = None
@@ -473,15 +531,43 @@ class Runner:
         except NonCanonicalValueError:
             failed_row = {"_error": reason, "_node": node.node_id}
             row_hash = canonical.stable_hash(failed_row)
-        self.sinks[node.on_error].deliver(token_id, failed_row, row_hash, TokenOutcome.FAILED, node.node_id, error)
+        self._deliver(node.on_error, (token_id, failed_row, row_hash, TokenOutcome.FAILED, node.node_id, error))
 
     def _fail_members(self, node: Node, members: list[Member], error: dict[str, Any], batch_id: int) -> None:
         for m in members:
-            self._fail_token(node, m.token_id, m.row, error, batch_id)
+            with self._emitting() as path:
+                self._path = path
+                self._fail_token(node, m.token_id, m.row, error, batch_id)
 
     def _emit_from_aggregate(self, node: Node, token_id: int, row: Row, row_hash: str) -> None:
         step = len(self.pipeline.transforms) + self._agg_by_node[node.node_id] + 1
-        self.continue_token(token_id, None, row, row_hash, step)
+        with self._emitting() as path:
+            self.continue_token(token_id, None, row, row_hash, step, path)
+
+    @contextlib.contextmanager
+    def _emitting(self) -> Iterator[Path]:
+        """The serial-order place of what a batch puts out: next after the token whose arrival ran the batch,
+        or, for a batch run outside any token's flow (timeout, poll, end of source), a unit of its own."""
+        if self._order is None:
+            yield ()
+        elif self._emit_base is None:
+            unit = self._order.open_unit()
+            try:
+                yield (unit,)
+            finally:
+                self._order.close_unit(unit)
+        else:
+            self._emit_next += 1
+            yield (*self._emit_base, self._emit_next - 1)
+
+    def _deliver(self, sink: str, args: tuple[Any, ...]) -> None:
+        if self._order is None:
+            self.sinks[sink].deliver(*args)
+        else:
+            self._order.hold(self._path, sink, args)
+
+    def _deliver_now(self, sink: str, args: tuple[Any, ...]) -> None:
+        self.sinks[sink].deliver(*args)
 
     # ------------------------------------------------------------ resuming
 
@@ -528,6 +614,17 @@ class Runner:
         agg.retry(b.batch_id, b.attempt + 1, members)
 
     def _redo_token(self, token: UnfinishedToken) -> None:
+        if self._order is None:
+            self._redo_one(token)
+            return
+        unit = self._order.open_unit()
+        self._path = (unit,)
+        try:
+            self._redo_one(token)
+        finally:
+            self._order.close_unit(unit)
+
+    def _redo_one(self, token: UnfinishedToken) -> None:
         if token.quarantined:
             self.requarantine(token.token_id, token.row)
             return
@@ -539,7 +636,7 @@ class Runner:
             step = self._transform_step[origin] + 1
         else:
             step = len(self.pipeline.transforms) + self._agg_by_node[origin] + 1
-        self.continue_token(token.token_id, token.row_id, token.row, row_hash, step)
+        self.continue_token(token.token_id, token.row_id, token.row, row_hash, step, self._path)
 
 
 def _printable(raw: Any) -> Any:

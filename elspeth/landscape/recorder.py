@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from attrs import define, frozen
-from sqlalchemy import Connection, Engine, Table, func, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 
 from elspeth import canonical
 from elspeth.errors import ElspethError, NonCanonicalValueError
@@ -53,6 +53,7 @@ _TABLE_ORDER = (
 )
 _AUTO_FLUSH_ENTRIES = 20_000
 _BATCH_COLUMN = {c.name: i for i, c in enumerate(schema.batches.columns)}
+_CALL_COLUMNS = [c.name for c in schema.calls.columns]
 
 
 @frozen
@@ -137,6 +138,7 @@ class Recorder:
         self.conn: Connection = engine.connect()
         self._inserts: dict[Table, list[list[Any]]] = {t: [] for t in _TABLE_ORDER}
         self._updates: list[Any] = []
+        self._state_closes: list[dict[str, Any]] = []
         self._entries = 0
         # Rows still in the insert buffer can be changed in place instead of by UPDATE.
         self._buffered_states: dict[int, list[Any]] = {}
@@ -148,6 +150,8 @@ class Recorder:
         self._calls_lock = threading.Lock()
         self._ids: dict[str, _IdCounter] = {}
         self._insert_sql = {t: _compiled_insert(t, self.conn) for t in _TABLE_ORDER}
+        self._close_state_sql = _compiled_close_state(self.conn)
+        self._calls_sql = _compiled_insert(schema.calls, self.conn)
         self._load_counters()
 
     # ------------------------------------------------------------ ids and buffering
@@ -186,6 +190,10 @@ class Recorder:
                 rows = list(map(tuple if arrange is None else arrange, pending))
                 self.conn.exec_driver_sql(sql, rows)
                 self._inserts[table] = []
+        if self._state_closes:
+            close_sql, arrange_close = self._close_state_sql
+            self.conn.exec_driver_sql(close_sql, [arrange_close(values) for values in self._state_closes])
+            self._state_closes = []
         for statement in self._updates:
             self.conn.execute(statement)
         self._updates = []
@@ -210,6 +218,7 @@ class Recorder:
         self.conn.rollback()
         self._inserts = {t: [] for t in _TABLE_ORDER}
         self._updates = []
+        self._state_closes = []
         self._entries = 0
         self._buffered_states.clear()
         self._buffered_batches.clear()
@@ -434,10 +443,17 @@ class Recorder:
         if buffered is not None:
             buffered[6], buffered[8], buffered[9], buffered[11] = status, output_hash, error_json, ended_at
         else:
-            changes = {"status": status, "output_hash": output_hash, "error_json": error_json, "ended_at": ended_at}
-            table = schema.node_states
-            self._updates.append(
-                update(table).where(table.c.run_id == self.run_id, table.c.state_id == state_id).values(changes)
+            # Sent with one executemany of a statement compiled once: with rows in flight most states close
+            # after a call's commit has sent them, and building an UPDATE for each costs more than running it.
+            self._state_closes.append(
+                {
+                    "w_run": self.run_id,
+                    "w_state": state_id,
+                    "v_status": status,
+                    "v_output": output_hash,
+                    "v_error": error_json,
+                    "v_ended": ended_at,
+                }
             )
 
     def _error_json(self, error: Mapping[str, Any]) -> str:
@@ -523,12 +539,14 @@ class Recorder:
                 continue
             call_index = self._call_counts.get(entry.state_id, 0)
             self._call_counts[entry.state_id] = call_index + 1
-            rows.append({**entry.values, "call_index": call_index})
+            values = {**entry.values, "call_index": call_index}
+            rows.append([values[name] for name in _CALL_COLUMNS])
             written.append((entry, node_id, call_index))
         try:
             if rows:
                 self._flush_buffer()
-                self.conn.execute(schema.calls.insert(), rows)
+                sql, arrange = self._calls_sql
+                self.conn.exec_driver_sql(sql, list(map(tuple if arrange is None else arrange, rows)))
                 self.conn.commit()
         except BaseException as exc:
             for entry, _, _ in written:
@@ -677,6 +695,26 @@ def _compiled_insert(table: Table, conn: Connection) -> tuple[str, Callable[[lis
         order = [columns.index(name) for name in compiled.positiontup or ()]
         return str(compiled), lambda values: tuple(values[i] for i in order)
     return str(compiled), lambda values: dict(zip(columns, values, strict=True))
+
+
+def _compiled_close_state(conn: Connection) -> tuple[str, Callable[[dict[str, Any]], Any]]:
+    """The UPDATE that closes a state already sent, compiled once, and how to arrange its parameters."""
+    table = schema.node_states
+    statement = (
+        update(table)
+        .where(table.c.run_id == bindparam("w_run"), table.c.state_id == bindparam("w_state"))
+        .values(
+            status=bindparam("v_status"),
+            output_hash=bindparam("v_output"),
+            error_json=bindparam("v_error"),
+            ended_at=bindparam("v_ended"),
+        )
+    )
+    compiled = statement.compile(dialect=conn.dialect)
+    if compiled.positional:
+        order = list(compiled.positiontup or ())
+        return str(compiled), lambda values: tuple(values[name] for name in order)
+    return str(compiled), lambda values: values
 
 
 def _storable(value: Any) -> Any:

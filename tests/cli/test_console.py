@@ -20,6 +20,15 @@ def test_live_status_rewrites_one_line_and_ends_it():
     assert stream.getvalue().endswith("\n")
 
 
+def test_the_line_shows_calls_in_flight_and_429s_while_there_are_any():
+    stream = io.StringIO()
+    status = LiveStatus(stream, enabled=True)
+    status(Progress("r4", 640, 2.0, calls_in_flight=64, throttled=3))
+    assert stream.getvalue().endswith("r4  640 rows  320 rows/s  2.0s  64 calls in flight  3 throttled (429)")
+    status(Progress("r4", 700, 3.0, done=True))
+    assert stream.getvalue().endswith("r4  700 rows  233 rows/s  3.0s\n")
+
+
 def test_live_status_disabled_writes_nothing():
     stream = io.StringIO()
     status = LiveStatus(stream, enabled=False)

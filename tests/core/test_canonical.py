@@ -38,6 +38,31 @@ def test_nested_values_match_reference(value):
         assert canonical.canonical_bytes(value) == rfc8785.dumps(value)
 
 
+# Call bodies mostly: objects and lists of strings, ints, booleans and nulls, which the fast path takes whole.
+trees = st.recursive(
+    st.none() | st.booleans() | safe_ints | st.text(),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
+    max_leaves=40,
+)
+
+
+@given(trees)
+def test_trees_without_floats_match_reference(value):
+    if _valid_text(value):
+        assert canonical.canonical_bytes(value) == rfc8785.dumps(value)
+    else:
+        with pytest.raises(NonCanonicalValueError):
+            canonical.canonical_bytes(value)
+
+
+def test_the_fast_path_keeps_the_depth_limit():
+    deep: list = []
+    for _ in range(canonical.MAX_DEPTH + 1):
+        deep = [deep]
+    with pytest.raises(NonCanonicalValueError, match="nested deeper"):
+        canonical.canonical_bytes({"a": deep})
+
+
 @given(nested)
 def test_storage_json_round_trips_types(value):
     if _valid_text(value):

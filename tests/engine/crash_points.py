@@ -397,13 +397,17 @@ def resumable_sink(root: Path, rows: int) -> dict[str, Any]:
 
 def in_flight(root: Path, rows: int) -> dict[str, Any]:
     """Rows in flight (4 at a time) at a transform whose calls finish out of order, every fourth row failing
-    to the error sink: kills land while several rows' states are open and their calls half-committed."""
+    to the error sink, which every fifth row reaches from a step before them: kills land while several rows'
+    states are open, their calls half-committed and deliveries held for order."""
     caller = {"calls": 2, "jitter_ms": 4, "fail_every": 4}
     return _settings(
         root,
         rows,
         source=_numbers(rows),
-        transforms=[{"plugin": "test_caller", "options": caller, "concurrency": 4, "on_error": "errors"}],
+        transforms=[
+            {"plugin": "test_flaky", "options": {"fail_every": 5}, "on_error": "errors"},
+            {"plugin": "test_caller", "options": caller, "concurrency": 4, "on_error": "errors"},
+        ],
         sinks={name: _jsonl(root, name) for name in ("out", "errors")},
         default_sink="out",
     )
@@ -417,6 +421,11 @@ PIPELINES: dict[str, Callable[[Path, int], dict[str, Any]]] = {
     "resumable_sink": resumable_sink,
     "in_flight": in_flight,
 }
+VARYING: dict[str, dict[str, int]] = {"in_flight": {"commit": 14, "call": 120, "write": 5, "flush": 3}}
+"""Sites a pipeline reaches a varying number of times (rows in flight commit their calls in groups, and
+deliveries held for order reach the sinks, in ways that vary), with a count every run reaches (measured:
+19-25 commits, 140-146 recorder calls, 6-7 writes, 4-5 flushes at 14 rows): the points struck there, the
+same in every process that collects the tests."""
 
 
 def outputs(settings: Mapping[str, Any]) -> dict[str, Path]:
@@ -439,22 +448,14 @@ class Reference:
 
 
 def reference(pipeline: str, rows: int, root: Path, registry: PluginRegistry) -> Reference:
-    """Two uninterrupted runs: their outputs must agree. Where they reached a site a different number of
-    times (rows in flight commit their calls in groups that vary from run to run), only the first half of
-    the fewer is counted, so that a strike there is reached by any run."""
-    ends = []
-    for n in (1, 2):
-        settings = PIPELINES[pipeline](root / f"run{n}", rows)
-        url = f"sqlite:///{root / f'run{n}' / 'landscape.db'}"
-        ended = attempt(settings, url, "reference", workdir=root / f"run{n}", registry=registry)
-        if ended.code != 0 or ended.counts is None:
-            raise AssertionError(f"the uninterrupted {pipeline} run did not complete: {ended.describe()}")
-        ends.append((read_outputs(settings), ended.counts))
-    (outputs1, counts1), (outputs2, counts2) = ends
-    if list(outputs1.values()) != list(outputs2.values()):
-        raise AssertionError(f"two uninterrupted {pipeline} runs wrote different outputs")
-    counts = {site: n if n == counts2.get(site) else min(n, counts2.get(site, 0)) // 2 for site, n in counts1.items()}
-    return Reference(outputs1, counts)
+    """An uninterrupted run, and how often it reached each site (for a site whose count varies from run to
+    run, the count in VARYING)."""
+    settings = PIPELINES[pipeline](root, rows)
+    ended = attempt(settings, f"sqlite:///{root / 'landscape.db'}", "reference", workdir=root, registry=registry)
+    if ended.code != 0 or ended.counts is None:
+        raise AssertionError(f"the uninterrupted {pipeline} run did not complete: {ended.describe()}")
+    counts = {**ended.counts, **VARYING.get(pipeline, {})}
+    return Reference(read_outputs(settings), counts)
 
 
 @define

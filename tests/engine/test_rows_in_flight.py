@@ -37,13 +37,15 @@ def caller(concurrency: int, **options: Any) -> dict[str, Any]:
 
 
 def pipeline(world: World, concurrency: int, rows: int = 60) -> dict[str, Any]:
-    """A serial step before the rows in flight, an expansion after them, and an error sink."""
+    """Serial steps before the rows in flight (one failing rows into the error sink, one expanding and
+    filtering), an expansion after them, and an error sink fed from both sides of them."""
     return world.settings(
         source={"plugin": "test_numbers", "options": {"count": rows}},
         transforms=[
-            {"plugin": "passthrough"},
+            {"plugin": "test_flaky", "options": {"fail_every": 5}, "on_error": "errors"},
+            {"plugin": "test_fanout", "name": "before", "options": {"copies_mod": 4}},
             caller(concurrency),
-            {"plugin": "test_fanout", "options": {"copies_mod": 3}},
+            {"plugin": "test_fanout", "name": "after", "options": {"copies_mod": 3}},
         ],
         sinks=["out", "errors"],
         default_sink="out",

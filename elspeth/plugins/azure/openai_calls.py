@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
@@ -243,6 +244,7 @@ class AzureOpenAIClient:
     def __init__(self, options: AzureOpenAIOptions) -> None:
         self.options = options
         self._sdk: openai.AzureOpenAI | None = None
+        self._lock = threading.Lock()
         self.budget: RateBudget = shared_budget(
             f"{options.endpoint.rstrip('/')}|{options.deployment}",
             requests_per_minute=options.requests_per_minute,
@@ -254,10 +256,11 @@ class AzureOpenAIClient:
         return self.connect()
 
     def connect(self) -> openai.AzureOpenAI:
-        """The client, built on first use (no request is sent to build it)."""
-        if self._sdk is None:
-            self._sdk = self._build()
-        return self._sdk
+        """The client, built on first use (no request is sent to build it), once for every thread."""
+        with self._lock:
+            if self._sdk is None:
+                self._sdk = self._build()
+            return self._sdk
 
     def _build(self) -> openai.AzureOpenAI:
         try:
@@ -280,9 +283,10 @@ class AzureOpenAIClient:
         return openai.AzureOpenAI(api_key=o.api_key, **common)
 
     def close(self) -> None:
-        if self._sdk is not None:
-            self._sdk.close()
-            self._sdk = None
+        with self._lock:
+            if self._sdk is not None:
+                self._sdk.close()
+                self._sdk = None
 
     def url(self, path: str) -> str:
         """The URL the SDK requests for `path` (under /openai), as recorded: no credentials in it."""
@@ -311,6 +315,11 @@ class AzureOpenAIClient:
             attempt += 1
             try:
                 return self._attempt(ctx, call_type, request, send, describe, tokens, throttled + 1)
+            except WaitInterrupted as exc:
+                # Nothing was sent: the run is stopping (no use trying again), and the work will be done again.
+                failure = CallFailure(str(exc), "transient")
+                failure.attempts, failure.throttled = attempt - 1, throttled
+                raise failure from exc
             except CallFailure as failure:
                 failure.attempts, failure.throttled = attempt, throttled
                 if failure.status == 429:
@@ -343,26 +352,23 @@ class AzureOpenAIClient:
         throttle: int,
     ) -> R:
         """One attempt, recorded, in a slot of the budget, which hears how the service answered. Raises
-        CallFailure (its cause: the SDK's exception), also when the wait for the budget was cut short."""
+        CallFailure (its cause: the SDK's exception), or WaitInterrupted when the wait for the budget was cut
+        short."""
         errors = _sdk_errors()
-        try:
-            with self.budget.slot(ctx.clock.sleep, tokens) as permit:
-                try:
-                    with ctx.call(call_type, PROVIDER, request) as scope:
-                        described = describe(send())
-                        scope.response = described
-                except errors as exc:
-                    failure = classify(exc)
-                    if failure.status == 429:
-                        permit.throttled(self.backoff(failure, throttle))
-                    elif failure.status is not None and failure.status < 500:
-                        permit.succeeded()  # an answer, if not the one hoped for: the service is keeping up
-                    raise failure from exc
-                permit.succeeded()
-                return described
-        except WaitInterrupted as exc:
-            # Nothing was sent; the run is stopping, and the row or batch will be done again.
-            raise CallFailure(str(exc), "transient") from exc
+        with self.budget.slot(ctx.clock.sleep, tokens) as permit:
+            try:
+                with ctx.call(call_type, PROVIDER, request) as scope:
+                    described = describe(send())
+                    scope.response = described
+            except errors as exc:
+                failure = classify(exc)
+                if failure.status == 429:
+                    permit.throttled(self.backoff(failure, throttle))
+                elif failure.status is not None and failure.status < 500:
+                    permit.succeeded()  # an answer, if not the one hoped for: the service is keeping up
+                raise failure from exc
+            permit.succeeded()
+            return described
 
     def backoff(self, failure: CallFailure, attempt: int) -> float:
         """The wait after `attempt` failed: the service's Retry-After, else the options' doubling backoff

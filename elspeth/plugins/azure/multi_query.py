@@ -1,7 +1,15 @@
-"""The `azure_multi_query_llm` transform and aggregate: several named prompts per row, one answer field each."""
+"""The `azure_multi_query_llm` transform and aggregate: several named prompts per row, one answer field each.
+
+The queries of a row (or of every row of a batch) are asked side by side, in a pool of `parallel_queries`
+threads per plugin instance, each call recorded under the row's (or the flush's) state and waiting on the
+deployment's rate budget like every other; answers keep query order, and rows keep theirs. A plugin call
+returns only once every query it started has ended, so no call outlives the state it is recorded under.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from attrs import field, frozen
@@ -18,7 +26,7 @@ from elspeth.api import (
     TransformResult,
 )
 from elspeth.errors import ConfigError
-from elspeth.plugins.azure.openai_calls import AzureOpenAIClient, AzureOpenAIOptions, CallFailure, Prompts
+from elspeth.plugins.azure.openai_calls import AzureOpenAIClient, AzureOpenAIOptions, CallFailure, Prompts, positive
 from elspeth.plugins.azure.prompts import PromptError, check_template
 
 
@@ -38,6 +46,8 @@ def _queries(_instance: Any, attribute: Any, value: dict[str, str]) -> None:
 class AzureMultiQueryConfig(AzureOpenAIOptions):
     queries: dict[str, str] = field(validator=_queries)
     """Query name -> prompt template; each answer goes into the field named like its query, in this order."""
+    parallel_queries: int = field(default=8, validator=positive)
+    """Queries in flight at once for this node, over all its rows in flight (the rate budget still applies)."""
 
 
 @frozen(kw_only=True)
@@ -48,8 +58,31 @@ class AzureMultiQueryAggregateConfig(AzureMultiQueryConfig):
     """Per output row: why it failed, or null."""
 
 
+Answers = dict[str, Any]
+"""A row's answers, by query name, in query order."""
+
+
+class _Stopped(Exception):
+    """A query failed for a reason that is not its row's: what was asked stops there."""
+
+    def __init__(self, row: int, failure: CallFailure) -> None:
+        super().__init__(failure.reason)
+        self.row = row
+        self.failure = failure
+
+
+def _failure(future: Future[Any]) -> BaseException | None:
+    return None if future.cancelled() else future.exception()
+
+
+def _rows_own(exc: BaseException) -> bool:
+    """Whether a failure is the row's own (its values), which fails that row only."""
+    return isinstance(exc, CallFailure) and exc.kind == "row"
+
+
 class _MultiQuery:
-    """The queries of one plugin instance: their templates and the client that asks them."""
+    """The queries of one plugin instance: their templates, the client that asks them, and the pool they are
+    asked in."""
 
     def __init__(self, config: AzureMultiQueryConfig) -> None:
         self.config = config
@@ -58,22 +91,56 @@ class _MultiQuery:
             for name, template in config.queries.items()
         }
         self.client = AzureOpenAIClient(config)
+        self.pool = ThreadPoolExecutor(config.parallel_queries, thread_name_prefix=f"elspeth-{config.deployment}")
 
     def messages(self, row: Row) -> dict[str, list[dict[str, str]]]:
         """Every query's messages for `row`, rendered before any call; raises PromptError."""
         return {name: prompts.messages(row) for name, prompts in self.prompts.items()}
 
-    def ask(self, ctx: Context, row: Row) -> dict[str, Any]:
-        """The answers for `row`, by query name, each call recorded under `ctx`. Raises PromptError, or
-        CallFailure with the query named in its reason."""
-        answers: dict[str, Any] = {}
-        for name, messages in self.messages(row).items():
-            try:
-                answers[name] = self.client.chat(ctx, messages)
-            except CallFailure as failure:
-                failure.reason = f"query {name!r}: {failure.reason}"
-                raise
-        return answers
+    def ask(
+        self, ctx: Context, rows: Mapping[int, dict[str, list[dict[str, str]]]]
+    ) -> dict[int, Answers | CallFailure]:
+        """Every query of every row (index -> messages by query name), side by side, each call recorded under
+        `ctx`: by row index, the row's answers, or the failure of its own (kind "row") that came first in
+        query order. Once a query fails, the queries not yet started are dropped: the row's when the failure
+        is the row's own, all of them when it is not; then the first such failure in row then query order is
+        raised as _Stopped (ServiceUnreachable, or anything unexpected, as itself). Returns or raises only
+        once every query that started has ended."""
+        futures = {
+            index: {name: self.pool.submit(self._ask_one, ctx, name, m) for name, m in messages.items()}
+            for index, messages in rows.items()
+        }
+        row_of = {future: index for index, by_name in futures.items() for future in by_name.values()}
+        pending: set[Future[Any]] = set(row_of)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for future in done:
+                exc = _failure(future)
+                if exc is not None:
+                    for other in futures[row_of[future]].values() if _rows_own(exc) else row_of:
+                        other.cancel()
+        outcomes: dict[int, Answers | CallFailure] = {}
+        for index, by_name in futures.items():
+            failures = [exc for f in by_name.values() if (exc := _failure(f)) is not None]
+            stopping = next((exc for exc in failures if not _rows_own(exc)), None)
+            if isinstance(stopping, CallFailure):
+                raise _Stopped(index, stopping)
+            if stopping is not None:
+                raise stopping
+            own = next((exc for exc in failures if isinstance(exc, CallFailure)), None)
+            outcomes[index] = own if own is not None else {name: f.result() for name, f in by_name.items()}
+        return outcomes
+
+    def _ask_one(self, ctx: Context, name: str, messages: list[dict[str, str]]) -> Any:
+        try:
+            return self.client.chat(ctx, messages)
+        except CallFailure as failure:
+            failure.reason = f"query {name!r}: {failure.reason}"
+            raise
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        self.client.close()
 
 
 class AzureMultiQueryLLM(Transform):
@@ -93,20 +160,22 @@ class AzureMultiQueryLLM(Transform):
 
     def process(self, row: Row, ctx: Context) -> TransformResult:
         try:
-            answers = self.queries.ask(ctx, row)
+            answers = self.queries.ask(ctx, {0: self.queries.messages(row)})[0]
         except PromptError as exc:
             return Error(str(exc))
-        except CallFailure as failure:
-            return Error(failure.reason, retryable=failure.retryable, details=failure.details())
+        except _Stopped as stopped:
+            answers = stopped.failure
+        if isinstance(answers, CallFailure):
+            return Error(answers.reason, retryable=answers.retryable, details=answers.details())
         return Success({**row, **answers})
 
     def close(self) -> None:
-        self.queries.client.close()
+        self.queries.close()
 
 
 class AzureMultiQueryLLMAggregate(Aggregate):
-    """The same queries over a whole batch: every call is recorded under the flush's own state (the batch's
-    node_state; never one made up per row), in row order, then query order.
+    """The same queries over a whole batch, all side by side: every call is recorded under the flush's own
+    state (the batch's node_state; never one made up per row), in the order they end.
 
     One output row per input row, in order, with the answers plus `status_field` and `error_field`. A row
     whose own values fail (a field the templates need is missing, the service refuses its prompt with a 400
@@ -127,24 +196,31 @@ class AzureMultiQueryLLMAggregate(Aggregate):
     def process_batch(self, rows: list[Row], ctx: Context) -> BatchResult:
         status, error = self.config.status_field, self.config.error_field
         unanswered = dict.fromkeys(self.config.queries)
-        out: list[Row] = []
+        outcomes: dict[int, Answers | CallFailure | PromptError] = {}
+        asked: dict[int, dict[str, list[dict[str, str]]]] = {}
         for index, row in enumerate(rows):
             try:
-                answers = self.queries.ask(ctx, row)
+                asked[index] = self.queries.messages(row)
             except PromptError as exc:
-                out.append({**row, **unanswered, status: "error", error: str(exc)})
-                continue
-            except CallFailure as failure:
-                if failure.kind == "row":
-                    out.append({**row, **unanswered, status: "error", error: failure.reason})
-                    continue
-                return Error(
-                    f"row {index} of the batch, {failure.reason}",
-                    retryable=failure.retryable,
-                    details={**failure.details(), "row": index},
-                )
-            out.append({**row, **answers, status: "ok", error: None})
+                outcomes[index] = exc
+        try:
+            outcomes.update(self.queries.ask(ctx, asked))
+        except _Stopped as stopped:
+            failure = stopped.failure
+            return Error(
+                f"row {stopped.row} of the batch, {failure.reason}",
+                retryable=failure.retryable,
+                details={**failure.details(), "row": stopped.row},
+            )
+        out: list[Row] = []
+        for index, row in enumerate(rows):
+            outcome = outcomes[index]
+            if isinstance(outcome, PromptError | CallFailure):
+                reason = str(outcome) if isinstance(outcome, PromptError) else outcome.reason
+                out.append({**row, **unanswered, status: "error", error: reason})
+            else:
+                out.append({**row, **outcome, status: "ok", error: None})
         return Success(*out)
 
     def close(self) -> None:
-        self.queries.client.close()
+        self.queries.close()

@@ -9,6 +9,12 @@ key travels only in the `api-key` header, which is never recorded. A service tha
 (connection refused, no such host, connect timeout) on the last attempt is no row's failure: the call raises
 `ServiceUnreachable`, which stops the run for a later `elspeth resume`.
 
+Every attempt also goes through the rate budget of its endpoint and deployment (`elspeth.rate_budgets`),
+shared by every node, row and thread calling that deployment: `requests_per_minute` and `tokens_per_minute`
+(a chat request weighs its estimated tokens), a pause for the Retry-After of each 429, and fewer requests
+in flight after 429s. A 429 is the quota being busy, not the request failing: it does not use up
+`max_attempts` while `max_throttled_seconds` lasts.
+
 The SDK is imported when a plugin first calls, so `elspeth plugins` works without `elspeth[azure]`.
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
@@ -27,6 +34,7 @@ from elspeth.api import Context, Row
 from elspeth.errors import ConfigError, NonCanonicalValueError, ServiceUnreachable
 from elspeth.plugins.azure.prompts import PromptTemplate, check_template
 from elspeth.plugins.options import one_of
+from elspeth.rate_budgets import RateBudget, WaitInterrupted, shared_budget
 
 if TYPE_CHECKING:
     import openai
@@ -38,6 +46,15 @@ MAX_RETRY_AFTER_SECONDS = 60.0
 
 CONNECT_TIMEOUT_SECONDS = 10.0
 """At most this long to open a connection, whatever `timeout_seconds` allows a request."""
+
+MAX_THROTTLED = 50
+"""429s one request may get before they count against `max_attempts`, whatever `max_throttled_seconds`
+allows: a service that answers 429 with Retry-After: 0 would otherwise be asked again and again, each time a
+recorded call, for the whole of that time."""
+
+DEFAULT_COMPLETION_TOKENS = 1000
+"""A chat request's completion, for the token budget, when `max_tokens` is not set (as the OpenAI cookbook's
+parallel processor estimates: prompt characters / 4 + max_tokens). Set `max_tokens` for a closer estimate."""
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -52,6 +69,14 @@ _CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
 def positive(_instance: Any, attribute: Any, value: float | int | None) -> None:
     if value is not None and not value > 0:
         raise ConfigError(f"option `{attribute.name}` must be greater than 0, not {value!r}")
+
+
+def per_minute(_instance: Any, attribute: Any, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise ConfigError(
+            f"option `{attribute.name}` must be a whole number of at least 1 (the deployment's quota per minute), "
+            f"not {value!r}; leave it out for no limit"
+        )
 
 
 def valid_template(_instance: Any, attribute: Any, value: Any) -> None:
@@ -84,6 +109,16 @@ class AzureOpenAIOptions:
     """Attempts per request, counting the first, for 429/5xx/timeouts/dropped connections."""
     backoff_seconds: float = 1.0
     """Wait before the 2nd attempt, doubling after; a Retry-After from the service takes precedence."""
+    requests_per_minute: int | None = field(default=None, validator=per_minute)
+    """Requests let go per minute, evenly spaced; a little under the deployment's quota (90%) avoids most 429s.
+    Every plugin calling this endpoint and deployment in the process shares it (the tightest limit any of them
+    gives applies). None: no limit but the service's 429s."""
+    tokens_per_minute: int | None = field(default=None, validator=per_minute)
+    """The deployment's token quota, shared likewise; a chat request weighs its prompt's characters / 4 plus
+    `max_tokens` (1000 when unset)."""
+    max_throttled_seconds: float = field(default=300.0, validator=positive)
+    """How long one request keeps waiting out 429s (at most 50 of them) before each further 429 counts
+    against `max_attempts` like a 5xx."""
 
     def __attrs_post_init__(self) -> None:
         if not self.endpoint.startswith(("https://", "http://")):
@@ -122,13 +157,15 @@ class CallFailure(Exception):
         self.status = status
         self.retry_after = retry_after
         self.attempts = 1
+        self.throttled = 0
+        """429s this request got (each a recorded call), not counted in `attempts` while they were waited out."""
 
     @property
     def retryable(self) -> bool:
         return self.kind in ("transient", "unreachable")
 
     def details(self) -> dict[str, Any]:
-        return {"kind": self.kind, "status": self.status, "attempts": self.attempts}
+        return {"kind": self.kind, "status": self.status, "attempts": self.attempts, "throttled": self.throttled}
 
 
 def _sdk_errors() -> tuple[type[BaseException], ...]:
@@ -207,16 +244,23 @@ class AzureOpenAIClient:
     def __init__(self, options: AzureOpenAIOptions) -> None:
         self.options = options
         self._sdk: openai.AzureOpenAI | None = None
+        self._lock = threading.Lock()
+        self.budget: RateBudget = shared_budget(
+            f"{options.endpoint.rstrip('/')}|{options.deployment}",
+            requests_per_minute=options.requests_per_minute,
+            tokens_per_minute=options.tokens_per_minute,
+        )
 
     @property
     def sdk(self) -> openai.AzureOpenAI:
         return self.connect()
 
     def connect(self) -> openai.AzureOpenAI:
-        """The client, built on first use (no request is sent to build it)."""
-        if self._sdk is None:
-            self._sdk = self._build()
-        return self._sdk
+        """The client, built on first use (no request is sent to build it), once for every thread."""
+        with self._lock:
+            if self._sdk is None:
+                self._sdk = self._build()
+            return self._sdk
 
     def _build(self) -> openai.AzureOpenAI:
         try:
@@ -239,9 +283,10 @@ class AzureOpenAIClient:
         return openai.AzureOpenAI(api_key=o.api_key, **common)
 
     def close(self) -> None:
-        if self._sdk is not None:
-            self._sdk.close()
-            self._sdk = None
+        with self._lock:
+            if self._sdk is not None:
+                self._sdk.close()
+                self._sdk = None
 
     def url(self, path: str) -> str:
         """The URL the SDK requests for `path` (under /openai), as recorded: no credentials in it."""
@@ -256,35 +301,81 @@ class AzureOpenAIClient:
         describe: Callable[[T], R],
         *,
         attempts: int | None = None,
+        tokens: int = 0,
     ) -> R:
         """`send()` under `ctx.call`, its result recorded as, and returned as, `describe(result)`; retried as
-        the options say (or `attempts` times). Raises CallFailure once retries are exhausted or the failure is
-        not worth retrying, ServiceUnreachable when the last attempt could not even connect."""
-        errors = _sdk_errors()
+        the options say (or `attempts` times). Each attempt first waits for the budget (`tokens`: what the
+        request weighs against `tokens_per_minute`). Raises CallFailure once retries are exhausted or the
+        failure is not worth retrying, ServiceUnreachable when the last attempt could not even connect."""
         self.connect()  # outside the recorded call: a client that cannot be built is no failed call
         attempts = attempts or self.options.max_attempts
-        for attempt in range(1, attempts + 1):
+        attempt = throttled = 0
+        first = ctx.clock.monotonic()
+        while True:
+            attempt += 1
+            try:
+                return self._attempt(ctx, call_type, request, send, describe, tokens, throttled + 1)
+            except WaitInterrupted as exc:
+                # Nothing was sent: the run is stopping (no use trying again), and the work will be done again.
+                failure = CallFailure(str(exc), "transient")
+                failure.attempts, failure.throttled = attempt - 1, throttled
+                raise failure from exc
+            except CallFailure as failure:
+                failure.attempts, failure.throttled = attempt, throttled
+                if failure.status == 429:
+                    failure.throttled = throttled = throttled + 1
+                    # A 429 is the quota being busy, not this request failing: counted against max_attempts, a
+                    # run at the deployment's quota would fail rows that only had to wait their turn. So it is
+                    # asked again (after the pause the 429 put on the whole budget) without using an attempt,
+                    # but not for ever: once the service has said "busy" for max_throttled_seconds, or
+                    # MAX_THROTTLED times, to this one request, more waiting is unlikely to help (a daily quota
+                    # spent, a deployment scaled down), and 429s count like any transient failure again.
+                    if throttled < MAX_THROTTLED and ctx.clock.monotonic() - first < self.options.max_throttled_seconds:
+                        attempt -= 1
+                        continue
+                cause = failure.__cause__
+                if failure.kind == "unreachable" and attempt >= attempts:
+                    raise ServiceUnreachable(self.options.endpoint, f"{failure.reason} ({attempt} attempts)") from cause
+                if not failure.retryable or attempt >= attempts:
+                    raise
+                if failure.status != 429:  # a 429's wait is the budget's pause, taken in the next slot
+                    ctx.clock.sleep(self.backoff(failure, attempt))
+
+    def _attempt(
+        self,
+        ctx: Context,
+        call_type: str,
+        request: dict[str, Any],
+        send: Callable[[], T],
+        describe: Callable[[T], R],
+        tokens: int,
+        throttle: int,
+    ) -> R:
+        """One attempt, recorded, in a slot of the budget, which hears how the service answered. Raises
+        CallFailure (its cause: the SDK's exception), or WaitInterrupted when the wait for the budget was cut
+        short."""
+        errors = _sdk_errors()
+        with self.budget.slot(ctx.clock.sleep, tokens) as permit:
             try:
                 with ctx.call(call_type, PROVIDER, request) as scope:
                     described = describe(send())
                     scope.response = described
             except errors as exc:
                 failure = classify(exc)
-                failure.attempts = attempt
-                if failure.kind == "unreachable" and attempt == attempts:
-                    raise ServiceUnreachable(self.options.endpoint, f"{failure.reason} ({attempt} attempts)") from exc
-                if not failure.retryable or attempt == attempts:
-                    raise failure from exc
-                ctx.clock.sleep(self.backoff(failure, attempt))
-            else:
-                return described
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                if failure.status == 429:
+                    permit.throttled(self.backoff(failure, throttle))
+                elif failure.status is not None and failure.status < 500:
+                    permit.succeeded()  # an answer, if not the one hoped for: the service is keeping up
+                raise failure from exc
+            permit.succeeded()
+            return described
 
     def backoff(self, failure: CallFailure, attempt: int) -> float:
-        """The wait after `attempt` failed: the service's Retry-After, else the options' doubling backoff."""
+        """The wait after `attempt` failed: the service's Retry-After, else the options' doubling backoff
+        (at most MAX_RETRY_AFTER_SECONDS)."""
         if failure.retry_after is not None:
             return failure.retry_after
-        return self.options.backoff_seconds * 2 ** (attempt - 1)
+        return min(self.options.backoff_seconds * 2 ** (attempt - 1), MAX_RETRY_AFTER_SECONDS)
 
     # ------------------------------------------------------------ chat completions
 
@@ -317,6 +408,7 @@ class AzureOpenAIClient:
             request,
             lambda: self.sdk.chat.completions.create(**body),
             lambda result: result.model_dump(mode="json"),
+            tokens=estimate_tokens(body),
         )
         return self.answer(completion)
 
@@ -343,6 +435,13 @@ class AzureOpenAIClient:
         if not isinstance(value, dict):
             raise CallFailure(f"response_format is json, but the answer is a JSON {type(value).__name__}", "row")
         return value
+
+
+def estimate_tokens(body: dict[str, Any]) -> int:
+    """What a chat request weighs against `tokens_per_minute`: its messages' characters / 4 (a token is about
+    4 characters of English) plus the completion it may get, `max_tokens` or DEFAULT_COMPLETION_TOKENS."""
+    chars = sum(len(str(m.get("content") or "")) for m in body.get("messages", ()))
+    return math.ceil(chars / 4) + (body.get("max_tokens") or DEFAULT_COMPLETION_TOKENS)
 
 
 def strict_json(text: str) -> Any:

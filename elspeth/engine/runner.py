@@ -24,6 +24,7 @@ from elspeth.landscape.payloads import FilePayloadStore
 from elspeth.landscape.recorder import Recorder, SetAside, error_info
 from elspeth.landscape.statuses import BatchStatus, StateStatus, TokenOutcome, TriggerReason
 from elspeth.landscape.unfinished import UnfinishedBatch, UnfinishedToken
+from elspeth.rate_budgets import budget_snapshots
 from elspeth.settings import EngineSettings
 
 _PROGRESS_EVERY = 0.5
@@ -58,6 +59,7 @@ class Runner:
         self.run_id = recorder.run_id
         self.rows_read = 0
         self.calls_in_flight = CallsInFlight()
+        self._throttled_before = _throttled()
         self.sinks = {
             name: SinkRuntime(name, node, recorder, self._ctx, engine.write_batch_rows, self._aside)
             for name, node in pipeline.sinks.items()
@@ -194,7 +196,8 @@ class Runner:
         self._last_report = time.monotonic()
         if self.progress is not None:
             elapsed = time.monotonic() - self._started
-            self.progress(Progress(self.run_id, self.rows_read, elapsed, done, self.calls_in_flight.count))
+            throttled = _throttled() - self._throttled_before
+            self.progress(Progress(self.run_id, self.rows_read, elapsed, done, self.calls_in_flight.count, throttled))
 
     def _poll_pending(self) -> None:
         for agg in self.aggregations:
@@ -665,6 +668,11 @@ class Runner:
         else:
             step = len(self.pipeline.transforms) + self._agg_by_node[origin] + 1
         self.continue_token(token.token_id, token.row_id, token.row, row_hash, step, self._path)
+
+
+def _throttled() -> int:
+    """429s the plugins have told their rate budgets of, in this process so far."""
+    return sum(b.throttled for b in budget_snapshots())
 
 
 def _printable(raw: Any) -> Any:

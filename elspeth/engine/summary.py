@@ -40,7 +40,8 @@ class Progress:
     calls_in_flight: int = 0
     """External calls under way right now (`ctx.call` blocks open, in every thread)."""
     throttled: int = 0
-    """Calls the services answered with "slow down" (HTTP 429) in this process so far."""
+    """Calls the services answered with "slow down" (HTTP 429) during this run, as the plugins told their
+    rate budgets (elspeth.rate_budgets)."""
 
 
 ProgressCallback = Callable[[Progress], None]

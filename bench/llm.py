@@ -48,10 +48,14 @@ def make_input(path: Path, rows: int) -> None:
             writer.writerow([i, text(i)])
 
 
-def pipeline(src: Path, work: Path, endpoint: str, concurrency: int, echo: bool = False) -> dict[str, Any]:
+def pipeline(
+    src: Path, work: Path, endpoint: str, concurrency: int, echo: bool = False, client_rpm: int | None = None
+) -> dict[str, Any]:
     """The plugin's own defaults for retries (3 attempts, a Retry-After honoured), as a user would run it;
-    or `bench_echo` in its place."""
-    llm = {"endpoint": endpoint, "deployment": DEPLOYMENT, "api_key": "bench-key", "prompt": PROMPT}
+    or `bench_echo` in its place. `client_rpm`: the plugin's own `requests_per_minute` budget."""
+    llm: dict[str, Any] = {"endpoint": endpoint, "deployment": DEPLOYMENT, "api_key": "bench-key", "prompt": PROMPT}
+    if client_rpm is not None:
+        llm["requests_per_minute"] = client_rpm
     transform = {"plugin": "bench_echo"} if echo else {"plugin": "azure_llm", "options": llm}
     return {
         "source": {"plugin": "csv", "options": {"path": str(src)}},
@@ -183,6 +187,7 @@ def measure(
     emulator: AzureOpenAIEmulator,
     stop_after: float | None,
     echo: bool = False,
+    client_rpm: int | None = None,
 ) -> dict[str, Any]:
     """One pipeline run in a subprocess against `emulator`: its times, its recorded calls, the emulator's counts."""
     work = root / name
@@ -191,7 +196,7 @@ def measure(
     make_input(src, rows)
     db = work / "landscape.db"
     spec = {
-        "pipeline": pipeline(src, work, emulator.url, concurrency, echo),
+        "pipeline": pipeline(src, work, emulator.url, concurrency, echo, client_rpm),
         "landscape_url": f"sqlite:///{db}",
         "stop_after": stop_after,
         "completion": captured_completion(emulator),
@@ -255,14 +260,17 @@ def level(root: Path, rows: int, concurrency: int, latency_ms: float) -> dict[st
     return result
 
 
-def rate_limited(root: Path, rpm: int, seconds: float, concurrency: int, latency_ms: float) -> dict[str, Any]:
+def rate_limited(
+    root: Path, rpm: int, seconds: float, concurrency: int, latency_ms: float, client_rpm: int | None
+) -> dict[str, Any]:
     """Twice the rows the budget admits in `seconds`, so the source outlasts the run; stopped at `seconds`."""
     rows = max(2 * math.ceil(rpm * seconds / 60), 10)
     with AzureOpenAIEmulator(latency_ms=latency_ms, requests_per_minute=rpm) as emulator:
-        result = measure(root, "rate-limit", rows, concurrency, emulator, seconds)
+        result = measure(root, "rate-limit", rows, concurrency, emulator, seconds, client_rpm=client_rpm)
         window = emulator.rate_window_seconds
     admitted = result["emulator"]["completed"]
     result["rpm_budget"] = rpm
+    result["client_rpm"] = client_rpm
     result["rate_window_seconds"] = window
     result["sustained_requests_per_minute"] = admitted * 60 / result["seconds"]
     return result
@@ -294,6 +302,7 @@ def show(levels: list[dict[str, Any]], limited: dict[str, Any] | None, latency_m
         r, recorded = limited, limited["recorded_calls"]
         print(
             f"rate limit: {r['rpm_budget']:,} RPM (checked per {r['rate_window_seconds']:g} s window), "
+            f"plugin's requests_per_minute {r['client_rpm'] or 'unset'}, "
             f"concurrency {r['concurrency']}, latency {latency_ms:g} ms, stopped after {r['seconds']:.1f} s "
             f"({r['status']})"
         )
@@ -320,6 +329,11 @@ def main() -> None:
     parser.add_argument(
         "--rate-concurrency", type=int, help="concurrency of the rate-limited run (default: the highest level)"
     )
+    parser.add_argument(
+        "--client-rpm",
+        type=int,
+        help="the plugin's own requests_per_minute in the rate-limited run (default: none, 429s and back-off only)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON, not a table")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--sdk-child", help=argparse.SUPPRESS)
@@ -339,7 +353,7 @@ def main() -> None:
         limited = None
         if args.seconds > 0:
             concurrency = args.rate_concurrency or max(concurrencies, default=1)
-            limited = rate_limited(root, args.rpm, args.seconds, concurrency, args.latency_ms)
+            limited = rate_limited(root, args.rpm, args.seconds, concurrency, args.latency_ms, args.client_rpm)
     if args.json:
         print(json.dumps({"latency_ms": args.latency_ms, "levels": levels, "rate_limit": limited}, indent=2))
     else:

@@ -47,3 +47,14 @@ def test_postgres_aggregation(pg_world):
     assert summary.status == "completed", summary.error
     assert summary.outcomes == {"consumed": 25, "completed": 3}
     w.assert_clean(summary.run_id)
+
+
+def test_postgres_rows_in_flight_equal_the_serial_run(pg_world):
+    from .test_rows_in_flight import pipeline
+
+    serial, concurrent = pg_world("serial"), pg_world("concurrent")
+    one = serial.run(pipeline(serial, 1), run_id=_run_id("serial"))
+    many = concurrent.run(pipeline(concurrent, 16), run_id=_run_id("concurrent"))
+    assert one.status == many.status == "completed", (one.error, many.error)
+    assert serial.bytes("out") == concurrent.bytes("out") and serial.bytes("errors") == concurrent.bytes("errors")
+    concurrent.assert_clean(many.run_id)

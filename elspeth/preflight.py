@@ -15,7 +15,7 @@ from typing import Any
 
 from attrs import frozen
 
-from elspeth.api import Location, Source
+from elspeth.api import Capability, Location, Source
 from elspeth.errors import ConfigError, PluginError
 from elspeth.plugin_manager import PluginInfo, PluginRegistry
 from elspeth.settings import Settings, structure
@@ -49,10 +49,26 @@ def check_plugins(
             problems.append(str(exc))
             continue
         steps.append(_Step(where, info, config))
+    for i, t in enumerate(settings.transforms):
+        step = next((s for s in steps if s.where == f"transforms[{i}]"), None)
+        problem = None if step is None else concurrency_problem(step.info.cls, t.concurrency)
+        if problem is not None:
+            problems.append(f"{file}: transforms[{i}].concurrency: {problem}")
     problems += [f"{file}: {where}: {message}" for where, message in _location_problems(steps, files_now)]
     if problems:
         raise ConfigError("\n".join(problems))
     return {step.where: step.info for step in steps}
+
+
+def concurrency_problem(cls: type, configured: int | None) -> str | None:
+    """Why a transform of class `cls` cannot have `configured` rows in flight, or None."""
+    capabilities: frozenset[Capability] = getattr(cls, "capabilities", frozenset())
+    if configured is not None and configured > 1 and Capability.EXTERNAL_CALLS not in capabilities:
+        return (
+            f"{cls.__name__} declares no external calls, so rows in flight would only wait on each other; remove "
+            "the key (it applies to plugins that call a service)"
+        )
+    return None
 
 
 def pipeline_steps(settings: Settings) -> Iterator[tuple[str, str, str, dict[str, Any]]]:

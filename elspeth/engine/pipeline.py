@@ -11,6 +11,7 @@ from elspeth.api import Aggregate, Capability, Plugin, Sink, Source, Transform
 from elspeth.errors import ConfigError
 from elspeth.landscape.redaction import Redactor
 from elspeth.plugin_manager import PluginInfo, PluginRegistry
+from elspeth.preflight import concurrency_problem
 from elspeth.settings import Settings, TriggerSettings, redacted, structure
 
 
@@ -137,13 +138,11 @@ def _check_kind(plugin: Plugin, base: type, where: str) -> None:
 
 
 def _concurrency(plugin: Any, configured: int | None, where: str) -> int:
+    problem = concurrency_problem(type(plugin), configured)
+    if problem is not None:
+        raise ConfigError(f"{where}: {problem}")
     if configured is None:
         return plugin.default_concurrency if Capability.EXTERNAL_CALLS in plugin.capabilities else 1
-    if configured > 1 and Capability.EXTERNAL_CALLS not in plugin.capabilities:
-        raise ConfigError(
-            f"{where}: {type(plugin).__name__} declares no external calls, so rows in flight would only wait on "
-            "each other; remove the key (it applies to plugins that call a service)"
-        )
     return configured
 
 

@@ -36,6 +36,32 @@ def test_validate_checks_plugin_options(elspeth, write, user_error):
     )
 
 
+def test_validate_checks_concurrency(elspeth, write, user_error):
+    write(
+        "s.yaml",
+        """\
+        source: {plugin: csv, options: {path: in.csv}}
+        transforms: [{plugin: passthrough, concurrency: 0}]
+        sinks: {out: {plugin: csv, options: {path: out.csv}}}
+        """,
+    )
+    user_error(elspeth("validate", "s.yaml"), "s.yaml: transforms[0].concurrency: must be a whole number from 1 to 256")
+    write("in.csv", "id\n1\n")
+    write(
+        "t.yaml",
+        """\
+        source: {plugin: csv, options: {path: in.csv}}
+        transforms: [{plugin: passthrough, concurrency: 8}]
+        sinks: {out: {plugin: csv, options: {path: out.csv}}}
+        """,
+    )
+    user_error(
+        elspeth("validate", "t.yaml"),
+        "transforms[0].concurrency: Passthrough declares no external calls",
+        "remove the key",
+    )
+
+
 def test_validate_unknown_plugin(elspeth, write, user_error):
     write("s.yaml", "source: {plugin: csv, options: {path: x}}\nsinks: {out: {plugin: parquet}}\n")
     user_error(elspeth("validate", "s.yaml"), "s.yaml: sinks.out.plugin: no sink plugin named 'parquet'", "jsonl")

@@ -42,7 +42,6 @@ class InFlight:
         self, step: int, node_id: str, concurrency: int, work: Callable[[Slot], Any], wake: threading.Condition
     ) -> None:
         self.step = step
-        self.node_id = node_id
         self.concurrency = concurrency
         self.capacity = 2 * concurrency
         self.running = 0

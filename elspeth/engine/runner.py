@@ -481,14 +481,13 @@ class Runner:
             slot.closing = None
             self.rec.close_state(state, status, output_hash=output_hash, error=error, ended_at=ended_at)
 
-    def _wait(self, from_step: int, *, stoppable: bool = True) -> None:
+    def _wait(self, from_step: int) -> None:
         """Wait (with the recorder's lock set aside, so workers can write) until a window at `from_step` or
         later has a finished head, or a moment has passed."""
         with self._set_aside, self._wake:
             if not any(f.head_ready for f in self._in_flight if f.step >= from_step):
                 self._wake.wait(_WAIT_SLICE)
-        if stoppable:
-            self.stop.check()
+        self.stop.check()
         if self.progress is not None and time.monotonic() - self._last_report >= _PROGRESS_EVERY:
             self._report()
 
@@ -524,8 +523,8 @@ class Runner:
             self._order.stop()
 
     def abandon(self) -> None:
-        """After a failure: start nothing more, wait for the workers to close the states they opened, and
-        forget the rows in flight (unfinished: a resume processes them)."""
+        """After a failure: start nothing more, wait for the workers, close the states they left to this
+        thread, and forget the rows in flight (unfinished: a resume processes them)."""
         self._dispatching = False
         with self._set_aside:
             for flight in self._in_flight:

@@ -75,34 +75,26 @@ def _is_simple_tree(obj: Any, depth: int = 0) -> bool:
         return False
     t = type(obj)
     if t is dict:
-        for key, value in obj.items():
+        for key in obj:
             if type(key) is not str or not key.isascii():
                 return False
-            tv = type(value)
-            if tv is str or value is None or tv is bool:
-                continue
-            if tv is int:
-                if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
-                    continue
-                return False
-            if (tv is dict or tv is list) and _is_simple_tree(value, depth + 1):
-                continue
-            return False
-        return True
-    if t is list:
-        for value in obj:
-            tv = type(value)
-            if tv is str or value is None or tv is bool:
-                continue
-            if tv is int:
-                if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
-                    continue
-                return False
-            if (tv is dict or tv is list) and _is_simple_tree(value, depth + 1):
+        values: Any = obj.values()
+    elif t is list:
+        values = obj
+    else:
+        return False
+    for value in values:
+        tv = type(value)
+        if tv is str or value is None or tv is bool:
+            continue
+        if tv is int:
+            if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
                 continue
             return False
-        return True
-    return False
+        if (tv is dict or tv is list) and _is_simple_tree(value, depth + 1):
+            continue
+        return False
+    return True
 
 
 def canonical_bytes(obj: Any) -> bytes:

@@ -588,12 +588,7 @@ class Recorder:
             entry.done = True
 
     def _body(self, value: Any) -> tuple[str | None, str | None, str]:
-        # Canonical bytes once: they are both the test that the body can be stored and what its hash is of.
-        try:
-            canonical_form = canonical.canonical_bytes(value)
-        except NonCanonicalValueError as exc:
-            value = {"unrepresentable": repr(value), "why": str(exc)}
-            canonical_form = canonical.canonical_bytes(value)
+        value, canonical_form = _canonical_form(value)
         digest = hashlib.sha256(canonical_form).hexdigest()
         text = canonical.dumps(value)
         data = text.encode()
@@ -728,10 +723,16 @@ def _compiled_close_state(conn: Connection) -> tuple[str, Callable[[dict[str, An
     return str(compiled), lambda values: values
 
 
-def _storable(value: Any) -> Any:
-    """A body that cannot be canonically hashed (a NaN in a response, say) is still recorded, as text."""
+def _canonical_form(value: Any) -> tuple[Any, bytes]:
+    """`value` as stored, and its canonical bytes: a body that cannot be canonically hashed (a NaN in a
+    response, say) is still recorded, as text. The bytes are both that test and what the hash is of."""
     try:
-        canonical.canonical_bytes(value)
-        return value
+        return value, canonical.canonical_bytes(value)
     except NonCanonicalValueError as exc:
-        return {"unrepresentable": repr(value), "why": str(exc)}
+        value = {"unrepresentable": repr(value), "why": str(exc)}
+        return value, canonical.canonical_bytes(value)
+
+
+def _storable(value: Any) -> Any:
+    """An error or reason as stored (see _canonical_form)."""
+    return _canonical_form(value)[0]

@@ -10,8 +10,9 @@ it (closed) and none of its tokens is in flight, and every unit before it has go
 
 from __future__ import annotations
 
+import contextlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from attrs import define, field
@@ -37,15 +38,18 @@ class DeliveryOrder:
         self._next = 0
         self.held = 0
 
-    def open_unit(self) -> int:
+    @contextlib.contextmanager
+    def unit(self) -> Iterator[Path]:
+        """A new unit of work, its path yielded, closed when the block ends however it ends (what it holds
+        goes out once nothing of it is in flight and every unit before it has gone)."""
         number = self._next
         self._next += 1
         self._units[number] = _Unit()
-        return number
-
-    def close_unit(self, number: int) -> None:
-        self._units[number].open = False
-        self.release()
+        try:
+            yield (number,)
+        finally:
+            self._units[number].open = False
+            self.release()
 
     def left_unfinished(self, path: Path) -> None:
         """A stop left a token of this unit unfinished: a resume carries it on, in token order."""

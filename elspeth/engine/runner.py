@@ -224,12 +224,8 @@ class Runner:
         if self._order is None:
             self._accept_record(item)
             return
-        unit = self._order.open_unit()
-        self._path = (unit,)
-        try:
+        with self._order.unit() as self._path:
             self._accept_record(item)
-        finally:
-            self._order.close_unit(unit)
 
     def _accept_record(self, item: Row | Quarantine) -> None:
         source_id = self.pipeline.source.node_id
@@ -581,11 +577,8 @@ class Runner:
         if self._order is None:
             yield ()
         elif self._emit_base is None:
-            unit = self._order.open_unit()
-            try:
-                yield (unit,)
-            finally:
-                self._order.close_unit(unit)
+            with self._order.unit() as path:
+                yield path
         else:
             self._emit_next += 1
             yield (*self._emit_base, self._emit_next - 1)
@@ -647,12 +640,8 @@ class Runner:
         if self._order is None:
             self._redo_one(token)
             return
-        unit = self._order.open_unit()
-        self._path = (unit,)
-        try:
+        with self._order.unit() as self._path:
             self._redo_one(token)
-        finally:
-            self._order.close_unit(unit)
 
     def _redo_one(self, token: UnfinishedToken) -> None:
         if token.quarantined:

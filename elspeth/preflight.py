@@ -49,8 +49,9 @@ def check_plugins(
             problems.append(str(exc))
             continue
         steps.append(_Step(where, info, config))
+    by_where = {step.where: step for step in steps}
     for i, t in enumerate(settings.transforms):
-        step = next((s for s in steps if s.where == f"transforms[{i}]"), None)
+        step = by_where.get(f"transforms[{i}]")  # missing: its plugin or options are already a problem
         problem = None if step is None else concurrency_problem(step.info.cls, t.concurrency)
         if problem is not None:
             problems.append(f"{file}: transforms[{i}].concurrency: {problem}")

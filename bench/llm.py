@@ -36,6 +36,11 @@ DEPLOYMENT = "gpt-4o-mini"
 PROMPT = "Classify the sentiment. Labels: positive, negative, neutral\nText: {{ text }}"
 
 
+def prompt(text: str) -> str:
+    """PROMPT rendered for one row, as the plugin renders it."""
+    return PROMPT.replace("{{ text }}", text)
+
+
 def text(i: int) -> str:
     return f"review number {i}: {'great' if i % 2 else 'awful'} product, would buy again"
 
@@ -81,7 +86,7 @@ def echo_transform(completion: dict[str, Any], latency: float) -> type:
         capabilities = frozenset({Capability.EXTERNAL_CALLS})
 
         def process(self, row: dict[str, Any], ctx: Any) -> Any:
-            messages = [{"role": "user", "content": PROMPT.replace("{{ text }}", row["text"])}]
+            messages = [{"role": "user", "content": prompt(row["text"])}]
             request = {"operation": "chat.completions.create", "method": "POST", "url": "http://bench"}
             with ctx.call("llm", "bench", {**request, "body": {"model": DEPLOYMENT, "messages": messages}}) as call:
                 ctx.clock.sleep(latency)
@@ -146,10 +151,10 @@ def sdk_child(spec_path: Path) -> None:
     client = openai.AzureOpenAI(
         azure_endpoint=spec["endpoint"], api_key="bench-key", api_version="2024-10-21", max_retries=0
     )
-    prompts = [PROMPT.replace("{{ text }}", text) for text in spec["texts"]]
+    prompts = [prompt(row_text) for row_text in spec["texts"]]
 
-    def ask(prompt: str) -> None:
-        completion = client.chat.completions.create(model=DEPLOYMENT, messages=[{"role": "user", "content": prompt}])
+    def ask(content: str) -> None:
+        completion = client.chat.completions.create(model=DEPLOYMENT, messages=[{"role": "user", "content": content}])
         completion.model_dump(mode="json")  # the plugin records the completion as this
 
     started, cpu = time.perf_counter(), cpu_seconds()
@@ -229,7 +234,7 @@ def captured_completion(emulator: AzureOpenAIEmulator) -> dict[str, Any]:
 
     client = openai.AzureOpenAI(azure_endpoint=emulator.url, api_key="bench-key", api_version="2024-10-21")
     completion = client.chat.completions.create(
-        model=DEPLOYMENT, messages=[{"role": "user", "content": PROMPT.replace("{{ text }}", text(0))}]
+        model=DEPLOYMENT, messages=[{"role": "user", "content": prompt(text(0))}]
     )
     client.close()
     return completion.model_dump(mode="json")

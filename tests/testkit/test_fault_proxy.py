@@ -295,20 +295,8 @@ def test_a_delay_amid_others_answers_once_another_request_is_in_flight(proxy: Fa
     """The stalled answer waits its 0.1 s, then for company: it comes while the second request is held."""
     proxy.script(delay(0.1, amid_others=3.0), nth=1)
     proxy.script(delay(0.5), nth=2)
-    answered: dict[str, float] = {}
-
-    def send(name: str) -> None:
-        assert HttpClient().request("POST", f"{proxy.url}/{name}", b"{}", timeout=5)[0] == 200
-        answered[name] = time.monotonic()
-
     started = time.monotonic()
-    first = threading.Thread(target=send, args=("stalled",))
-    first.start()
-    time.sleep(0.4)
-    second = threading.Thread(target=send, args=("company",))
-    second.start()
-    first.join()
-    second.join()
+    answered = _stalled_then_company(proxy, 0.4)
     assert 0.4 <= answered["stalled"] - started < 0.8  # not 3.1 s: company came at 0.4 s
     assert answered["stalled"] < answered["company"]
     alone = time.monotonic()
@@ -321,8 +309,9 @@ def test_a_delay_amid_others_answers_once_another_request_is_in_flight(proxy: Fa
     assert 0.35 <= time.monotonic() - alone < 1.0  # no company ever: the wait for it ends after 0.3 s
 
 
-def test_a_delay_amid_others_can_hold_the_others_while_its_answer_is_handled(proxy: FaultProxy) -> None:
-    proxy.script(delay(0.0, amid_others=3.0, hold_others=0.3), nth=1)
+def _stalled_then_company(proxy: FaultProxy, gap: float) -> dict[str, float]:
+    """POST /stalled, then `gap` seconds later POST /company, each in a thread of its own: when each was
+    answered (both must be answered 200)."""
     answered: dict[str, float] = {}
 
     def send(name: str) -> None:
@@ -331,11 +320,17 @@ def test_a_delay_amid_others_can_hold_the_others_while_its_answer_is_handled(pro
 
     first = threading.Thread(target=send, args=("stalled",))
     first.start()
-    time.sleep(0.2)
+    time.sleep(gap)
     second = threading.Thread(target=send, args=("company",))
     second.start()
     first.join()
     second.join()
+    return answered
+
+
+def test_a_delay_amid_others_can_hold_the_others_while_its_answer_is_handled(proxy: FaultProxy) -> None:
+    proxy.script(delay(0.0, amid_others=3.0, hold_others=0.3), nth=1)
+    answered = _stalled_then_company(proxy, 0.2)
     assert answered["company"] - answered["stalled"] >= 0.25  # held 0.3 s from the stalled answer's release
 
 

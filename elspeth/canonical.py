@@ -1,7 +1,7 @@
 """Canonical JSON (RFC 8785) and the SHA-256 hashes the Landscape records.
 
-`rfc8785` is the reference; a fast path handles the common flat row (ASCII keys; str, bool, None and
-safe-range int values) and trees of them (call bodies), where `json.dumps(sort_keys=True)` produces the very
+`rfc8785` is the reference; a fast path handles rows and call bodies made of str, bool, None and
+safe-range int values under ASCII keys, nested or not, where `json.dumps(sort_keys=True)` produces the very
 same bytes. Property tests hold the two together.
 """
 
@@ -49,24 +49,6 @@ _fast_dumps = _encoder(sort_keys=True)
 _store_dumps = _encoder(sort_keys=False)
 
 
-def _is_flat_simple(obj: Any) -> bool:
-    if type(obj) is not dict:
-        return False
-    try:
-        if not "".join(obj).isascii():
-            return False
-    except TypeError:
-        return False
-    for value in obj.values():
-        t = type(value)
-        if t is str or value is None or t is bool:
-            continue
-        if t is int and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
-            continue
-        return False
-    return True
-
-
 def _is_simple_tree(obj: Any, depth: int = 0) -> bool:
     """Lists and objects (ASCII keys) of str, bool, None and safe-range int, nested less than MAX_DEPTH deep:
     where `json.dumps(sort_keys=True)` writes RFC 8785's bytes too. A float is not (Python and ECMAScript
@@ -75,9 +57,11 @@ def _is_simple_tree(obj: Any, depth: int = 0) -> bool:
         return False
     t = type(obj)
     if t is dict:
-        for key in obj:
-            if type(key) is not str or not key.isascii():
+        try:
+            if not "".join(obj).isascii():
                 return False
+        except TypeError:  # a key that is not a string
+            return False
         values: Any = obj.values()
     elif t is list:
         values = obj
@@ -100,7 +84,7 @@ def _is_simple_tree(obj: Any, depth: int = 0) -> bool:
 def canonical_bytes(obj: Any) -> bytes:
     """RFC 8785 bytes of `obj`. Raises NonCanonicalValueError for NaN, Infinity, unsafe ints, non-JSON types
     and values nested deeper than MAX_DEPTH."""
-    if _is_flat_simple(obj) or _is_simple_tree(obj):
+    if _is_simple_tree(obj):
         try:
             return _fast_dumps(obj).encode()
         except UnicodeEncodeError as exc:
@@ -121,7 +105,7 @@ def stable_hash(obj: Any) -> str:
 def dumps(obj: Any) -> str:
     """Storage JSON: keeps key order and the int/float distinction (canonical JSON writes 1.0 as 1), so a
     stored row round-trips with its types. Rejects NaN, Infinity and values nested deeper than MAX_DEPTH."""
-    if not _is_flat_simple(obj) and not _is_simple_tree(obj):
+    if not _is_simple_tree(obj):
         _refuse_deep(obj)
     try:
         return _store_dumps(obj)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +31,16 @@ def elspeth(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Re
         return CliRunner().invoke(main, list(args))
 
     return invoke
+
+
+@pytest.fixture
+def throwaway_python(tmp_path: Path) -> Path:
+    """The python of a venv in tmp_path that sees everything installed here (--system-site-packages): what a
+    test pip-installs goes into it and goes away with it, never into the environment running the tests,
+    where other tests (and the user's later runs) would find it."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    return venv / "bin" / "python"
 
 
 @pytest.fixture

@@ -108,29 +108,27 @@ def test_a_plugin_that_no_longer_loads_after_install_is_reported(
     )
 
 
-def _listed_now() -> set[tuple[str, str, str]]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "elspeth", "plugins", "--json"], capture_output=True, text=True, check=True
-    )
+def _listed_by(python: Path) -> set[tuple[str, str, str]]:
+    proc = subprocess.run([python, "-m", "elspeth", "plugins", "--json"], capture_output=True, text=True, check=True)
     return {(p["kind"], p["name"], p["distribution"]) for p in json.loads(proc.stdout)}
 
 
-def test_install_and_uninstall_for_real(elspeth: Callable[..., Result], tmp_path: Path) -> None:
-    """A scaffolded plugin, pip-installed (-e) into this environment by `elspeth install`, is what
-    `elspeth plugins` lists afterwards; `elspeth uninstall -y` takes it away again."""
+def test_install_and_uninstall_for_real(elspeth: Callable[..., Result], tmp_path: Path, throwaway_python: Path) -> None:
+    """A scaffolded plugin, pip-installed (-e) by `elspeth install` run by a venv's python, is what `elspeth
+    plugins` lists afterwards; `elspeth uninstall -y` takes it away again. The venv goes with tmp_path."""
     assert elspeth("plugins", "new", "install_probe", "--kind", "transform").exit_code == 0
     probe = ("transform", "install_probe", "elspeth-install-probe")
-    try:
-        installed = elspeth("install", "--no-deps", "-e", "elspeth-install-probe")
-        assert installed.exit_code == 0, installed.output
-        assert "Plugins added or changed:" in installed.output
-        assert "install_probe  transform  elspeth-install-probe  0.1.0" in installed.output
-        assert probe in _listed_now()
-        removed = elspeth("uninstall", "elspeth-install-probe", "-y")
-        assert removed.exit_code == 0, removed.output
-        assert "Plugins removed:" in removed.output and "install_probe" in removed.output
-        assert probe not in _listed_now()
-    finally:
-        subprocess.run(
-            [sys.executable, "-m", "pip", "uninstall", "--yes", "elspeth-install-probe"], capture_output=True
-        )
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([throwaway_python, "-m", "elspeth", *args], capture_output=True, text=True, cwd=tmp_path)
+
+    installed = run("install", "--no-deps", "-e", "elspeth-install-probe")
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+    assert "Plugins added or changed:" in installed.stdout
+    assert "install_probe  transform  elspeth-install-probe  0.1.0" in installed.stdout
+    assert probe in _listed_by(throwaway_python)
+    assert probe not in _listed_by(Path(sys.executable)), "installed into the venv only"
+    removed = run("uninstall", "elspeth-install-probe", "-y")
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "Plugins removed:" in removed.stdout and "install_probe" in removed.stdout
+    assert probe not in _listed_by(throwaway_python)

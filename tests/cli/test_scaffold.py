@@ -12,7 +12,7 @@ import subprocess
 import sys
 import tomllib
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -117,7 +117,7 @@ def test_plugins_without_a_subcommand_still_lists(elspeth) -> None:
 # ---------------------------------------------------------------- as generated, installed, conformant
 
 E2E_NAMES = {kind: f"scaffolded_{kind}" for kind in KINDS}
-"""Fixed names: a run killed before its teardown leaves installs that the next run replaces and removes."""
+"""One name per kind, installed into a venv of the test's own."""
 SCENARIOS_THAT_MUST_PASS = {
     "source": ("contract", "empty_input", "round_trip", "quarantine", "recovery"),
     "transform": ("contract", "empty_input", "deterministic", "recovery"),
@@ -126,40 +126,32 @@ SCENARIOS_THAT_MUST_PASS = {
 }
 
 
-def _pip(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "pip", *args], capture_output=True, text=True)
-
-
-def _uninstall_all() -> None:
-    _pip("uninstall", "--yes", *(f"elspeth-{name.replace('_', '-')}" for name in E2E_NAMES.values()))
-
-
 @pytest.fixture
-def scaffolded(elspeth: Callable[..., Result], tmp_path: Path) -> Iterator[dict[str, Path]]:
-    """A plugin of every kind made by `elspeth plugins new`, each pip-installed (-e) into this environment;
-    uninstalled afterwards."""
+def scaffolded(elspeth: Callable[..., Result], tmp_path: Path, throwaway_python: Path) -> dict[str, Path]:
+    """A plugin of every kind made by `elspeth plugins new`, each pip-installed (-e) into a throwaway venv."""
     dirs = {}
     for kind, name in E2E_NAMES.items():
         result = elspeth("plugins", "new", name, "--kind", kind, "--dir", f"{kind}-plugin")
         assert result.exit_code == 0, result.output
         dirs[kind] = tmp_path / f"{kind}-plugin"
-    _uninstall_all()
-    try:
-        # One pip per package, side by side: each builds in its own isolated environment, which is the slow part.
-        with ThreadPoolExecutor(len(dirs)) as pool:
-            installs = list(pool.map(lambda d: _pip("install", "--no-deps", "-e", str(d)), dirs.values()))
-        for proc in installs:
-            assert proc.returncode == 0, proc.stdout + proc.stderr
-        yield dirs
-    finally:
-        _uninstall_all()
+
+    def install(directory: Path) -> subprocess.CompletedProcess[str]:
+        command = [throwaway_python, "-m", "pip", "install", "--no-deps", "-e", str(directory)]
+        return subprocess.run(command, capture_output=True, text=True)
+
+    # One pip per package, side by side: each builds in its own isolated environment, which is the slow part.
+    with ThreadPoolExecutor(len(dirs)) as pool:
+        installs = list(pool.map(install, dirs.values()))
+    for proc in installs:
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return dirs
 
 
 def test_a_plugin_of_every_kind_passes_the_conformance_suite_as_generated(
-    scaffolded: dict[str, Path], tmp_path: Path
+    scaffolded: dict[str, Path], tmp_path: Path, throwaway_python: Path
 ) -> None:
     listing = subprocess.run(
-        [sys.executable, "-m", "elspeth", "plugins", "--json"], capture_output=True, text=True, check=True
+        [throwaway_python, "-m", "elspeth", "plugins", "--json"], capture_output=True, text=True, check=True
     ).stdout
     listed = {(p["kind"], p["name"]): p["distribution"] for p in json.loads(listing)}
     for kind, name in E2E_NAMES.items():
@@ -167,7 +159,7 @@ def test_a_plugin_of_every_kind_passes_the_conformance_suite_as_generated(
 
     def conformance(kind: str) -> subprocess.CompletedProcess[str]:
         command = [
-            sys.executable,
+            str(throwaway_python),
             "-m",
             "pytest",
             "--elspeth-conformance",

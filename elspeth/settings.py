@@ -37,6 +37,7 @@ from sqlalchemy.exc import ArgumentError
 from elspeth.errors import ConfigError, LandscapeError
 from elspeth.landscape.database import check_url
 from elspeth.landscape.redaction import REDACTED, Redactor, embedded_credentials, looks_secret
+from elspeth.retries import RetryPolicy
 
 T = TypeVar("T")
 MAX_CONCURRENCY = 256
@@ -85,8 +86,13 @@ class SinkSettings:
 
 @define
 class RetrySettings:
+    """The engine's retries of a row (or batch) whose plugin answered a retryable Error."""
+
     max_attempts: int = 3
     backoff_seconds: float = 1.0
+
+    def policy(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds)
 
 
 @define
@@ -591,6 +597,8 @@ def _cross_check(settings: Settings) -> Iterator[tuple[_Path, str]]:
     yield from _positive(engine / "checkpoint_every_rows", settings.engine.checkpoint_every_rows)
     yield from _positive(engine / "checkpoint_every_seconds", settings.engine.checkpoint_every_seconds)
     yield from _positive(engine / "retry" / "max_attempts", settings.engine.retry.max_attempts)
+    if settings.engine.retry.backoff_seconds < 0:
+        yield engine / "retry" / "backoff_seconds", "must be 0 or more; give the seconds to wait before a retry"
 
 
 def _directory_problem(path: str) -> str | None:

@@ -21,6 +21,7 @@ from elspeth.engine.pipeline import Node
 from elspeth.errors import NonCanonicalValueError, PluginCrash, ServiceUnreachable
 from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.statuses import BatchStatus, StateStatus, TokenOutcome, TriggerReason
+from elspeth.retries import RetryPolicy
 
 
 @define
@@ -51,8 +52,7 @@ class AggregationRuntime:
     make_ctx: Any
     emit: Callable[[Node, int, Row, str], None]
     fail: FailMembers
-    max_attempts: int
-    backoff_seconds: float
+    retries: RetryPolicy
     aside: Callable[[Node], AbstractContextManager[None]]
     """What the runner wraps around this node's plugin code (see Runner._aside)."""
     current: Batch | None = None
@@ -170,8 +170,8 @@ class AggregationRuntime:
         error = {"reason": result.reason, "retryable": result.retryable, "details": result.details}
         self.recorder.close_state(state, StateStatus.FAILED, error=error)
         self.recorder.update_batch(batch.batch_id, status=BatchStatus.FAILED, checkpoint_json=None, error=error)
-        if result.retryable and batch.attempt < self.max_attempts:
-            self.clock.sleep(self.backoff_seconds * 2 ** (batch.attempt - 1))
+        if result.retryable and batch.attempt < self.retries.max_attempts:
+            self.clock.sleep(self.retries.wait(batch.attempt))
             self.retry(batch.batch_id, batch.attempt + 1, batch.members)
             return
         self.fail(self.node, batch.members, error, batch.batch_id)

@@ -59,6 +59,7 @@ class Runner:
         self.run_id = recorder.run_id
         self.rows_read = 0
         self.calls_in_flight = CallsInFlight()
+        self._retries = engine.retry.policy()
         self._throttled_before = _throttled()
         self.sinks = {
             name: SinkRuntime(name, node, recorder, self._ctx, engine.write_batch_rows, self._aside)
@@ -72,8 +73,7 @@ class Runner:
                 self._ctx,
                 self._emit_from_aggregate,
                 self._fail_members,
-                engine.retry.max_attempts,
-                engine.retry.backoff_seconds,
+                self._retries,
                 self._aside,
             )
             for node in pipeline.aggregations
@@ -343,7 +343,7 @@ class Runner:
         the plugin returned), so the common row costs a worker no write but its calls'."""
         worker = slot is not None
         attempt = 1
-        max_attempts = self.settings.retry.max_attempts
+        max_attempts = self._retries.max_attempts
         lock = self.rec.lock
         aside = self._keep_lock if worker else self._aside(node)
         state = slot.state if slot is not None else None
@@ -396,7 +396,7 @@ class Runner:
                 with lock:
                     self.rec.close_state(state, StateStatus.FAILED, error=error)
                 with self._set_aside if not worker else self._keep_lock:
-                    self.clock.sleep(self.settings.retry.backoff_seconds * 2 ** (attempt - 1))
+                    self.clock.sleep(self._retries.wait(attempt))
                 # Between attempts nothing of this token is half-recorded; resume starts it again.
                 if worker and not self._dispatching:
                     raise Interrupted("stop")

@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 import pytest
 
 from elspeth.api import Artifact, Capability, Context, Row, Sink
+from elspeth.engine.clock import SystemClock
 from elspeth.errors import ConfigError, ElspethError
 from elspeth.plugins.azure.blob_sink import AzureBlobSink, AzureBlobSinkConfig, block_id
 from elspeth.plugins.csv_files import CsvSink, CsvSinkConfig
@@ -331,10 +332,8 @@ class BareContext:
     checkpoint = None
 
     def __init__(self) -> None:
-        import time
-
         self.calls: list[dict[str, Any]] = []
-        self.clock = type("Clock", (), {"now": staticmethod(time.time), "sleep": staticmethod(time.sleep)})()
+        self.clock = SystemClock()
 
     def record_call(self, **call: Any) -> None:
         self.calls.append(call)

@@ -40,6 +40,7 @@ from elspeth.api import (
 from elspeth.hookspecs import hookimpl
 from elspeth.plugins.jsonl_files import JsonlSink
 from elspeth.plugins.local_file_sink import LocalFileSinkConfig
+from elspeth.retries import NOT_RETRIED, RetryPolicy, Verdict, call_with_retries
 
 FAULTS_ENV = "ELSPETH_TEST_FAULTS"
 
@@ -267,6 +268,44 @@ class Caller(Transform):
 
 
 @frozen
+class RetrierConfig:
+    failures: int = 2
+    """Attempts that fail (a 503 with Retry-After: 0) before one is answered."""
+    max_attempts: int = 3
+
+
+class Retrier(Transform):
+    """One request per row through `elspeth.retries.call_with_retries`, the first `failures` attempts failing."""
+
+    name = "test_retrier"
+    config_class = RetrierConfig
+    config: RetrierConfig
+    capabilities: ClassVar[frozenset[Capability]] = frozenset({Capability.EXTERNAL_CALLS})
+
+    def process(self, row: Row, ctx: Context) -> TransformResult:
+        sent = 0
+
+        def send() -> dict[str, Any]:
+            nonlocal sent
+            sent += 1
+            if sent <= self.config.failures:
+                raise Unavailable(f"HTTP 503 on attempt {sent}")
+            return {"answer": row["value"] * 2}
+
+        policy = RetryPolicy(max_attempts=self.config.max_attempts, backoff_seconds=0)
+        judge = lambda exc: Verdict(retry=True, retry_after=0) if isinstance(exc, Unavailable) else NOT_RETRIED  # noqa: E731
+        try:
+            answer = call_with_retries(ctx, policy, "http", "test_service", {"id": row["id"]}, send, judge)
+        except Unavailable as exc:
+            return Error(str(exc), details={"attempts": sent})
+        return Success({**row, **answer})
+
+
+class Unavailable(Exception):
+    pass
+
+
+@frozen
 class SleepConfig:
     seconds: float = 10.0
     at: list[int] = field(factory=list)
@@ -411,6 +450,7 @@ def register_transforms(register: Any) -> None:
     register(Fault)
     register(Flaky)
     register(Caller)
+    register(Retrier)
     register(Sleep)
 
 

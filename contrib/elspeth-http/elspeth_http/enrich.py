@@ -6,13 +6,11 @@ Plain httpx, no SDK: every attempt is one request on the wire and one call recor
 
 from __future__ import annotations
 
-import email.utils
 import http
 import json
 import math
 import re
 from collections.abc import Mapping
-from datetime import UTC
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
@@ -24,7 +22,6 @@ from elspeth.api import (
     Context,
     Error,
     Row,
-    ServiceUnreachable,
     Success,
     Transform,
     TransformResult,
@@ -32,6 +29,7 @@ from elspeth.api import (
 )
 from elspeth.canonical import describe_non_canonical
 from elspeth.errors import ConfigError
+from elspeth.retries import NOT_RETRIED, RetryPolicy, Tries, Verdict, retry, retry_after
 from elspeth_http.template import MissingField, UnusableValue, UrlTemplate
 
 PROVIDER = "http_enrich"
@@ -169,6 +167,7 @@ class HttpEnrich(Transform):
         self.recorded_headers = redacted_headers(self.headers)
         # No redirects: a followed redirect is a second request on the wire inside one recorded call.
         self.client = httpx.Client(timeout=config.timeout_seconds, follow_redirects=False)
+        self.policy = RetryPolicy(max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds)
 
     def close(self) -> None:
         self.client.close()
@@ -197,27 +196,25 @@ class HttpEnrich(Transform):
         if body is not None:
             request["json"] = body
 
-        failure: _Failed | None = None
-        for attempt in range(1, cfg.max_attempts + 1):
-            if failure is not None:
-                ctx.clock.sleep(self._wait(failure, attempt - 1))
-            try:
-                answer = self._attempt(ctx, request, url, body)
-            except _Failed as exc:
-                if not exc.retryable:
-                    return Error(exc.reason, retryable=False, details=_details(cfg.method, url, exc, attempt))
-                failure = exc
-                continue
-            return Success({**row, cfg.output_field: answer})
-        assert failure is not None
-        if failure.unreachable:
-            service = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-            raise ServiceUnreachable(service, f"{failure.reason}; {cfg.max_attempts} attempt(s)")
-        return Error(
-            f"{failure.reason}; gave up after {cfg.max_attempts} attempt(s)",
-            retryable=True,
-            details=_details(cfg.method, url, failure, cfg.max_attempts),
-        )
+        used = 0
+
+        def attempt(tries: Tries) -> Any:
+            nonlocal used
+            used = tries.attempt
+            return self._attempt(ctx, request, url, body)
+
+        service = "{0.scheme}://{0.netloc}".format(urlsplit(url))
+        try:
+            answer = retry(ctx, self.policy, attempt, _verdict, service=service)
+        except _Failed as failure:
+            if not failure.retryable:
+                return Error(failure.reason, retryable=False, details=_details(cfg.method, url, failure, used))
+            return Error(
+                f"{failure.reason}; gave up after {used} attempt(s)",
+                retryable=True,
+                details=_details(cfg.method, url, failure, used),
+            )
+        return Success({**row, cfg.output_field: answer})
 
     def _attempt(self, ctx: Context, request: dict[str, Any], url: str, body: Any) -> Any:
         """One request, recorded as one call; returns the decoded answer or raises _Failed."""
@@ -257,10 +254,11 @@ class HttpEnrich(Transform):
                 f"{type(exc).__name__} from {where}: {str(exc) or 'connection failed'}", retryable=True
             ) from exc
 
-    def _wait(self, failure: _Failed, retries_so_far: int) -> float:
-        if failure.wait is not None:
-            return failure.wait
-        return self.config.backoff_seconds * 2 ** (retries_so_far - 1)
+
+def _verdict(exc: BaseException) -> Verdict:
+    if not isinstance(exc, _Failed):
+        return NOT_RETRIED
+    return Verdict(retry=exc.retryable, retry_after=exc.wait, unreachable=exc.unreachable)
 
 
 def _status_failure(status: int, response: httpx.Response, data: bytes, where: str, ctx: Context) -> _Failed:
@@ -270,32 +268,11 @@ def _status_failure(status: int, response: httpx.Response, data: bytes, where: s
         phrase = ""
     text = f"HTTP {status} {phrase}".rstrip() + f" from {where}: {_preview(data)}"
     if status == 429 or status >= 500:
-        wait = retry_after_seconds(response.headers.get("retry-after"), ctx.clock.now())
+        wait = retry_after(response.headers, ctx.clock.now())
         return HttpStatusError(text, retryable=True, status=status, wait=wait)
     if 300 <= status < 400:
         text += f"; redirects are not followed: point `url` at {response.headers.get('location') or 'the new place'}"
     return HttpStatusError(text + " (not retried: the request itself was refused)", retryable=False, status=status)
-
-
-def retry_after_seconds(value: str | None, now: float) -> float | None:
-    """Seconds to wait by a Retry-After header: delay-seconds or an HTTP date (RFC 9110 10.2.3); None if
-    absent or unreadable. A date in the past means at once."""
-    if value is None:
-        return None
-    value = value.strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(value)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = when.timestamp() - now
-    if not math.isfinite(seconds):
-        return None
-    return max(0.0, seconds)
 
 
 def _refuse_constant(name: str) -> Any:

@@ -82,12 +82,12 @@ def test_429_waits_as_retry_after_says_in_seconds(tmp_path: Path, proxy: FaultPr
 
 
 def test_429_waits_as_retry_after_says_as_an_http_date(tmp_path: Path, proxy: FaultProxy) -> None:
-    when = email.utils.formatdate(time.time() + 120, usegmt=True)
+    when = email.utils.formatdate(time.time() + 40, usegmt=True)
     proxy.script(fault_proxy.status(429, headers=(("Retry-After", when),)), first=1)
     ran = run_enrich(tmp_path, ROWS, options(proxy), proxy=proxy)
     assert ran.output() == expected_scores()
     [waited] = ran.clock.slept
-    assert 115 <= waited <= 121
+    assert 35 <= waited <= 41
 
 
 def test_without_retry_after_the_backoff_doubles(tmp_path: Path, proxy: FaultProxy) -> None:
@@ -128,7 +128,7 @@ def test_an_unreachable_service_stops_the_run_with_every_attempt_recorded_and_no
     ran = run_enrich(tmp_path, ROWS[:2], {"url": url + "/lookup/{id}", "max_attempts": 2, "backoff_seconds": 0})
     assert ran.summary.status == "failed"
     assert ran.summary.error.startswith(f"transform:enrich: cannot reach {url}: ConnectError from GET {url}/lookup/0")
-    assert "2 attempt(s)" in ran.summary.error and "elspeth resume" in ran.summary.error
+    assert "2 attempts" in ran.summary.error and "elspeth resume" in ran.summary.error
     calls = ran.calls()
     assert [c["status"] for c in calls] == ["error", "error"]
     assert calls[0]["error"]["type"] == "ConnectError"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from elspeth_http.enrich import HttpEnrichConfig, retry_after_seconds
+from elspeth_http.enrich import HttpEnrichConfig
 from elspeth_http.template import MissingField, UnusableValue, UrlTemplate
 
 from elspeth.errors import ConfigError
@@ -63,22 +63,3 @@ def test_the_template_reaches_row_fields_only() -> None:
     for value in (None, [1], {"a": 1}):
         with pytest.raises(UnusableValue):
             UrlTemplate.parse("https://x/{v}").render({"v": value})
-
-
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [
-        (None, None),
-        ("0", 0.0),
-        ("7", 7.0),
-        ("1.5", 1.5),
-        ("-3", 0.0),
-        ("soon", None),
-        ("nan", None),
-        ("Wed, 21 Oct 2015 07:28:00 GMT", 120.0),
-        ("Wed, 21 Oct 2015 07:20:00 GMT", 0.0),
-    ],
-)
-def test_retry_after(header: str | None, seconds: float | None) -> None:
-    now = 1445412360.0  # Wed, 21 Oct 2015 07:26:00 GMT
-    assert retry_after_seconds(header, now) == seconds

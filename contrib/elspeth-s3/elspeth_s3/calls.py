@@ -29,6 +29,7 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as BotoConnectionError
 from botocore.parsers import ResponseParserError
 
+from elspeth import retries
 from elspeth.api import Context, redacted_headers
 from elspeth.errors import ConfigError, ElspethError
 from elspeth_s3.logs import RedactedLogs
@@ -40,8 +41,7 @@ PROVIDER = "aws_s3"
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 RETRY_CODES = frozenset({"SlowDown", "RequestTimeout", "InternalError", "ServiceUnavailable", "Throttling"})
 _BACKOFF_SECONDS = 0.25
-_MAX_BACKOFF_SECONDS = 5.0
-_MAX_RETRY_AFTER_SECONDS = 30.0
+_MAX_WAIT_SECONDS = 30.0
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
 
 
@@ -49,6 +49,9 @@ class MalformedResponse(ElspethError):
     """S3 answered something that cannot be its answer (a body where none belongs, fewer bytes than the
     range announced): the same as a garbled answer, and retried like one."""
 
+
+S3_ERRORS = (ClientError, BotoCoreError, ResponseParserError, MalformedResponse)
+"""What an S3 operation raises when it fails (as opposed to a bug)."""
 
 TRANSIENT = (HTTPClientError, BotoConnectionError, IncompleteReadError, ResponseParserError, MalformedResponse)
 """Timeouts, refused or dropped connections, short or garbled answers: worth another attempt."""
@@ -174,6 +177,9 @@ class S3Calls:
             ]
         )
         self._attempt: _Attempt | None = None
+        self.policy = retries.RetryPolicy(
+            max_attempts=config.max_attempts, backoff_seconds=_BACKOFF_SECONDS, max_wait_seconds=_MAX_WAIT_SECONDS
+        )
         events = self.client.meta.events
         events.register("before-send.s3", self._on_send)
         events.register("before-parse.s3", self._on_answer)
@@ -201,34 +207,28 @@ class S3Calls:
         body is read whole (GetObject). `bodiless`: a success must come without a body. `validate` may raise
         MalformedResponse for an answer that cannot be right; the call is then an ERROR call. Throttling,
         5xx, dropped connections, timeouts and garbled answers are tried again up to `max_attempts` times."""
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return self._once(ctx, operation, params, body, streaming, bodiless, validate)
-            except (ClientError, BotoCoreError, ResponseParserError, MalformedResponse) as exc:
-                delay = self.retry_delay(exc, attempt) if retry else None
-                if delay is None:
-                    raise
-                ctx.clock.sleep(delay)
+        if not retry:
+            return self._once(ctx, operation, params, body, streaming, bodiless, validate)
+        return retries.retry(
+            ctx,
+            self.policy,
+            lambda _tries: self._once(ctx, operation, params, body, streaming, bodiless, validate),
+            self.judge(ctx),
+        )
 
-    def retry_delay(self, exc: BaseException, attempt: int) -> float | None:
-        """Seconds to wait before trying again after `exc`, or None when it is not worth another attempt."""
-        if attempt >= self.config.max_attempts:
-            return None
-        backoff = min(_MAX_BACKOFF_SECONDS, _BACKOFF_SECONDS * 2 ** (attempt - 1))
-        if isinstance(exc, ClientError):
-            if status_of(exc) not in RETRY_STATUSES and code_of(exc) not in RETRY_CODES:
-                return None
-            headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
-            retry_after = headers.get("retry-after")
-            if retry_after is not None:
-                try:
-                    return min(_MAX_RETRY_AFTER_SECONDS, max(0.0, float(retry_after)))
-                except ValueError:
-                    return backoff
-            return backoff
-        return backoff if isinstance(exc, TRANSIENT) else None
+    def judge(self, ctx: Context) -> Callable[[BaseException], retries.Verdict]:
+        """Whether a failed attempt is worth another: throttling, 5xx, timeouts, dropped connections and
+        garbled answers are; S3's Retry-After, when it sends one, says how long to wait."""
+
+        def judge(exc: BaseException) -> retries.Verdict:
+            if isinstance(exc, ClientError):
+                if status_of(exc) not in RETRY_STATUSES and code_of(exc) not in RETRY_CODES:
+                    return retries.NOT_RETRIED
+                headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                return retries.Verdict(retry=True, retry_after=retries.retry_after(headers, ctx.clock.now()))
+            return retries.Verdict(retry=True) if isinstance(exc, TRANSIENT) else retries.NOT_RETRIED
+
+        return judge
 
     def _once(
         self,

@@ -30,13 +30,14 @@ from attrs import define, field, frozen
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
+from elspeth import retries
 from elspeth.api import Artifact, Capability, Context, Row, Sink
 from elspeth.errors import ConfigError, ElspethError, ResumeError
 from elspeth.plugins.csv_files import CsvEncoder
 from elspeth.plugins.jsonl_files import encode_jsonl
 from elspeth.plugins.options import no_duplicates, single_character
 from elspeth_s3 import USER_AGENT
-from elspeth_s3.calls import MalformedResponse, Reply, S3Calls, code_of, explained, status_of
+from elspeth_s3.calls import S3_ERRORS, MalformedResponse, Reply, S3Calls, code_of, explained, status_of
 from elspeth_s3.options import S3ObjectConfig, at_least
 
 MiB = 1 << 20
@@ -284,24 +285,26 @@ class S3Sink(Sink):
         the object is then checked to be exactly the one this write makes."""
         bodiless = operation == "PutObject"
         ambiguous = False
-        attempt = 0
-        while True:
-            attempt += 1
+
+        def attempt(_tries: retries.Tries) -> Reply:
+            nonlocal ambiguous
             try:
                 return self._call(
                     ctx, operation, body=body, retry=False, bodiless=bodiless, **self._condition, **params
                 )
-            except (ClientError, BotoCoreError, ResponseParserError, MalformedResponse) as exc:
+            except S3_ERRORS as exc:
                 if ambiguous and code_of(exc) in ("PreconditionFailed", "NoSuchUpload", "412", "404"):
                     head = self._head(ctx)
                     if head is not None and head[0] == expected_size and head[1] == expected_etag:
                         return head[2]
-                delay = self.s3.retry_delay(exc, attempt)
-                if delay is None:
-                    raise self._failure(exc, operation) from exc
                 status = status_of(exc)
                 ambiguous = ambiguous or status is None or status >= 500
-                ctx.clock.sleep(delay)
+                raise
+
+        try:
+            return retries.retry(ctx, self.s3.policy, attempt, self.s3.judge(ctx))
+        except S3_ERRORS as exc:
+            raise self._failure(exc, operation) from exc
 
     # ------------------------------------------------------------ opening
 
@@ -425,7 +428,7 @@ class S3Sink(Sink):
             params["Key"] = cfg.path
         try:
             return self.s3.request(ctx, operation, Bucket=cfg.bucket, **params)
-        except (ClientError, BotoCoreError, ResponseParserError, MalformedResponse) as exc:
+        except S3_ERRORS as exc:
             if params.get("retry") is False:
                 raise
             raise self._failure(exc, operation) from exc

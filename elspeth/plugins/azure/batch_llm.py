@@ -34,7 +34,7 @@ import json
 import re
 from typing import Any
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from elspeth import canonical
 from elspeth.api import Aggregate, BatchResult, Capability, Context, Error, Pending, Row, Success
@@ -46,8 +46,10 @@ from elspeth.plugins.azure.openai_calls import (
     positive,
     strict_json,
     valid_template,
+    verdict,
 )
 from elspeth.plugins.azure.prompts import PromptError
+from elspeth.retries import NOT_RETRIED, Tries, Verdict, retry
 
 LIST_LIMIT = 100
 """Batches per `batches.list` page, the API's maximum."""
@@ -142,21 +144,26 @@ class AzureBatchLLM(Aggregate):
         `batches.create` and the checkpoint's commit), found by its metadata, else a new one. Creating is
         never retried blindly: a create that failed may have created the batch all the same, so every attempt
         looks first."""
-        file_id = None
-        attempts = self.config.max_attempts
-        for attempt in range(1, attempts + 1):
+        file_id: str | None = None
+        creating = False
+
+        def attempt(_tries: Tries) -> tuple[dict[str, Any], bool]:
+            nonlocal file_id, creating
+            creating = False
             found = self._find(ctx, metadata)
             if found is not None:
                 return found, True
             if file_id is None:
                 file_id = self._upload(ctx, jsonl, metadata["elspeth_work"])
-            try:
-                return self._create(ctx, file_id, metadata), False
-            except CallFailure as failure:
-                if not failure.retryable or attempt == attempts:
-                    raise
-                ctx.clock.sleep(self.client.backoff(failure, attempt))
-        raise AssertionError("unreachable: the last attempt returns or raises")
+            creating = True
+            return self._create(ctx, file_id, metadata), False
+
+        # Only a failed create is tried again here (looking first); the look and the upload retry on their own.
+        def judge(exc: BaseException) -> Verdict:
+            return verdict(exc) if creating else NOT_RETRIED
+
+        policy = evolve(self.client.policy, max_attempts=self.config.max_attempts)
+        return retry(ctx, policy, attempt, judge, service=self.client.options.endpoint)
 
     def _find(self, ctx: Context, metadata: dict[str, str]) -> dict[str, Any] | None:
         """The newest batch tagged with this work and these requests that did not expire (an expired one is

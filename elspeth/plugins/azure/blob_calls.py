@@ -12,7 +12,6 @@ is an ERROR call. Transient failures are retried here, each attempt its own call
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Iterator, Mapping
 from functools import partial
@@ -23,6 +22,7 @@ from attrs import define, field
 from elspeth.api import Context
 from elspeth.errors import ConfigError, ElspethError
 from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_url
+from elspeth.retries import NOT_RETRIED, RetryPolicy, Tries, Verdict, retry, retry_after
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
@@ -32,7 +32,6 @@ T = TypeVar("T")
 PROVIDER = "azure_blob"
 CALL_TYPE = "blob"
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_MAX_WAIT = 60.0
 _KEPT_HEADERS = (
     "etag",
     "content-length",
@@ -190,6 +189,7 @@ class BlobCalls:
         self.last_headers: dict[str, str] = {}
         """Headers of the last successful response (an etag, a size)."""
         self._wire = _Wire()
+        self.policy = RetryPolicy(max_attempts=config.max_attempts, backoff_seconds=config.backoff_seconds)
 
     @property
     def hooks(self) -> dict[str, Any]:
@@ -209,17 +209,16 @@ class BlobCalls:
         """`call(hooks)` (an SDK method given the hooks as keyword arguments), retried on transient
         failures; every request recorded. `settled(exc)` is asked when a RETRIED attempt fails otherwise:
         True if the earlier attempt took effect after all (its answer was lost), so there is nothing to do."""
-        attempt = 1
-        while True:
+
+        def attempt(tries: Tries) -> T:
             try:
-                return self.attempt(ctx, operation, call, details=details, attempt=attempt)
+                return self.attempt(ctx, operation, call, details=details, attempt=tries.attempt)
             except Exception as exc:
-                if attempt > 1 and settled is not None and not is_transient(exc) and settled(exc):
+                if tries.attempt > 1 and settled is not None and not is_transient(exc) and settled(exc):
                     return None  # type: ignore[return-value]
-                if not is_transient(exc) or attempt >= self.config.max_attempts:
-                    raise
-                self.wait(ctx, attempt, exc)
-                attempt += 1
+                raise
+
+        return retry(ctx, self.policy, attempt, self._judge(ctx))
 
     def attempt(
         self,
@@ -249,14 +248,14 @@ class BlobCalls:
             raise problem
         return result
 
-    def wait(self, ctx: Context, attempt: int, exc: BaseException) -> None:
-        seconds = self.config.backoff_seconds * 2 ** (attempt - 1)
-        response = getattr(exc, "response", None)
-        retry_after = getattr(response, "headers", {}).get("Retry-After") if response is not None else None
-        with contextlib.suppress(ValueError):
-            seconds = max(seconds, float(retry_after)) if retry_after else seconds
-        if seconds > 0:
-            ctx.clock.sleep(min(seconds, _MAX_WAIT))
+    def _judge(self, ctx: Context) -> Callable[[BaseException], Verdict]:
+        def judge(exc: BaseException) -> Verdict:
+            if not is_transient(exc):
+                return NOT_RETRIED
+            response = getattr(exc, "response", None)
+            return Verdict(retry=True, retry_after=retry_after(getattr(response, "headers", None), ctx.clock.now()))
+
+        return judge
 
     # ------------------------------------------------------------ downloads
 
@@ -268,28 +267,28 @@ class BlobCalls:
         end = None if length is None else offset + length
         etag: str | None = None
         chunks: list[Iterator[bytes]] = []  # the SDK's chunk iterator of the current download, once opened
-        attempt = 1
-        while end is None or position < end:
+
+        def next_chunk(tries: Tries) -> bytes | None:
+            nonlocal etag, end
             try:
-                if not chunks:
-                    opened = self._opener(chunks, position, end, etag)
-                    data = self.attempt(ctx, "download", opened, details={"offset": position}, attempt=attempt)
-                    etag = etag or self.last_headers.get("etag")
-                    if end is None:
-                        end = _total_size(self.last_headers)
-                else:
+                if chunks:
                     step = partial(_next_chunk, chunks[0])
-                    data = self.attempt(ctx, "download", step, details={"offset": position}, attempt=attempt)
-            except Exception as exc:
+                    return self.attempt(ctx, "download", step, details={"offset": position}, attempt=tries.attempt)
+                opened = self._opener(chunks, position, end, etag)
+                data = self.attempt(ctx, "download", opened, details={"offset": position}, attempt=tries.attempt)
+            except Exception:
                 chunks.clear()
-                if not is_transient(exc) or attempt >= self.config.max_attempts:
-                    raise
-                self.wait(ctx, attempt, exc)
-                attempt += 1
-                continue
+                raise
+            etag = etag or self.last_headers.get("etag")
+            if end is None:
+                end = _total_size(self.last_headers)
+            return data
+
+        judge = self._judge(ctx)
+        while end is None or position < end:
+            data = retry(ctx, self.policy, next_chunk, judge)
             if data is None:
                 break
-            attempt = 1
             position += len(data)
             if data:
                 yield data

@@ -27,30 +27,23 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from urllib.parse import quote
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 
 from elspeth import canonical
 from elspeth.api import Context, Row
-from elspeth.errors import ConfigError, NonCanonicalValueError, ServiceUnreachable
+from elspeth.errors import ConfigError, NonCanonicalValueError
 from elspeth.plugins.azure.prompts import PromptTemplate, check_template
 from elspeth.plugins.options import one_of
 from elspeth.rate_budgets import RateBudget, WaitInterrupted, shared_budget
+from elspeth.retries import RetryPolicy, Tries, Verdict, retry, retry_after
 
 if TYPE_CHECKING:
     import openai
 
 PROVIDER = "azure_openai"
 COGNITIVE_SERVICES_SCOPE = "https://cognitiveservices.azure.com/.default"
-MAX_RETRY_AFTER_SECONDS = 60.0
-"""A Retry-After longer than this is capped: the plugin's retries are for short hiccups."""
-
 CONNECT_TIMEOUT_SECONDS = 10.0
 """At most this long to open a connection, whatever `timeout_seconds` allows a request."""
-
-MAX_THROTTLED = 50
-"""429s one request may get before they count against `max_attempts`, whatever `max_throttled_seconds`
-allows: a service that answers 429 with Retry-After: 0 would otherwise be asked again and again, each time a
-recorded call, for the whole of that time."""
 
 DEFAULT_COMPLETION_TOKENS = 1000
 """A chat request's completion, for the token budget, when `max_tokens` is not set (as the OpenAI cookbook's
@@ -149,13 +142,21 @@ class CallFailure(Exception):
     or its answer is unusable) or "fatal" (configuration: bad key, unknown deployment)."""
 
     def __init__(
-        self, reason: str, kind: FailureKind, *, status: int | None = None, retry_after: float | None = None
+        self,
+        reason: str,
+        kind: FailureKind,
+        *,
+        status: int | None = None,
+        retry_after: float | None = None,
+        stopped: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
         self.status = status
         self.retry_after = retry_after
+        self.stopped = stopped
+        """The run is stopping: nothing was sent, and trying again is no use."""
         self.attempts = 1
         self.throttled = 0
         """429s this request got (each a recorded call), not counted in `attempts` while they were waited out."""
@@ -175,8 +176,8 @@ def _sdk_errors() -> tuple[type[BaseException], ...]:
     return (openai.OpenAIError, ValueError)
 
 
-def classify(exc: BaseException) -> CallFailure:
-    """What an exception from the SDK means for the row."""
+def classify(exc: BaseException, now: float) -> CallFailure:
+    """What an exception from the SDK means for the row (`now`: the wall clock, for a Retry-After date)."""
     import openai
 
     if isinstance(exc, openai.APIConnectionError):
@@ -191,7 +192,7 @@ def classify(exc: BaseException) -> CallFailure:
         message = _error_message(exc.body) or exc.message
         reason = f"HTTP {status} from Azure OpenAI: {message}"
         if status in (408, 409, 429) or status >= 500:
-            return CallFailure(reason, "transient", status=status, retry_after=_retry_after(exc.response.headers))
+            return CallFailure(reason, "transient", status=status, retry_after=retry_after(exc.response.headers, now))
         if status in (400, 413, 422):
             return CallFailure(reason, "row", status=status)
         return CallFailure(reason, "fatal", status=status)
@@ -221,18 +222,21 @@ def _error_message(body: object) -> str | None:
     return None
 
 
-def _retry_after(headers: Any) -> float | None:
-    for name, scale in (("retry-after-ms", 0.001), ("retry-after", 1.0)):
-        value = headers.get(name)
-        if value is None:
-            continue
-        try:
-            seconds = float(value) * scale
-        except ValueError:
-            continue  # an HTTP date: fall back to the plugin's backoff
-        if math.isfinite(seconds) and seconds >= 0:
-            return min(seconds, MAX_RETRY_AFTER_SECONDS)
-    return None
+def verdict(exc: BaseException) -> Verdict:
+    """What a failed attempt (a CallFailure) means for the next one. A 429 is the quota being busy, not this
+    request failing: counted against max_attempts, a run at the deployment's quota would fail rows that only
+    had to wait their turn, so it is waited out (under `max_throttled_seconds`); its wait is the pause the 429
+    put on the whole budget, taken in the next slot."""
+    if not isinstance(exc, CallFailure) or exc.stopped:
+        return Verdict(retry=False)
+    throttled = exc.status == 429
+    return Verdict(
+        retry=exc.retryable,
+        retry_after=exc.retry_after,
+        unreachable=exc.kind == "unreachable",
+        throttled=throttled,
+        paced=throttled,
+    )
 
 
 # ---------------------------------------------------------------- the client
@@ -245,6 +249,11 @@ class AzureOpenAIClient:
         self.options = options
         self._sdk: openai.AzureOpenAI | None = None
         self._lock = threading.Lock()
+        self.policy = RetryPolicy(
+            max_attempts=options.max_attempts,
+            backoff_seconds=options.backoff_seconds,
+            max_throttled_seconds=options.max_throttled_seconds,
+        )
         self.budget: RateBudget = shared_budget(
             f"{options.endpoint.rstrip('/')}|{options.deployment}",
             requests_per_minute=options.requests_per_minute,
@@ -308,38 +317,21 @@ class AzureOpenAIClient:
         request weighs against `tokens_per_minute`). Raises CallFailure once retries are exhausted or the
         failure is not worth retrying, ServiceUnreachable when the last attempt could not even connect."""
         self.connect()  # outside the recorded call: a client that cannot be built is no failed call
-        attempts = attempts or self.options.max_attempts
-        attempt = throttled = 0
-        first = ctx.clock.monotonic()
-        while True:
-            attempt += 1
+        policy = self.policy if attempts is None else evolve(self.policy, max_attempts=attempts)
+
+        def attempt(tries: Tries) -> R:
             try:
-                return self._attempt(ctx, call_type, request, send, describe, tokens, throttled + 1)
+                return self._attempt(ctx, call_type, request, send, describe, tokens, tries.throttled + 1)
             except WaitInterrupted as exc:
                 # Nothing was sent: the run is stopping (no use trying again), and the work will be done again.
-                failure = CallFailure(str(exc), "transient")
-                failure.attempts, failure.throttled = attempt - 1, throttled
+                failure = CallFailure(str(exc), "transient", stopped=True)
+                failure.attempts, failure.throttled = tries.attempt - 1, tries.throttled
                 raise failure from exc
             except CallFailure as failure:
-                failure.attempts, failure.throttled = attempt, throttled
-                if failure.status == 429:
-                    failure.throttled = throttled = throttled + 1
-                    # A 429 is the quota being busy, not this request failing: counted against max_attempts, a
-                    # run at the deployment's quota would fail rows that only had to wait their turn. So it is
-                    # asked again (after the pause the 429 put on the whole budget) without using an attempt,
-                    # but not for ever: once the service has said "busy" for max_throttled_seconds, or
-                    # MAX_THROTTLED times, to this one request, more waiting is unlikely to help (a daily quota
-                    # spent, a deployment scaled down), and 429s count like any transient failure again.
-                    if throttled < MAX_THROTTLED and ctx.clock.monotonic() - first < self.options.max_throttled_seconds:
-                        attempt -= 1
-                        continue
-                cause = failure.__cause__
-                if failure.kind == "unreachable" and attempt >= attempts:
-                    raise ServiceUnreachable(self.options.endpoint, f"{failure.reason} ({attempt} attempts)") from cause
-                if not failure.retryable or attempt >= attempts:
-                    raise
-                if failure.status != 429:  # a 429's wait is the budget's pause, taken in the next slot
-                    ctx.clock.sleep(self.backoff(failure, attempt))
+                failure.attempts, failure.throttled = tries.attempt, tries.throttled + (failure.status == 429)
+                raise
+
+        return retry(ctx, policy, attempt, verdict, service=self.options.endpoint)
 
     def _attempt(
         self,
@@ -361,21 +353,14 @@ class AzureOpenAIClient:
                     described = describe(send())
                     scope.response = described
             except errors as exc:
-                failure = classify(exc)
+                failure = classify(exc, ctx.clock.now())
                 if failure.status == 429:
-                    permit.throttled(self.backoff(failure, throttle))
+                    permit.throttled(self.policy.wait(throttle, failure.retry_after))
                 elif failure.status is not None and failure.status < 500:
                     permit.succeeded()  # an answer, if not the one hoped for: the service is keeping up
                 raise failure from exc
             permit.succeeded()
             return described
-
-    def backoff(self, failure: CallFailure, attempt: int) -> float:
-        """The wait after `attempt` failed: the service's Retry-After, else the options' doubling backoff
-        (at most MAX_RETRY_AFTER_SECONDS)."""
-        if failure.retry_after is not None:
-            return failure.retry_after
-        return min(self.options.backoff_seconds * 2 ** (attempt - 1), MAX_RETRY_AFTER_SECONDS)
 
     # ------------------------------------------------------------ chat completions
 

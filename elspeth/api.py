@@ -1,9 +1,9 @@
 """The plugin author's API: base classes, results and the context a plugin is handed.
 
 Plugins import from here, plus `elspeth.errors` (exceptions), `elspeth.canonical` (hashing and JSON) and
-`elspeth.retries` (the retry loop, every attempt recorded); nothing else in `elspeth` is theirs to use. Nothing here touches SQL: the engine implements `Context` on
-top of the Landscape. `looks_secret`, `redacted_headers` and `Redactor` are the engine's own redaction, for
-what a plugin records or logs by itself.
+`elspeth.retries` (the retry loop, every attempt recorded); nothing else in `elspeth` is theirs to use.
+Nothing here touches SQL: the engine implements `Context` on top of the Landscape. `looks_secret`,
+`redacted_headers` and `Redactor` are the engine's own redaction, for what a plugin records or logs by itself.
 """
 
 from __future__ import annotations
@@ -130,6 +130,28 @@ BatchResult = Success | Error | Pending
 
 
 # ---------------------------------------------------------------- what a plugin is handed
+
+
+@frozen
+class CallRecord:
+    """An external call as it stands in the Landscape, secrets already removed: what `record_call`
+    observers receive. The same fields a plugin gives `ctx.record_call`, plus where the call hangs."""
+
+    run_id: str
+    node_id: str
+    state_id: int
+    call_index: int
+    """The call's place among the calls of its state, from 0."""
+    call_type: str
+    provider: str
+    status: str
+    """"ok" or "error"."""
+    request: Any
+    response: Any
+    error: Any
+    request_hash: str
+    response_hash: str | None
+    latency_ms: float | None
 
 
 class Clock(Protocol):
@@ -278,6 +300,7 @@ __all__ = [
     "Aggregate",
     "Artifact",
     "BatchResult",
+    "CallRecord",
     "CallScope",
     "Capability",
     "Clock",

@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from elspeth import __version__, canonical
-from elspeth.api import Capability, Clock
+from elspeth.api import CallRecord, Capability, Clock
 from elspeth.engine.clock import SystemClock
 from elspeth.engine.interrupts import Interrupted, StopRequest, noted
 from elspeth.engine.pipeline import Pipeline, build_pipeline, node_config_record, settings_document
@@ -25,7 +25,7 @@ from elspeth.errors import ConfigError, ResumeError
 from elspeth.landscape import schema, summaries
 from elspeth.landscape.database import default_url, open_database
 from elspeth.landscape.payloads import FilePayloadStore
-from elspeth.landscape.recorder import RecordedCall, Recorder, error_info
+from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.redaction import Redactor
 from elspeth.landscape.statuses import RunStatus
 from elspeth.landscape.unfinished import (
@@ -84,7 +84,7 @@ class _Session:
         clock = clock or SystemClock(wake=stop.event)
         hook = registry.pm.hook
 
-        def on_call(call: RecordedCall) -> None:
+        def on_call(call: CallRecord) -> None:
             hook.record_call(call=call)
 
         self.recorder = Recorder(engine, payloads, run_id, redactor=self.redactor, on_call=on_call, now=clock.now)

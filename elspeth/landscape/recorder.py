@@ -22,10 +22,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from attrs import define, frozen
+from attrs import define
 from sqlalchemy import Connection, Engine, Table, bindparam, func, select, update
 
 from elspeth import canonical
+from elspeth.api import CallRecord
 from elspeth.errors import ElspethError, NonCanonicalValueError
 from elspeth.landscape import schema
 from elspeth.landscape.payloads import FilePayloadStore
@@ -56,25 +57,6 @@ _BATCH_COLUMN = {c.name: i for i, c in enumerate(schema.batches.columns)}
 _CALL_COLUMNS = [c.name for c in schema.calls.columns]
 
 
-@frozen
-class RecordedCall:
-    """An external call as it stands in the Landscape; what `record_call` observers receive."""
-
-    run_id: str
-    node_id: str
-    state_id: int
-    call_index: int
-    call_type: str
-    provider: str
-    status: CallStatus
-    request: Any
-    response: Any
-    error: Any
-    request_hash: str
-    response_hash: str | None
-    latency_ms: float | None
-
-
 @define
 class _CallToWrite:
     """A call waiting for its commit, and what became of it once a thread wrote it."""
@@ -85,7 +67,7 @@ class _CallToWrite:
     response: Any
     error: Any
     done: bool = False
-    recorded: RecordedCall | None = None
+    recorded: CallRecord | None = None
     failure: BaseException | None = None
 
 
@@ -126,7 +108,7 @@ class Recorder:
         run_id: str,
         *,
         redactor: Redactor | None = None,
-        on_call: Callable[[RecordedCall], None] | None = None,
+        on_call: Callable[[CallRecord], None] | None = None,
         now: Callable[[], float] = time.time,
     ) -> None:
         self.engine = engine
@@ -488,7 +470,7 @@ class Recorder:
         response: Any = None,
         error: Any = None,
         latency_ms: float | None = None,
-    ) -> RecordedCall:
+    ) -> CallRecord:
         """Write one call under an OPEN node_state, commit, then tell the observers. Any thread may call it."""
         status = CallStatus.ERROR if error is not None else CallStatus.OK
         # Redacting and hashing the bodies needs no lock: done in the caller's thread, outside the queue.
@@ -565,7 +547,7 @@ class Recorder:
             return
         for entry, node_id, call_index in written:
             v = entry.values
-            entry.recorded = RecordedCall(
+            entry.recorded = CallRecord(
                 run_id=self.run_id,
                 node_id=node_id,
                 state_id=entry.state_id,

@@ -1,7 +1,8 @@
 """The plugin author's API: base classes, results and the context a plugin is handed.
 
-Plugins import from here, plus `elspeth.errors` (exceptions), `elspeth.canonical` (hashing and JSON) and
-`elspeth.retries` (the retry loop, every attempt recorded); nothing else in `elspeth` is theirs to use.
+Plugins import from here, plus `elspeth.errors` (exceptions), `elspeth.canonical` (hashing and JSON),
+`elspeth.options` (option validators), `elspeth.retries` (the retry loop, every attempt recorded) and
+`elspeth.hookspecs` (`hookimpl`); nothing else in `elspeth` is theirs to use.
 Nothing here touches SQL: the engine implements `Context` on top of the Landscape. `looks_secret`,
 `redacted_headers` and `Redactor` are the engine's own redaction, for what a plugin records or logs by itself.
 """

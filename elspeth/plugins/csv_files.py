@@ -14,8 +14,8 @@ from attrs import field, frozen
 from elspeth.api import Context, Quarantine, Row, Source
 from elspeth.canonical import dumps
 from elspeth.errors import ConfigError, ElspethError, NonCanonicalValueError, ResumeError
+from elspeth.options import known_encoding, no_duplicates, positive, single_character, values_one_of
 from elspeth.plugins.local_file_sink import LocalFileSink, LocalFileSinkConfig
-from elspeth.plugins.options import known_encoding, no_duplicates, positive, single_character, values_one_of
 from elspeth.plugins.source_files import UNDECODABLE, Origin, open_text, show_undecodable
 
 _MAX_SAFE_INT = 2**53 - 1

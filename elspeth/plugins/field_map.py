@@ -6,7 +6,7 @@ from attrs import field, frozen
 
 from elspeth.api import Context, Error, Row, Success, Transform, TransformResult
 from elspeth.errors import ConfigError
-from elspeth.plugins.options import no_duplicates
+from elspeth.options import no_duplicates
 
 
 @frozen

@@ -13,8 +13,8 @@ from attrs import field, frozen
 from elspeth.api import Context, Quarantine, Row, Source
 from elspeth.canonical import MAX_DEPTH, describe_non_canonical, dumps
 from elspeth.errors import ConfigError
+from elspeth.options import known_encoding
 from elspeth.plugins.local_file_sink import LocalFileSink, LocalFileSinkConfig
-from elspeth.plugins.options import known_encoding
 from elspeth.plugins.source_files import UNDECODABLE, Origin, open_text, show_undecodable
 
 

@@ -14,7 +14,7 @@ from attrs import field, frozen
 
 from elspeth.api import Artifact, Capability, Context, Row, Sink
 from elspeth.errors import ConfigError, ElspethError, ResumeError
-from elspeth.plugins.options import one_of
+from elspeth.options import one_of
 
 _CHUNK = 1 << 20
 

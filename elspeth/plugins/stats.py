@@ -9,7 +9,7 @@ from attrs import field, frozen
 
 from elspeth.api import Aggregate, BatchResult, Context, Error, Row, Success
 from elspeth.canonical import describe_non_canonical, dumps
-from elspeth.plugins.options import no_duplicates
+from elspeth.options import no_duplicates
 
 
 @frozen

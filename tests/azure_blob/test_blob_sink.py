@@ -237,7 +237,7 @@ def test_run_id_and_date_fill_the_template(world: World, blobs: Blobs) -> None:
         ({"fields": ["a"]}, "`fields` applies to format csv only"),
         ({"delimiter": ";"}, "`delimiter` applies to format csv only"),
         ({"container": "Bad_Name"}, "not a container name"),
-        ({"max_attempts": 0}, "`max_attempts` must be positive"),
+        ({"max_attempts": 0}, "`max_attempts` must be a number greater than 0"),
     ],
 )
 def test_bad_options_are_config_errors(options: dict[str, Any], message: str, blobs: Blobs) -> None:

@@ -218,7 +218,7 @@ def test_a_killed_read_resumes_without_losing_or_repeating_a_row(world: World, b
         ({"blob_path": "in.jsonl", "types": {"a": "int"}}, "`types` applies to format csv only"),
         ({"delimiter": ";;"}, "single character"),
         ({"encoding": "klingon"}, "`encoding`"),
-        ({"chunk_bytes": 0}, "`chunk_bytes` must be positive"),
+        ({"chunk_bytes": 0}, "`chunk_bytes` must be a number greater than 0"),
     ],
 )
 def test_bad_options_are_config_errors(options: dict, message: str, blobs: Blobs) -> None:

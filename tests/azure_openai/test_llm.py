@@ -197,7 +197,7 @@ def test_the_api_key_never_reaches_the_landscape_the_payloads_or_the_output(benc
         ({"response_format": "xml"}, "option `response_format` is 'xml'"),
         ({"endpoint": "my-resource"}, "option `endpoint` must be an https:// URL"),
         ({"temperature": 3}, "option `temperature` must be between 0 and 2"),
-        ({"max_attempts": 0}, "option `max_attempts` must be greater than 0"),
+        ({"max_attempts": 0}, "option `max_attempts` must be a number greater than 0"),
         ({"promt": "x"}, "promt"),
     ],
 )

@@ -226,7 +226,7 @@ def test_parallel_queries_share_the_deployment_s_budget_and_keep_under_its_quota
 
 def test_queries_are_checked_when_the_pipeline_is_built():
     base = {"endpoint": "https://r.openai.azure.com", "deployment": "d", "api_key": API_KEY}
-    with pytest.raises(ConfigError, match="option `parallel_queries` must be greater than 0"):
+    with pytest.raises(ConfigError, match="option `parallel_queries` must be a number greater than 0"):
         structure({**base, "queries": {"a": "x"}, "parallel_queries": 0}, AzureMultiQueryConfig, where="options")
     with pytest.raises(ConfigError, match="needs at least one query"):
         structure({**base, "queries": {}}, AzureMultiQueryConfig, where="options")

@@ -191,7 +191,7 @@ def test_plugins_on_one_deployment_share_one_budget():
         ({"requests_per_minute": 0}, "option `requests_per_minute` must be a whole number of at least 1"),
         ({"tokens_per_minute": -5}, "option `tokens_per_minute` must be a whole number of at least 1"),
         ({"tokens_per_minute": 1.5}, "options.tokens_per_minute: expected an integer, got 1.5"),
-        ({"max_throttled_seconds": 0}, "option `max_throttled_seconds` must be greater than 0"),
+        ({"max_throttled_seconds": 0}, "option `max_throttled_seconds` must be a number greater than 0"),
     ],
 )
 def test_budget_options_are_checked_with_messages_naming_them(options, message):

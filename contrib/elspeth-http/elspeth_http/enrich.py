@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import http
 import json
-import math
 import re
 from collections.abc import Mapping
 from typing import Any, ClassVar
@@ -29,6 +28,7 @@ from elspeth.api import (
 )
 from elspeth.canonical import describe_non_canonical
 from elspeth.errors import ConfigError
+from elspeth.options import at_least, no_duplicates, not_negative, one_of, positive
 from elspeth.retries import NOT_RETRIED, RetryPolicy, Tries, Verdict, retry, retry_after
 from elspeth_http.template import MissingField, UnusableValue, UrlTemplate
 
@@ -49,29 +49,6 @@ RESPONSE_HEADERS = (
 _PREVIEW = 200
 
 
-def _one_of(*choices: str) -> Any:
-    def check(_instance: Any, attribute: Attribute[Any], value: Any) -> None:
-        if value not in choices:
-            raise ConfigError(f"option `{attribute.name}` is {value!r}; use one of: {', '.join(choices)}")
-
-    return check
-
-
-def _positive(_instance: Any, attribute: Attribute[Any], value: float) -> None:
-    if not value > 0 or not math.isfinite(value):
-        raise ConfigError(f"option `{attribute.name}` must be a positive number of seconds, not {value!r}")
-
-
-def _not_negative(_instance: Any, attribute: Attribute[Any], value: float) -> None:
-    if not value >= 0 or not math.isfinite(value):
-        raise ConfigError(f"option `{attribute.name}` must be 0 or more seconds, not {value!r}")
-
-
-def _at_least_one(_instance: Any, attribute: Attribute[Any], value: int) -> None:
-    if value < 1:
-        raise ConfigError(f"option `{attribute.name}` must be 1 or more (1 means no retry), not {value!r}")
-
-
 def _url_template(_instance: Any, attribute: Attribute[Any], value: str) -> None:
     template = UrlTemplate.parse(value, attribute.name)
     head = template.parts[0]
@@ -88,28 +65,22 @@ def _url_template(_instance: Any, attribute: Attribute[Any], value: str) -> None
 class HttpEnrichConfig:
     url: str = field(validator=_url_template)
     """The endpoint, with `{field}` placeholders filled from the row (URL-quoted); the host is fixed."""
-    method: str = field(default="GET", validator=_one_of(*METHODS))
-    body_fields: list[str] | None = None
+    method: str = field(default="GET", validator=one_of(*METHODS))
+    body_fields: list[str] | None = field(default=None, validator=no_duplicates)
     """POST only: the row fields sent as the JSON object body (default: the whole row)."""
     headers: dict[str, str] = field(factory=dict)
     """Static request headers; values under secret-looking names never reach the Landscape."""
     output_field: str = "response"
     """Where the JSON answer goes in the row."""
-    timeout_seconds: float = field(default=30.0, validator=_positive)
-    max_attempts: int = field(default=3, validator=_at_least_one)
+    timeout_seconds: float = field(default=30.0, validator=positive)
+    max_attempts: int = field(default=3, validator=at_least(1))
     """Attempts per row in this transform (each recorded); 429, 5xx, timeouts and dropped connections retry."""
-    backoff_seconds: float = field(default=1.0, validator=_not_negative)
+    backoff_seconds: float = field(default=1.0, validator=not_negative)
     """Wait before retry N: backoff_seconds * 2**(N-1), unless the server sent Retry-After."""
 
     def __attrs_post_init__(self) -> None:
-        if self.body_fields is not None:
-            if self.method != "POST":
-                raise ConfigError(f"option `body_fields` applies to POST only; method is {self.method}")
-            seen: set[str] = set()
-            for name in self.body_fields:
-                if name in seen:
-                    raise ConfigError(f"option `body_fields` lists {name!r} twice; list it once")
-                seen.add(name)
+        if self.body_fields is not None and self.method != "POST":
+            raise ConfigError(f"option `body_fields` applies to POST only; method is {self.method}")
         if not self.output_field:
             raise ConfigError("option `output_field` is empty; name the field the answer goes to")
 

@@ -8,16 +8,7 @@ import attrs
 from attrs import field, frozen
 
 from elspeth.errors import ConfigError
-from elspeth.plugins.options import Validator, one_of
-
-
-def at_least(minimum: float, *, maximum: float | None = None, unit: str = "") -> Validator:
-    def check(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
-            raise ConfigError(f"option `{attribute.name}` is {value!r}; it must be {bound}{unit}")
-
-    return check
+from elspeth.options import at_least, one_of
 
 
 def non_empty(_instance: Any, attribute: attrs.Attribute[Any], value: str) -> None:

@@ -33,12 +33,12 @@ from botocore.parsers import ResponseParserError
 from elspeth import retries
 from elspeth.api import Artifact, Capability, Context, Row, Sink
 from elspeth.errors import ConfigError, ElspethError, ResumeError
+from elspeth.options import at_least, no_duplicates, single_character
 from elspeth.plugins.csv_files import CsvEncoder
 from elspeth.plugins.jsonl_files import encode_jsonl
-from elspeth.plugins.options import no_duplicates, single_character
 from elspeth_s3 import USER_AGENT
 from elspeth_s3.calls import S3_ERRORS, MalformedResponse, Reply, S3Calls, code_of, explained, status_of
-from elspeth_s3.options import S3ObjectConfig, at_least
+from elspeth_s3.options import S3ObjectConfig
 
 MiB = 1 << 20
 MIN_PART = 5 * MiB

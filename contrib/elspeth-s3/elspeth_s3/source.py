@@ -19,12 +19,12 @@ from attrs import field, frozen
 
 from elspeth.api import Capability, Context, Quarantine, Row, Source
 from elspeth.errors import ConfigError, ElspethError
+from elspeth.options import at_least, known_encoding, single_character, values_one_of
 from elspeth.plugins.csv_files import CsvSource, CsvSourceConfig
 from elspeth.plugins.jsonl_files import JsonlSource, JsonlSourceConfig
-from elspeth.plugins.options import known_encoding, single_character, values_one_of
 from elspeth_s3 import USER_AGENT
 from elspeth_s3.calls import MalformedResponse, Reply, S3Calls, explained, status_of
-from elspeth_s3.options import S3ObjectConfig, at_least
+from elspeth_s3.options import S3ObjectConfig
 
 _MiB = 1 << 20
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")

@@ -17,6 +17,7 @@ from attrs import field, frozen
 
 from elspeth.api import Location
 from elspeth.errors import ConfigError
+from elspeth.options import not_negative, positive
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobClient
@@ -71,16 +72,6 @@ def _http_url(_instance: Any, attribute: Any, value: str | None) -> None:
         )
 
 
-def _positive(_instance: Any, attribute: Any, value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"option `{attribute.name}` must be positive, not {value!r}")
-
-
-def _not_negative(_instance: Any, attribute: Any, value: float) -> None:
-    if value < 0:
-        raise ConfigError(f"option `{attribute.name}` must be 0 or more, not {value!r}")
-
-
 def blob_name_problem(name: str) -> str | None:
     """Why `name` cannot be a blob name that stays inside its container, or None if it can."""
     if not name:
@@ -116,13 +107,13 @@ class BlobAccessConfig:
     use_default_credential: bool = False
     endpoint: str | None = field(default=None, validator=_http_url)
     """Send requests here instead (an emulator, a proxy): the blob endpoint, e.g. http://127.0.0.1:10000/devstoreaccount1."""
-    max_attempts: int = field(default=3, validator=_positive)
+    max_attempts: int = field(default=3, validator=positive)
     """Attempts per request on a transient failure (HTTP 408, 429, 5xx, a lost connection); each is recorded."""
-    backoff_seconds: float = field(default=1.0, validator=_not_negative)
+    backoff_seconds: float = field(default=1.0, validator=not_negative)
     """Wait before the 2nd attempt, doubled for each later one (or the server's Retry-After, if longer)."""
-    timeout_seconds: float = field(default=60.0, validator=_positive)
+    timeout_seconds: float = field(default=60.0, validator=positive)
     """How long to wait for the service to answer one request."""
-    chunk_bytes: int = field(default=DEFAULT_CHUNK_BYTES, validator=_positive)
+    chunk_bytes: int = field(default=DEFAULT_CHUNK_BYTES, validator=positive)
     """Bytes per ranged GET when reading a blob: at most this much of it is in memory."""
 
     def __attrs_post_init__(self) -> None:

@@ -32,8 +32,8 @@ from attrs import evolve, field, frozen
 from elspeth import canonical
 from elspeth.api import Context, Row
 from elspeth.errors import ConfigError, NonCanonicalValueError
+from elspeth.options import one_of, positive
 from elspeth.plugins.azure.prompts import PromptTemplate, check_template
-from elspeth.plugins.options import one_of
 from elspeth.rate_budgets import RateBudget, WaitInterrupted, shared_budget
 from elspeth.retries import RetryPolicy, Tries, Verdict, retry, retry_after
 
@@ -57,11 +57,6 @@ _CONNECT_ERRORS = frozenset({"ConnectError", "ConnectTimeout"})
 
 
 # ---------------------------------------------------------------- options
-
-
-def positive(_instance: Any, attribute: Any, value: float | int | None) -> None:
-    if value is not None and not value > 0:
-        raise ConfigError(f"option `{attribute.name}` must be greater than 0, not {value!r}")
 
 
 def per_minute(_instance: Any, attribute: Any, value: int | None) -> None:

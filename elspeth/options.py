@@ -1,9 +1,11 @@
-"""attrs validators for plugin options. They raise ConfigError, whose message survives cattrs (a
-ValueError's would be reduced to "invalid value"), and name the option and what to put there instead."""
+"""attrs validators for plugin options, public for every plugin. They raise ConfigError, whose message
+survives cattrs (a ValueError's would be reduced to "invalid value"), and name the option and what to put
+there instead. An option left at None (optional) passes the number checks."""
 
 from __future__ import annotations
 
 import codecs
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -55,6 +57,22 @@ def no_duplicates(_instance: Any, attribute: attrs.Attribute[Any], value: Iterab
         seen.add(item)
 
 
-def positive(_instance: Any, attribute: attrs.Attribute[Any], value: float) -> None:
-    if value <= 0:
-        raise ConfigError(f"option `{attribute.name}` must be greater than 0, not {value!r}")
+def positive(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not (value > 0 and math.isfinite(value)):
+        raise ConfigError(f"option `{attribute.name}` must be a number greater than 0, not {value!r}")
+
+
+def not_negative(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+    if value is not None and not (value >= 0 and math.isfinite(value)):
+        raise ConfigError(f"option `{attribute.name}` must be a number of 0 or more, not {value!r}")
+
+
+def at_least(minimum: float, *, maximum: float | None = None, unit: str = "") -> Validator:
+    """A number from `minimum` (to `maximum`, if given); `unit` is said after the bounds (" MiB")."""
+
+    def check(_instance: Any, attribute: attrs.Attribute[Any], value: float | None) -> None:
+        if value is not None and (value < minimum or (maximum is not None and value > maximum)):
+            bound = f"between {minimum} and {maximum}" if maximum is not None else f"at least {minimum}"
+            raise ConfigError(f"option `{attribute.name}` is {value!r}; it must be {bound}{unit}")
+
+    return check

@@ -93,7 +93,7 @@ class _Stream:
     """The same bytes as the sink writes, produced write by write, as a file-like object for upload_blob."""
 
     def __init__(self, args: argparse.Namespace) -> None:
-        from elspeth.plugins.jsonl_files import encode_jsonl
+        from elspeth.formats import encode_jsonl
 
         self._parts: Iterator[bytes] = (encode_jsonl(batch(n, args.rows, args.row_bytes)) for n in range(args.writes))
         self._buffer = b""

@@ -1,66 +1,16 @@
-"""The `csv` source and sink, and the CSV reading (`read_csv`) and encoding (`CsvEncoder`) they share with
-plugins that read or write CSV elsewhere."""
+"""The `csv` source and sink: CSV files on the local disk, read and written with `elspeth.formats`."""
 
 from __future__ import annotations
 
-import csv
-import io
-import math
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol, TextIO
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from attrs import field, frozen
 
 from elspeth.api import Context, Quarantine, Row, Source
-from elspeth.canonical import dumps
-from elspeth.errors import ConfigError, ElspethError, NonCanonicalValueError, ResumeError
+from elspeth.formats import DEFAULT_MAX_FIELD_SIZE, CsvEncoder, Origin, open_text, read_csv
 from elspeth.options import known_encoding, no_duplicates, positive, single_character, values_one_of
 from elspeth.plugins.local_file_sink import LocalFileSink, LocalFileSinkConfig
-from elspeth.plugins.source_files import UNDECODABLE, Origin, open_text, show_undecodable
-
-_MAX_SAFE_INT = 2**53 - 1
-DEFAULT_MAX_FIELD_SIZE = 16 * 1024 * 1024
-"""Characters in one CSV field; Python's own default (128 KiB) quarantines ordinary long texts."""
-_TRUE = frozenset({"true", "yes", "1"})
-_FALSE = frozenset({"false", "no", "0"})
-
-
-def _to_int(text: str) -> int | None:
-    if text == "":
-        return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not an int") from None
-    if abs(value) > _MAX_SAFE_INT:
-        raise ValueError(f"{text} is beyond 2**53 and cannot be hashed exactly; leave the column as str")
-    return value
-
-
-def _to_float(text: str) -> float | None:
-    if text == "":
-        return None
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number") from None
-    if not math.isfinite(value):
-        raise ValueError(f"{text!r} is not a finite number")
-    return value
-
-
-def _to_bool(text: str) -> bool | None:
-    if text == "":
-        return None
-    folded = text.strip().lower()
-    if folded in _TRUE:
-        return True
-    if folded in _FALSE:
-        return False
-    raise ValueError(f"{text!r} is not a bool (true/false, yes/no, 1/0)")
-
-
-_COERCIONS: dict[str, Callable[[str], Any]] = {"int": _to_int, "float": _to_float, "bool": _to_bool}
 
 
 @frozen
@@ -72,133 +22,6 @@ class CsvSourceConfig:
     """Column -> int, float, bool or str (the default). An empty value becomes None."""
     max_field_size: int = field(default=DEFAULT_MAX_FIELD_SIZE, validator=positive)
     """Characters one field may hold; a record with a longer one is quarantined."""
-
-
-class _RecordText:
-    """Feeds a file's lines to csv.reader and keeps those of the record being parsed, so a bad record can be
-    quarantined as it stands in the file."""
-
-    def __init__(self, lines: TextIO) -> None:
-        self._lines = lines
-        self._pending: list[str] = []
-        self.line_number = 0
-
-    def __iter__(self) -> _RecordText:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self._pending.append(line)
-        self.line_number += 1
-        return line
-
-    def take(self) -> tuple[int, str]:
-        """The line number the record started on, and its text without the final line break."""
-        start = self.line_number - len(self._pending) + 1
-        text = "".join(self._pending).rstrip("\r\n")
-        self._pending.clear()
-        return start, text
-
-
-class CsvReading(Protocol):
-    """The options that say how CSV text becomes rows (those of the csv source, and of any source that
-    reads CSV from elsewhere). A `max_field_size` attribute, if there is one, bounds a field's characters
-    (default DEFAULT_MAX_FIELD_SIZE)."""
-
-    @property
-    def delimiter(self) -> str: ...
-
-    @property
-    def encoding(self) -> str: ...
-
-    @property
-    def types(self) -> dict[str, str]: ...
-
-
-def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Quarantine]:
-    """Rows of CSV text with a header line, as dicts in column order; malformed records are quarantined.
-    `f` is opened with newline="" (`open_text`, `text_stream`)."""
-    records = _RecordText(f)
-    reader = csv.reader(records, delimiter=options.delimiter, strict=True)
-    limit: int = getattr(options, "max_field_size", DEFAULT_MAX_FIELD_SIZE)
-    csv.field_size_limit(limit)
-    header = _header(reader, records, options, origin)
-    if not header:
-        return
-    coercions = [(col, _COERCIONS[kind]) for col, kind in options.types.items() if kind != "str"]
-    while True:
-        # The limit is the csv module's, for the whole process: set it for every record, so that two
-        # sources read in turn each keep their own.
-        csv.field_size_limit(limit)
-        try:
-            values = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as exc:
-            line, text = records.take()
-            reason = f"line {line}: malformed CSV: {exc}"
-            if "field limit" in str(exc):
-                reason = (
-                    f"line {line}: a field is longer than {limit:,} characters; raise the "
-                    "`max_field_size` option if such fields are real data"
-                )
-            yield _quarantine(text, reason, options)
-            continue
-        line, text = records.take()
-        if not values:
-            continue
-        if UNDECODABLE.search(text):
-            yield _quarantine(
-                text,
-                f"line {line}: not valid {options.encoding} (bad bytes shown as \\xNN); fix the {origin.noun}, "
-                f"or set the `encoding` option to the {origin.noun}'s encoding",
-                options,
-            )
-            continue
-        if len(values) != len(header):
-            yield _quarantine(
-                text, f"line {line}: the header has {len(header)} fields, this record {len(values)}", options
-            )
-            continue
-        row: Row = dict(zip(header, values, strict=True))
-        try:
-            for col, coerce in coercions:
-                row[col] = coerce(row[col])
-        except ValueError as exc:
-            yield _quarantine(text, f"line {line}: column {col!r}: {exc}", options)
-            continue
-        yield row
-
-
-def _header(reader: Iterator[list[str]], records: _RecordText, options: CsvReading, origin: Origin) -> list[str]:
-    kind, where = origin.kind, origin.where
-    try:
-        header = next((values for values in reader if values), [])
-    except csv.Error as exc:
-        raise ConfigError(f"{kind}: the header of {where} is not valid CSV ({exc}); fix the {origin.noun}") from None
-    _, text = records.take()
-    if not header:
-        return header
-    if UNDECODABLE.search(text):
-        raise ConfigError(
-            f"{kind}: the header of {where} is not valid {options.encoding}; "
-            f"set the `encoding` option to the {origin.noun}'s encoding"
-        )
-    seen: set[str] = set()
-    for col in header:
-        if col in seen:
-            raise ConfigError(f"{kind}: column {col!r} appears twice in the header of {where}; rename one")
-        seen.add(col)
-    for col in options.types:
-        if col not in seen:
-            raise ConfigError(
-                f"{kind}: option `types` names {col!r}, which is not a column of {where} (columns: {', '.join(header)})"
-            )
-    return header
-
-
-def _quarantine(text: str, reason: str, options: CsvReading) -> Quarantine:
-    return Quarantine(raw=show_undecodable(text, options.encoding), reason=reason)
 
 
 class CsvSource(Source):
@@ -219,73 +42,6 @@ class CsvSinkConfig(LocalFileSinkConfig):
     delimiter: str = field(default=",", validator=single_character)
     fields: list[str] | None = field(default=None, validator=no_duplicates)
     """Columns in order; default: the keys of the first row written."""
-
-
-def _cell(column: str, value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        raise NonCanonicalValueError(f"csv sink: column {column!r} is {value!r}, which is not a number")
-    if isinstance(value, int | float):
-        return repr(value)
-    return dumps(value)
-
-
-class CsvEncoder:
-    """Rows as CSV bytes (UTF-8) under one header, wherever they are stored: None is written empty, lists
-    and dicts as JSON. `kind` and `where` name the sink and its destination in messages."""
-
-    def __init__(self, delimiter: str, fields: list[str] | None, *, kind: str, where: str) -> None:
-        self.delimiter = delimiter
-        self.wanted = fields
-        self.kind = kind
-        self.where = where
-        self.fields: list[str] | None = None
-        self._known: frozenset[str] = frozenset()
-        if fields is not None:
-            self._set_fields(list(fields))
-
-    def encode(self, rows: list[Row], *, header: bool) -> bytes:
-        """`rows` as CSV lines, after the header line when `header` (the destination is still empty)."""
-        fields = self.fields
-        if fields is None:
-            if not rows:
-                return b""
-            fields = self._set_fields(list(rows[0]))
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, delimiter=self.delimiter)
-        if header:
-            writer.writerow(fields)
-        for row in rows:
-            if not row.keys() <= self._known:
-                extra = next(key for key in row if key not in self._known)
-                raise ElspethError(
-                    f"{self.kind}: a row has field {extra!r}, which is not a column of {self.where} "
-                    f"(columns: {', '.join(fields)}); list it in the sink's `fields` option, or drop or "
-                    "rename it with a field_map transform"
-                )
-            writer.writerow([_cell(col, row.get(col)) for col in fields])
-        return buffer.getvalue().encode("utf-8")
-
-    def restore(self, stored: list[str] | None) -> None:
-        """Take back the columns an earlier attempt wrote under (None: it wrote nothing)."""
-        wanted = self.wanted
-        if stored is not None and wanted is not None and list(stored) != wanted:
-            raise ResumeError(
-                f"{self.kind}: {self.where} was started with columns {list(stored)}, but option `fields` is now "
-                f"{wanted}; set it back to resume, or start a new run"
-            )
-        if stored is not None:
-            self._set_fields(list(stored))
-
-    def _set_fields(self, fields: list[str]) -> list[str]:
-        self.fields = fields
-        self._known = frozenset(fields)
-        return fields
 
 
 class CsvSink(LocalFileSink):

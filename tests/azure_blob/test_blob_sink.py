@@ -15,9 +15,9 @@ import pytest
 from elspeth.api import Artifact, Capability, Context, Row, Sink
 from elspeth.engine.clock import SystemClock
 from elspeth.errors import ConfigError, ElspethError
+from elspeth.formats import encode_jsonl
 from elspeth.plugins.azure.blob_sink import AzureBlobSink, AzureBlobSinkConfig, block_id
 from elspeth.plugins.csv_files import CsvSink, CsvSinkConfig
-from elspeth.plugins.jsonl_files import encode_jsonl
 from elspeth.settings import structure
 from elspeth_testkit import fault_proxy
 from elspeth_testkit.azurite import Azurite

@@ -26,10 +26,10 @@ from elspeth.api import Quarantine
 from elspeth.cli import main
 from elspeth.engine.orchestrator import run_pipeline
 from elspeth.errors import ConfigError, NonCanonicalValueError
+from elspeth.formats import Origin, read_json_array, text_stream
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.plugins.csv_files import CsvSource, CsvSourceConfig
-from elspeth.plugins.jsonl_files import JsonlSource, JsonlSourceConfig, read_json_array
-from elspeth.plugins.source_files import Origin, text_stream
+from elspeth.plugins.jsonl_files import JsonlSource, JsonlSourceConfig
 from elspeth.settings import Settings, structure
 from elspeth_testkit.sweep import assert_clean
 

@@ -33,9 +33,8 @@ from botocore.parsers import ResponseParserError
 from elspeth import retries
 from elspeth.api import Artifact, Capability, Context, Row, Sink
 from elspeth.errors import ConfigError, ElspethError, ResumeError
+from elspeth.formats import CsvEncoder, encode_jsonl
 from elspeth.options import at_least, no_duplicates, single_character
-from elspeth.plugins.csv_files import CsvEncoder
-from elspeth.plugins.jsonl_files import encode_jsonl
 from elspeth_s3 import USER_AGENT
 from elspeth_s3.calls import S3_ERRORS, MalformedResponse, Reply, S3Calls, code_of, explained, status_of
 from elspeth_s3.options import S3ObjectConfig

@@ -3,8 +3,8 @@
 Each GET fetches `chunk_size_mb` and is one recorded call holding the bytes received; later chunks are asked
 for with `If-Match` on the ETag of the first, so an object replaced mid-read fails the run instead of
 mixing two versions. The chunks are spooled to a private temporary file (memory stays at one chunk) and
-handed to the built-in `csv` / `jsonl` source, so bad records are quarantined exactly as they would be
-from a local file.
+read by `elspeth.formats`, the parsers of the built-in `csv` / `jsonl` sources, so bad records are quarantined
+exactly as they would be from a local file.
 """
 
 from __future__ import annotations
@@ -18,10 +18,9 @@ from typing import IO, Any, ClassVar
 from attrs import field, frozen
 
 from elspeth.api import Capability, Context, Quarantine, Row, Source
-from elspeth.errors import ConfigError, ElspethError
+from elspeth.errors import ElspethError
+from elspeth.formats import Origin, open_text, read_csv, read_jsonl
 from elspeth.options import at_least, known_encoding, single_character, values_one_of
-from elspeth.plugins.csv_files import CsvSource, CsvSourceConfig
-from elspeth.plugins.jsonl_files import JsonlSource, JsonlSourceConfig
 from elspeth_s3 import USER_AGENT
 from elspeth_s3.calls import MalformedResponse, Reply, S3Calls, explained, status_of
 from elspeth_s3.options import S3ObjectConfig
@@ -65,18 +64,13 @@ class S3Source(Source):
             path = os.path.join(tmp, f"object.{cfg.format}")
             with open(path, "wb") as spool:
                 self._download(ctx, spool)
-            inner: Source
+            origin = Origin("s3 source", cfg.uri, noun="object")
             if cfg.format == "csv":
-                inner = CsvSource(
-                    CsvSourceConfig(path=path, delimiter=cfg.delimiter, encoding=cfg.encoding, types=dict(cfg.types))
-                )
+                with open_text(path, cfg.encoding, kind="s3 source", newline="") as f:
+                    yield from read_csv(f, cfg, origin)
             else:
-                inner = JsonlSource(JsonlSourceConfig(path=path, encoding=cfg.encoding))
-            try:
-                yield from inner.load(ctx)
-            except ConfigError as exc:
-                # The built-in parsers name the spool file; the user knows the object.
-                raise ConfigError(str(exc).replace(path, cfg.uri).replace("csv source", "s3 source")) from None
+                with open_text(path, cfg.encoding, kind="s3 source", newline="\n") as f:
+                    yield from read_jsonl(f, cfg.encoding, origin)
 
     def close(self) -> None:
         if self._s3 is not None:

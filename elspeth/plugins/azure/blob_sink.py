@@ -31,12 +31,11 @@ from attrs import field, frozen
 
 from elspeth.api import Artifact, Capability, Context, Location, Row, Sink
 from elspeth.errors import ConfigError, ElspethError, ResumeError
+from elspeth.formats import CsvEncoder, encode_jsonl
 from elspeth.options import no_duplicates, single_character
 from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_location, blob_name_problem
 from elspeth.plugins.azure.blob_calls import BlobCalls, error_code_of, status_of
 from elspeth.plugins.azure.blob_source import format_of
-from elspeth.plugins.csv_files import CsvEncoder
-from elspeth.plugins.jsonl_files import encode_jsonl
 
 _FORMATS = ("csv", "jsonl")
 _TEMPLATE_FIELDS = frozenset({"run_id", "date"})

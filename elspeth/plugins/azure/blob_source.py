@@ -14,12 +14,10 @@ from attrs import field, frozen
 
 from elspeth.api import Capability, Context, Location, Quarantine, Row, Source
 from elspeth.errors import ConfigError
+from elspeth.formats import DEFAULT_MAX_FIELD_SIZE, Origin, read_csv, read_json_array, read_jsonl, text_stream
 from elspeth.options import known_encoding, positive, single_character, values_one_of
 from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_location, blob_name_problem
 from elspeth.plugins.azure.blob_calls import BlobCalls
-from elspeth.plugins.csv_files import DEFAULT_MAX_FIELD_SIZE, read_csv
-from elspeth.plugins.jsonl_files import read_json_array, read_jsonl
-from elspeth.plugins.source_files import Origin, text_stream
 
 _FORMATS = ("csv", "json", "jsonl")
 _BY_EXTENSION = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}

@@ -2,6 +2,6 @@
 keep the audit promise, plus the pieces it is built from (the Landscape sweep, the fault proxy, the wire
 check). Importing this package is cheap: only the setup classes come with it."""
 
-from elspeth_testkit.setups import PluginSetup, Service, local_file_setup
+from elspeth_testkit.setups import Options, PluginSetup, Service, local_file_setup
 
-__all__ = ["PluginSetup", "Service", "local_file_setup"]
+__all__ = ["Options", "PluginSetup", "Service", "local_file_setup"]

@@ -22,8 +22,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
-from elspeth_testkit import PluginSetup, Service
-from elspeth_testkit.setups import Options, Row
+from elspeth.api import Row
+from elspeth_testkit import Options, PluginSetup, Service
 
 BUCKET = "elspeth-conformance"
 REGION = "us-east-1"

@@ -35,11 +35,17 @@ def elspeth(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Re
 
 @pytest.fixture
 def throwaway_python(tmp_path: Path) -> Path:
-    """The python of a venv in tmp_path that sees everything installed here (--system-site-packages): what a
+    """The python of a venv in tmp_path that sees every package the python running the tests sees: what a
     test pip-installs goes into it and goes away with it, never into the environment running the tests,
     where other tests (and the user's later runs) would find it."""
     venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)], check=True)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    # Not --system-site-packages: that is the base interpreter's, not a venv's the tests may run in. Each of
+    # our site directories is added after the venv's own (addsitedir: their .pth files, editable installs
+    # included, count), so what the test installs comes first.
+    [own] = venv.glob("lib/python*/site-packages")
+    ours = [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()]
+    (own / "_outer_environment.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n" for p in ours))
     return venv / "bin" / "python"
 
 

@@ -1,0 +1,280 @@
+"""The wire of a killed run and of its resume, held to the Landscape the resume leaves (bug classes 3, 26).
+
+The recovery scenarios run the killed attempt in a child process and the resume in the kit's; the fault
+proxy lives in the kit's process, so it sees both attempts' exchanges, and both are checked as one run:
+
+- **the wire check** (`wire_check`), but for what the kill may have cut off. A call is committed as it is
+  recorded, so an exchange of the killed attempt may lack its call only when the kill came between the
+  answer and its record: when it ended after (or just before, `RECORD_GRACE`) the last record the killed
+  attempt made durable. One that ended well before records that did become durable must have been recorded
+  like any other. Exchanges that were recorded are matched whichever attempt made them.
+- **`job-resubmitted`**: a batch that answered Pending, its checkpoint recorded, holds an external job the
+  killed attempt submitted; the resume hands the checkpoint back, and the plugin must poll or collect that
+  job through it, never submit it again. A submission is a non-read request (any method but GET, HEAD,
+  OPTIONS, TRACE) that crossed the wire for a call recorded under one of the batch's flush states. One is
+  repeated by a request of the resumed batch's polls (a call recorded under one of them, or, unrecorded, a
+  request sent while one of them was open) with the same method and either the same path or the same body
+  (compared part by part, as the wire check compares bodies: multipart boundaries and JSON key order do not
+  count). A path the batch's own polls also sent before the kill is how the plugin polls (a single RPC
+  endpoint, say), so there only the body decides. Work the engine itself redoes after a kill (rows whose
+  state never completed, a batch interrupted before its checkpoint was recorded) is no resubmission.
+
+A batch's states are told apart by what the engine records of each execution: the node, the batch's attempt
+and the hash of its members' rows (`input_hash`), which a flush and every poll of the batch share.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from attrs import frozen
+from sqlalchemy import Engine, create_engine, func, select
+
+from elspeth.landscape import schema
+from elspeth_testkit.fault_proxy import Exchange
+from elspeth_testkit.sweep import Violation
+from elspeth_testkit.wire_check import Needle, WireMatch, match_wire
+
+RECORD_GRACE = 1.0
+"""Seconds an answer may wait to be recorded while other threads record theirs (rows in flight, a loaded
+machine): an exchange of the killed attempt that ended this long before its last durable record, and was
+not recorded, is a call that went unrecorded, not one the kill cut off."""
+READS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+"""Methods that ask for something and change nothing (RFC 9110 9.2.1): never a submission."""
+
+
+@frozen
+class _State:
+    state_id: int
+    node_id: str
+    operation: str
+    attempt: int
+    input_hash: str | None
+    started_at: float
+    ended_at: float | None
+
+    def holds(self, moment: float) -> bool:
+        return self.started_at <= moment and (self.ended_at is None or moment <= self.ended_at)
+
+
+@frozen
+class PendingBatch:
+    """A batch the kill left pending with its checkpoint, and the states it had had by then."""
+
+    batch_id: int
+    node_id: str
+    attempt: int
+    checkpoint: str
+    states: tuple[_State, ...]
+
+    def owns(self, state: _State) -> bool:
+        last = self.states[-1]
+        return (state.node_id, state.attempt, state.input_hash) == (last.node_id, last.attempt, last.input_hash)
+
+
+@frozen
+class KilledRun:
+    """What the Landscape held of a run just after its process was killed, read before any resume."""
+
+    run_id: str
+    started_at: float
+    read_at: float
+    """Every exchange of the killed attempt started before this moment, every one of the resume after."""
+    last_record: float
+    """The latest moment any durable record of the run names."""
+    last_state_id: int
+    pending: tuple[PendingBatch, ...]
+
+    @classmethod
+    def read(cls, url: str, run_id: str) -> KilledRun:
+        engine = create_engine(url)
+        try:
+            return cls._read(engine, run_id)
+        finally:
+            engine.dispose()
+
+    @classmethod
+    def _read(cls, engine: Engine, run_id: str) -> KilledRun:
+        read_at = time.time()
+        with engine.connect() as conn:
+            started = conn.execute(select(schema.runs.c.started_at).where(schema.runs.c.run_id == run_id)).scalar()
+            moments = [started or 0.0]
+            for table, columns in _MOMENTS.items():
+                t = schema.metadata.tables[table]
+                query = select(*(func.max(t.c[c]) for c in columns)).where(t.c.run_id == run_id)
+                moments += [m for m in conn.execute(query).one() if m is not None]
+            states = _states(conn, run_id)
+            b = schema.batches
+            pending_rows = conn.execute(
+                select(b.c.batch_id, b.c.node_id, b.c.attempt, b.c.flush_state_id, b.c.checkpoint_json)
+                .where(b.c.run_id == run_id, b.c.status == "executing", b.c.checkpoint_json.is_not(None))
+                .order_by(b.c.batch_id)
+            ).all()
+            conn.rollback()
+        pending = []
+        for batch_id, node_id, attempt, last_state, checkpoint in pending_rows:
+            last = states.get(last_state)
+            if last is None:
+                continue
+            own = sorted(
+                (s for s in states.values() if s.state_id <= last.state_id and _same_batch(s, last)),
+                key=lambda s: s.state_id,
+            )
+            pending.append(PendingBatch(batch_id, node_id, attempt, checkpoint, tuple(own)))
+        return cls(
+            run_id,
+            started or 0.0,
+            read_at,
+            max(moments),
+            max(states, default=0),
+            tuple(pending),
+        )
+
+    def attempt_of(self, exchange: Exchange) -> str:
+        return "killed" if exchange.started_at < self.read_at else "resumed"
+
+    def cut_off(self, exchange: Exchange) -> bool:
+        """Whether the kill may have come between this exchange of the killed attempt and its record."""
+        return self.attempt_of(exchange) == "killed" and exchange.ended_at > self.last_record - RECORD_GRACE
+
+
+_MOMENTS = {
+    "node_states": ("started_at", "ended_at"),
+    "calls": ("created_at",),
+    "batches": ("created_at", "updated_at"),
+    "artifacts": ("created_at",),
+    "checkpoints": ("created_at",),
+    "token_outcomes": ("recorded_at",),
+}
+"""The timestamps of the tables a run writes to."""
+
+
+def _same_batch(a: _State, b: _State) -> bool:
+    return a.operation in ("flush", "poll") and (a.node_id, a.attempt, a.input_hash) == (
+        b.node_id,
+        b.attempt,
+        b.input_hash,
+    )
+
+
+def _states(conn: Any, run_id: str) -> dict[int, _State]:
+    ns = schema.node_states
+    query = select(
+        ns.c.state_id, ns.c.node_id, ns.c.operation, ns.c.attempt, ns.c.input_hash, ns.c.started_at, ns.c.ended_at
+    ).where(ns.c.run_id == run_id)
+    return {r[0]: _State(*r) for r in conn.execute(query).all()}
+
+
+def compare_across_resume(
+    exchanges: Iterable[Exchange],
+    url: str,
+    killed: KilledRun,
+    payload_dir: str | Path | None = None,
+    secrets: Iterable[str] = (),
+) -> list[Violation]:
+    """The violations of both attempts' exchanges against the Landscape of the resumed run (or of the killed
+    run alone, when it was not resumed): `job-resubmitted` first, then the wire check's."""
+    sent = list(exchanges)
+    wire = match_wire(sent, url, killed.run_id, payload_dir, secrets, excused=killed.cut_off)
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            states = _states(conn, killed.run_id)
+            conn.rollback()
+    finally:
+        engine.dispose()
+    found = [v for batch in killed.pending for v in _resubmitted(batch, sent, wire, states, killed)]
+    return found + wire.violations
+
+
+def _resubmitted(
+    batch: PendingBatch, exchanges: list[Exchange], wire: WireMatch, states: dict[int, _State], killed: KilledRun
+) -> list[Violation]:
+    resumed = [s for s in states.values() if s.state_id > killed.last_state_id and batch.owns(s)]
+
+    def recorded_under(exchange: Exchange) -> _State | None:
+        call = wire.calls.get(exchange.index)
+        return None if call is None else states.get(call["state_id"])
+
+    def resumed_poll(exchange: Exchange) -> _State | None:
+        state = recorded_under(exchange)
+        if wire.calls.get(exchange.index) is None:
+            # Unrecorded: whose work was under way while it crossed the wire.
+            state = next((s for s in resumed if s.holds(exchange.started_at)), None)
+        return state if state in resumed else None
+
+    writes = [e for e in exchanges if e.method.upper() not in READS]
+    submitted, polled = [], set()
+    for exchange in (e for e in writes if killed.attempt_of(e) == "killed"):
+        state = recorded_under(exchange)
+        if state in batch.states and state is not None:
+            if state.operation == "flush":
+                submitted.append(exchange)
+            else:
+                polled.add((exchange.method.upper(), exchange.path))
+    found = []
+    for again in (e for e in writes if killed.attempt_of(e) == "resumed"):
+        state = resumed_poll(again)
+        first = next((s for s in submitted if _repeats(again, s, wire, polled)), None) if state else None
+        if state is not None and first is not None:
+            found.append(_violation(batch, first, again, state, wire, killed))
+    return found
+
+
+def _repeats(again: Exchange, first: Exchange, wire: WireMatch, polled_paths: set[tuple[str, str]]) -> bool:
+    """`again` submits what `first` did: the same method, and the same path (unless the batch's polls use that
+    path too) or the same body."""
+    if again.method.upper() != first.method.upper():
+        return False
+    if again.path == first.path and (first.method.upper(), first.path) not in polled_paths:
+        return True
+    return _same_body(wire.requests.get(again.index), wire.requests.get(first.index))
+
+
+def _same_body(a: Needle | None, b: Needle | None) -> bool:
+    if a is None or b is None or len(a.parts) != len(b.parts):
+        return False
+    return all(not x.isdisjoint(y) for x, y in zip(a.parts, b.parts, strict=True))
+
+
+def _violation(
+    batch: PendingBatch, first: Exchange, again: Exchange, state: _State, wire: WireMatch, killed: KilledRun
+) -> Violation:
+    origin = killed.started_at
+    first_call = wire.calls[first.index]
+    again_call = wire.calls.get(again.index)
+    assert first_call is not None
+    pending_state = batch.states[-1]
+    answered = "" if pending_state.ended_at is None else f" at +{pending_state.ended_at - origin:.3f} s"
+    recorded = "not recorded at all" if again_call is None else f"recorded as {_call_name(again_call)}"
+    return Violation(
+        "job-resubmitted",
+        f"batch {batch.batch_id} of {batch.node_id} (attempt {batch.attempt}) submitted its job with "
+        f"{first.method} {first.path} (exchange #{first.index}), first recorded at "
+        f"+{first_call['created_at'] - origin:.3f} s as {_call_name(first_call)}, and answered Pending with "
+        f"checkpoint {batch.checkpoint}{answered}; after the resume, its poll (node_state {state.state_id}) sent "
+        f"{again.method} {again.path} again at +{again.started_at - origin:.3f} s (exchange #{again.index}, "
+        f"{recorded}): the job was submitted twice. A resumed batch is handed its checkpoint in ctx.checkpoint: "
+        "poll and collect the job it names, and keep whatever finds that job in the checkpoint, never on the "
+        "plugin, which a new process does not have.",
+        [
+            _shown("first submitted", first, first_call, origin),
+            _shown("submitted again", again, again_call, origin),
+        ],
+    )
+
+
+def _call_name(call: dict[str, Any]) -> str:
+    return f"call {call['call_index']} of node_state {call['state_id']}"
+
+
+def _shown(which: str, exchange: Exchange, call: dict[str, Any] | None, origin: float) -> dict[str, Any]:
+    return {
+        "which": which,
+        "exchange": exchange.describe(),
+        "sent": f"+{exchange.started_at - origin:.3f} s",
+        "call": "none" if call is None else _call_name(call),
+    }

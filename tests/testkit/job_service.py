@@ -1,7 +1,8 @@
 """A tiny job service on 127.0.0.1 for the pending aggregate samples: `POST /jobs` with `{"rows": [...]}`
 submits a job and answers its id; `GET /jobs/<id>` answers its status, `running` for its first
 `polls_to_finish` polls, then `done` with its results (each row with `batch_size`, the number of rows of
-its job). Every submission is kept in `submitted`, for tests to count."""
+its job). `POST /rpc` does both, as one endpoint for everything would: `{"op": "submit", "rows": [...]}` or
+`{"op": "status", "id": ...}`. Every submission is kept in `submitted`, for tests to count."""
 
 from __future__ import annotations
 
@@ -42,19 +43,29 @@ class JobService(LoopbackServer):
         parts = path.split("?", 1)[0].strip("/").split("/")
         with self._lock:
             if method == "POST" and parts == ["jobs"]:
-                rows = json.loads(body)["rows"]
-                self.submitted.append(rows)
-                job_id = f"job-{len(self.submitted)}"
-                self._polls[job_id] = 0
-                return 201, {"id": job_id, "status": "running"}
+                return self._submit(json.loads(body)["rows"])
             if method == "GET" and len(parts) == 2 and parts[0] == "jobs" and parts[1] in self._polls:
-                job_id = parts[1]
-                self._polls[job_id] += 1
-                if self._polls[job_id] <= self.polls_to_finish:
-                    return 200, {"id": job_id, "status": "running"}
-                rows = self.submitted[int(job_id.split("-")[1]) - 1]
-                return 200, {"id": job_id, "status": "done", "results": [{**r, "batch_size": len(rows)} for r in rows]}
+                return self._status(parts[1])
+            if method == "POST" and parts == ["rpc"]:
+                call = json.loads(body)
+                if call.get("op") == "submit":
+                    return self._submit(call["rows"])
+                if call.get("op") == "status" and call.get("id") in self._polls:
+                    return self._status(call["id"])
         return 404, {"error": {"code": "404", "message": f"no {method} {path}"}}
+
+    def _submit(self, rows: list[Any]) -> tuple[int, dict[str, Any]]:
+        self.submitted.append(rows)
+        job_id = f"job-{len(self.submitted)}"
+        self._polls[job_id] = 0
+        return 201, {"id": job_id, "status": "running"}
+
+    def _status(self, job_id: str) -> tuple[int, dict[str, Any]]:
+        self._polls[job_id] += 1
+        if self._polls[job_id] <= self.polls_to_finish:
+            return 200, {"id": job_id, "status": "running"}
+        rows = self.submitted[int(job_id.split("-")[1]) - 1]
+        return 200, {"id": job_id, "status": "done", "results": [{**r, "batch_size": len(rows)} for r in rows]}
 
 
 class _Server(ThreadingHTTPServer):

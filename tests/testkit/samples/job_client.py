@@ -1,7 +1,7 @@
 """What the pending aggregate samples share: their options, and an aggregate that hands each batch of rows
 to the job service (tests/testkit/job_service.py) as one job, answers Pending, and polls the job until it
 is done. Each request is recorded through `http_client.recorded_call`. How a sample finds the job to poll
-(`job_id`) is where they differ."""
+(`job_id`) is where they differ, and whether it speaks REST (POST /jobs, GET /jobs/<id>) or RPC."""
 
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ class JobAggregate(Aggregate):
             "json": {"rows": rows},
         }
 
+    def poll_request(self, job_id: str) -> Request:
+        return {"method": "GET", "url": f"{self.config.url.rstrip('/')}/jobs/{job_id}"}
+
     def submit(self, rows: list[Row], ctx: Context) -> str:
         job_id: str = recorded_call(ctx, PROVIDER, self.submit_request(rows), self.config.timeout)["id"]
         return job_id
@@ -59,8 +62,7 @@ class JobAggregate(Aggregate):
         checkpoint: dict[str, Any] = dict(ctx.checkpoint)
         try:
             job_id = self.job_id(rows, ctx)
-            request = {"method": "GET", "url": f"{self.config.url.rstrip('/')}/jobs/{job_id}"}
-            job = recorded_call(ctx, PROVIDER, request, self.config.timeout)
+            job = recorded_call(ctx, PROVIDER, self.poll_request(job_id), self.config.timeout)
         except (HttpStatusError, OSError, ValueError) as exc:
             errors = checkpoint["poll_errors"] + 1
             if errors >= MAX_POLL_ERRORS:
@@ -70,3 +72,21 @@ class JobAggregate(Aggregate):
         if job["status"] != "done":
             return Pending({**checkpoint, "job_id": job_id, "poll_errors": 0}, retry_after=self.config.poll_seconds)
         return Success(*job["results"])
+
+
+class RpcRequests(JobAggregate):
+    """Submits and polls through the service's one RPC endpoint (POST /rpc), as GraphQL or JSON-RPC APIs do."""
+
+    def rpc(self, call: dict[str, Any]) -> Request:
+        return {
+            "method": "POST",
+            "url": f"{self.config.url.rstrip('/')}/rpc",
+            "headers": {"Content-Type": "application/json"},
+            "json": call,
+        }
+
+    def submit_request(self, rows: list[Row]) -> Request:
+        return self.rpc({"op": "submit", "rows": rows})
+
+    def poll_request(self, job_id: str) -> Request:
+        return self.rpc({"op": "status", "id": job_id})

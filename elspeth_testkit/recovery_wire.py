@@ -15,9 +15,11 @@ proxy lives in the kit's process, so it sees both attempts' exchanges, and both 
   repeated by a request of the resumed batch's polls (a call recorded under one of them, or, unrecorded, a
   request sent while one of them was open) with the same method and either the same path or the same body
   (compared part by part, as the wire check compares bodies: multipart boundaries and JSON key order do not
-  count). A path the batch's own polls also sent before the kill is how the plugin polls (a single RPC
-  endpoint, say), so there only the body decides. Work the engine itself redoes after a kill (rows whose
-  state never completed, a batch interrupted before its checkpoint was recorded) is no resubmission.
+  count). What the node's ordinary polls send (those before the kill, and every poll of a batch the kill
+  did not leave pending) is how the plugin polls, not a submission: a path they use (one GraphQL or RPC
+  endpoint for everything, say) leaves the body to decide, and a body they send decides nothing. Work the
+  engine itself redoes after a kill (rows whose state never completed, a batch interrupted before its
+  checkpoint was recorded, run again as a new attempt) is no resubmission.
 
 A batch's states are told apart by what the engine records of each execution: the node, the batch's attempt
 and the hash of its members' rows (`input_hash`), which a flush and every poll of the batch share.
@@ -133,6 +135,17 @@ class KilledRun:
             tuple(pending),
         )
 
+    def resumed_polls(self, states: dict[int, _State]) -> dict[int, PendingBatch]:
+        """The states after the resume of the batches left pending, by state_id: their polls (a batch run
+        again by the engine is a new attempt)."""
+        return {
+            s.state_id: batch
+            for s in states.values()
+            if s.state_id > self.last_state_id
+            for batch in self.pending
+            if batch.owns(s)
+        }
+
     def attempt_of(self, exchange: Exchange) -> str:
         return "killed" if exchange.started_at < self.read_at else "resumed"
 
@@ -186,52 +199,76 @@ def compare_across_resume(
             conn.rollback()
     finally:
         engine.dispose()
-    found = [v for batch in killed.pending for v in _resubmitted(batch, sent, wire, states, killed)]
-    return found + wire.violations
+    writes = _Writes(
+        [e for e in sent if e.method.upper() not in READS], wire, states, killed, killed.resumed_polls(states)
+    )
+    return [v for batch in killed.pending for v in writes.resubmitted(batch)] + wire.violations
 
 
-def _resubmitted(
-    batch: PendingBatch, exchanges: list[Exchange], wire: WireMatch, states: dict[int, _State], killed: KilledRun
-) -> list[Violation]:
-    resumed = [s for s in states.values() if s.state_id > killed.last_state_id and batch.owns(s)]
+@frozen
+class _Writes:
+    """The non-read exchanges of both attempts, each with the state it belongs to."""
 
-    def recorded_under(exchange: Exchange) -> _State | None:
-        call = wire.calls.get(exchange.index)
-        return None if call is None else states.get(call["state_id"])
+    exchanges: list[Exchange]
+    wire: WireMatch
+    states: dict[int, _State]
+    killed: KilledRun
+    resumed_polls: dict[int, PendingBatch]
+    """The polls after the resume of the batches the kill left pending, by state_id."""
 
-    def resumed_poll(exchange: Exchange) -> _State | None:
-        state = recorded_under(exchange)
-        if wire.calls.get(exchange.index) is None:
-            # Unrecorded: whose work was under way while it crossed the wire.
-            state = next((s for s in resumed if s.holds(exchange.started_at)), None)
-        return state if state in resumed else None
+    def state_of(self, exchange: Exchange) -> _State | None:
+        """The state of its call; unrecorded, the resumed poll that was open while it crossed the wire."""
+        call = self.wire.calls.get(exchange.index)
+        if call is not None:
+            return self.states.get(call["state_id"])
+        if self.killed.attempt_of(exchange) == "resumed":
+            return next(
+                (s for i, s in self.states.items() if i in self.resumed_polls and s.holds(exchange.started_at)), None
+            )
+        return None
 
-    writes = [e for e in exchanges if e.method.upper() not in READS]
-    submitted, polled = [], set()
-    for exchange in (e for e in writes if killed.attempt_of(e) == "killed"):
-        state = recorded_under(exchange)
-        if state in batch.states and state is not None:
-            if state.operation == "flush":
-                submitted.append(exchange)
-            else:
-                polled.add((exchange.method.upper(), exchange.path))
-    found = []
-    for again in (e for e in writes if killed.attempt_of(e) == "resumed"):
-        state = resumed_poll(again)
-        first = next((s for s in submitted if _repeats(again, s, wire, polled)), None) if state else None
-        if state is not None and first is not None:
-            found.append(_violation(batch, first, again, state, wire, killed))
-    return found
+    def polling(self, node_id: str) -> list[Exchange]:
+        """What the node sent while polling in the ordinary way (any poll but those resumed): what a
+        resumed poll may send again."""
+        found = []
+        for exchange in self.exchanges:
+            state = self.state_of(exchange)
+            if (
+                state
+                and state.node_id == node_id
+                and state.operation == "poll"
+                and state.state_id not in self.resumed_polls
+            ):
+                found.append(exchange)
+        return found
 
+    def resubmitted(self, batch: PendingBatch) -> list[Violation]:
+        flushes = {s.state_id for s in batch.states if s.operation == "flush"}
+        submitted = [e for e in self.exchanges if (s := self.state_of(e)) is not None and s.state_id in flushes]
+        if not submitted:
+            return []
+        polling = self.polling(batch.node_id)
+        found = []
+        for again in self.exchanges:
+            state = self.state_of(again)
+            if state is None or self.resumed_polls.get(state.state_id) is not batch:
+                continue
+            first = next((e for e in submitted if self.repeats(again, e, polling)), None)
+            if first is not None:
+                found.append(_violation(batch, first, again, state, self.wire, self.killed))
+        return found
 
-def _repeats(again: Exchange, first: Exchange, wire: WireMatch, polled_paths: set[tuple[str, str]]) -> bool:
-    """`again` submits what `first` did: the same method, and the same path (unless the batch's polls use that
-    path too) or the same body."""
-    if again.method.upper() != first.method.upper():
-        return False
-    if again.path == first.path and (first.method.upper(), first.path) not in polled_paths:
-        return True
-    return _same_body(wire.requests.get(again.index), wire.requests.get(first.index))
+    def repeats(self, again: Exchange, first: Exchange, polling: list[Exchange]) -> bool:
+        """`again` submits what `first` did: the same method, and the same path or the same body, unless
+        the node's ordinary polls send that path or that body too."""
+        if again.method.upper() != first.method.upper():
+            return False
+        if again.path == first.path and not any(p.path == again.path for p in polling):
+            return True
+        body = self.wire.requests.get(again.index)
+        return _same_body(body, self.wire.requests.get(first.index)) and not any(
+            _same_body(body, self.wire.requests.get(p.index)) for p in polling
+        )
 
 
 def _same_body(a: Needle | None, b: Needle | None) -> bool:

@@ -8,7 +8,7 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from attrs import has
@@ -21,7 +21,7 @@ from elspeth.settings import is_secret_name, run_secrets, structure
 from elspeth_testkit import fault_proxy
 from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.harness import Harness, RunResult
-from elspeth_testkit.recovery_wire import compare_across_resume
+from elspeth_testkit.recovery_wire import PendingBatch, compare_across_resume
 from elspeth_testkit.setups import Row, text_rows
 from elspeth_testkit.wire_check import compare_wire_with_calls
 
@@ -230,6 +230,27 @@ def wire_across_resume(h: Harness, proxy: FaultProxy | None, settings: dict[str,
         others = ", ".join(sorted({v.invariant for v in found[1:]}))
         more = f" (and {len(found) - 1} more: {others})" if found[1:] else ""
         h.fail(first.invariant, f"across the SIGKILL and the resume: {first.message}{more}", first.rows)
+
+
+def pending_completed(h: Harness, resumed: RunResult, pending: Iterable[PendingBatch]) -> None:
+    """Each batch the kill left pending completed after the resume, polled with its checkpoint; when one did
+    not, the message says how it ended instead, and why."""
+    batches = {b["batch_id"]: b for b in resumed.rows("batches")}
+    for batch in pending:
+        final = batches[batch.batch_id]
+        if final["status"] == "completed":
+            continue
+        error = json.loads(final["error_json"] or "{}")
+        reason = error.get("reason") or error.get("message") or final["error_json"]
+        again = [b["batch_id"] for b in batches.values() if b["retry_of"] == batch.batch_id]
+        rerun = f"; the engine ran its rows again as batch {again[0]}" if again else ""
+        h.fail(
+            "pending-resumed",
+            f"batch {batch.batch_id} of {batch.node_id}, pending at the kill with checkpoint {batch.checkpoint}, "
+            f"ended {final['status']!r} after the resume, not completed: its poll with that checkpoint answered "
+            f"{reason}{rerun}",
+            [final],
+        )
 
 
 def call_linkage(h: Harness, build: Callable[[Harness], dict[str, Any]]) -> None:

@@ -395,7 +395,7 @@ class Harness:
             found = self._without_own_artifact_bytes(found, run_id)
         if found:
             self.fail(found[0].invariant, f"after the SIGKILL: {found[0].message}", found[0].rows)
-        self.killed = KilledRun.read(self.url, run_id)
+        self.killed = KilledRun.read(self.url, run_id, self.plugin.info.name)
         return ended
 
     def _without_own_artifact_bytes(self, found: list[Violation], run_id: str) -> list[Violation]:

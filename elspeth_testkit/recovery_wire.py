@@ -3,11 +3,12 @@
 The recovery scenarios run the killed attempt in a child process and the resume in the kit's; the fault
 proxy lives in the kit's process, so it sees both attempts' exchanges, and both are checked as one run:
 
-- **the wire check** (`wire_check`), but for what the kill may have cut off. A call is committed as it is
-  recorded, so an exchange of the killed attempt may lack its call only when the kill came between the
-  answer and its record: when it ended after (or just before, `RECORD_GRACE`) the last record the killed
-  attempt made durable. One that ended well before records that did become durable must have been recorded
-  like any other. Exchanges that were recorded are matched whichever attempt made them.
+- **the wire check** (`wire_check`), but for what the kill cut off. A call is committed as it is recorded,
+  so an exchange of the killed attempt may lack its call only when the kill came between the answer and its
+  record: when it ended after the last record the killed attempt made durable, or shortly before
+  (`RECORD_GRACE`) for work the kill left unfinished (it started inside a state of the plugin left open).
+  Any other exchange of the killed attempt without its call went unrecorded, as in any run. Exchanges that
+  were recorded are matched whichever attempt made them.
 - **`job-resubmitted`**: a batch that answered Pending, its checkpoint recorded, holds an external job the
   killed attempt submitted; the resume hands the checkpoint back, and the plugin must poll or collect that
   job through it, never submit it again. A submission is a non-read request (any method but GET, HEAD,
@@ -40,10 +41,10 @@ from elspeth_testkit.fault_proxy import Exchange
 from elspeth_testkit.sweep import Violation
 from elspeth_testkit.wire_check import Needle, WireMatch, match_wire
 
-RECORD_GRACE = 1.0
-"""Seconds an answer may wait to be recorded while other threads record theirs (rows in flight, a loaded
-machine): an exchange of the killed attempt that ended this long before its last durable record, and was
-not recorded, is a call that went unrecorded, not one the kill cut off."""
+RECORD_GRACE = 5.0
+"""Seconds before the killed attempt's last durable record within which an answer to work the kill cut off
+may still have been waiting for its record (other rows in flight recorded theirs meanwhile, the plugin
+records its calls when its work is done, the machine is loaded)."""
 READS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 """Methods that ask for something and change nothing (RFC 9110 9.2.1): never a submission."""
 
@@ -87,19 +88,22 @@ class KilledRun:
     """Every exchange of the killed attempt started before this moment, every one of the resume after."""
     last_record: float
     """The latest moment any durable record of the run names."""
+    open_since: tuple[float, ...]
+    """When each state of the plugin under test that the kill left open had opened: its unfinished work."""
     last_state_id: int
     pending: tuple[PendingBatch, ...]
 
     @classmethod
-    def read(cls, url: str, run_id: str) -> KilledRun:
+    def read(cls, url: str, run_id: str, plugin: str) -> KilledRun:
+        """`plugin`: the name of the plugin under test, whose traffic the proxy carries."""
         engine = create_engine(url)
         try:
-            return cls._read(engine, run_id)
+            return cls._read(engine, run_id, plugin)
         finally:
             engine.dispose()
 
     @classmethod
-    def _read(cls, engine: Engine, run_id: str) -> KilledRun:
+    def _read(cls, engine: Engine, run_id: str, plugin: str) -> KilledRun:
         read_at = time.time()
         with engine.connect() as conn:
             started = conn.execute(select(schema.runs.c.started_at).where(schema.runs.c.run_id == run_id)).scalar()
@@ -109,6 +113,8 @@ class KilledRun:
                 query = select(*(func.max(t.c[c]) for c in columns)).where(t.c.run_id == run_id)
                 moments += [m for m in conn.execute(query).one() if m is not None]
             states = _states(conn, run_id)
+            n = schema.nodes
+            nodes = set(conn.execute(select(n.c.node_id).where(n.c.run_id == run_id, n.c.plugin == plugin)).scalars())
             b = schema.batches
             pending_rows = conn.execute(
                 select(b.c.batch_id, b.c.node_id, b.c.attempt, b.c.flush_state_id, b.c.checkpoint_json)
@@ -121,16 +127,17 @@ class KilledRun:
             last = states.get(last_state)
             if last is None:
                 continue
-            own = sorted(
+            had = sorted(
                 (s for s in states.values() if s.state_id <= last.state_id and _same_batch(s, last)),
                 key=lambda s: s.state_id,
             )
-            pending.append(PendingBatch(batch_id, node_id, attempt, checkpoint, tuple(own)))
+            pending.append(PendingBatch(batch_id, node_id, attempt, checkpoint, tuple(had)))
         return cls(
             run_id,
             started or 0.0,
             read_at,
             max(moments),
+            tuple(s.started_at for s in states.values() if s.ended_at is None and s.node_id in nodes),
             max(states, default=0),
             tuple(pending),
         )
@@ -151,7 +158,12 @@ class KilledRun:
 
     def cut_off(self, exchange: Exchange) -> bool:
         """Whether the kill may have come between this exchange of the killed attempt and its record."""
-        return self.attempt_of(exchange) == "killed" and exchange.ended_at > self.last_record - RECORD_GRACE
+        if self.attempt_of(exchange) != "killed":
+            return False
+        if exchange.ended_at > self.last_record:
+            return True
+        unfinished = any(opened <= exchange.started_at for opened in self.open_since)
+        return unfinished and exchange.ended_at > self.last_record - RECORD_GRACE
 
 
 _MOMENTS = {

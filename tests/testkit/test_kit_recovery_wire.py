@@ -1,6 +1,7 @@
-"""Bug class 26: a pending aggregate whose job the killed run submitted and recorded submits it again after
-the resume. The samples hand each batch to the job service (job_service.py) as one job; the kit runs the
-recovery scenarios behind the fault proxy, whose log holds both attempts' traffic."""
+"""The recovery scenarios behind the fault proxy, whose log holds both the killed attempt's traffic and the
+resume's. Bug class 26: a pending aggregate whose job the killed run submitted and recorded submits it
+again after the resume; the samples hand each batch to the job service (job_service.py) as one job. Bug
+class 3 across a kill: a request the killed attempt made well before the kill, never recorded."""
 
 from __future__ import annotations
 
@@ -104,3 +105,16 @@ def test_pending_aggregate_polling_its_checkpoint_passes(
             }
         }
     )
+
+
+def test_a_call_the_killed_attempt_left_unrecorded_is_flagged(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, quiet_upstream: str
+) -> None:
+    """The health check the transform sends unrecorded before its first row: the killed attempt's, finished
+    long before the kill and outside the work the kill cut off, is reported first (exchange #0)."""
+    install(pytester, monkeypatch, "http_unrecorded")
+    write_setups(pytester, {"transform:sample_http_unrecorded": f"setups.http_transform({quiet_upstream!r})"})
+    run = run_kit(pytester, "transform:sample_http_unrecorded", only="test_transform_recovery")
+    text = run.assert_caught("test_transform_recovery", "sample_http_unrecorded", "call-unrecorded")
+    assert re.search(r"across the SIGKILL and the resume: #0 GET /health -> 200, no request body", text), text
+    assert "(and 1 more: call-unrecorded)" in text, text

@@ -13,14 +13,16 @@ proxy lives in the kit's process, so it sees both attempts' exchanges, and both 
   killed attempt submitted; the resume hands the checkpoint back, and the plugin must poll or collect that
   job through it, never submit it again. A submission is a non-read request (any method but GET, HEAD,
   OPTIONS, TRACE) that crossed the wire for a call recorded under one of the batch's flush states. One is
-  repeated by a request of the resumed batch's polls (a call recorded under one of them, or, unrecorded, a
+  repeated by a request of the batch's work after the resume (its polls, and the flush of a new attempt at
+  its rows if a poll answered a retryable Error; a call recorded under one of them, or, unrecorded, a
   request sent while one of them was open) with the same method and either the same path or the same body
   (compared part by part, as the wire check compares bodies: multipart boundaries and JSON key order do not
   count). What the node's ordinary polls send (those before the kill, and every poll of a batch the kill
   did not leave pending) is how the plugin polls, not a submission: a path they use (one GraphQL or RPC
-  endpoint for everything, say) leaves the body to decide, and a body they send decides nothing. Work the
-  engine itself redoes after a kill (rows whose state never completed, a batch interrupted before its
-  checkpoint was recorded, run again as a new attempt) is no resubmission.
+  endpoint for everything, say) leaves the body to decide, and a body they send decides nothing. A
+  submission the service answers with the identifiers it gave the first (an idempotent create, keyed by
+  the plugin) made no second job. Work the engine itself redoes after a kill (rows whose state never
+  completed, a batch interrupted before its checkpoint was recorded) is no resubmission.
 
 A batch's states are told apart by what the engine records of each execution: the node, the batch's attempt
 and the hash of its members' rows (`input_hash`), which a flush and every poll of the batch share.
@@ -28,6 +30,7 @@ and the hash of its members' rows (`input_hash`), which a flush and every poll o
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -74,8 +77,10 @@ class PendingBatch:
     states: tuple[_State, ...]
 
     def owns(self, state: _State) -> bool:
+        """A state of this batch's rows from its attempt on: its polls, and the flush of a batch the engine
+        ran them again as (after a poll answered a retryable Error)."""
         last = self.states[-1]
-        return (state.node_id, state.attempt, state.input_hash) == (last.node_id, last.attempt, last.input_hash)
+        return (state.node_id, state.input_hash) == (last.node_id, last.input_hash) and state.attempt >= last.attempt
 
 
 @frozen
@@ -142,9 +147,8 @@ class KilledRun:
             tuple(pending),
         )
 
-    def resumed_polls(self, states: dict[int, _State]) -> dict[int, PendingBatch]:
-        """The states after the resume of the batches left pending, by state_id: their polls (a batch run
-        again by the engine is a new attempt)."""
+    def resumed_work(self, states: dict[int, _State]) -> dict[int, PendingBatch]:
+        """The states after the resume of the batches left pending, by state_id (`PendingBatch.owns`)."""
         return {
             s.state_id: batch
             for s in states.values()
@@ -212,7 +216,7 @@ def compare_across_resume(
     finally:
         engine.dispose()
     writes = _Writes(
-        [e for e in sent if e.method.upper() not in READS], wire, states, killed, killed.resumed_polls(states)
+        [e for e in sent if e.method.upper() not in READS], wire, states, killed, killed.resumed_work(states)
     )
     return [v for batch in killed.pending for v in writes.resubmitted(batch)] + wire.violations
 
@@ -225,17 +229,17 @@ class _Writes:
     wire: WireMatch
     states: dict[int, _State]
     killed: KilledRun
-    resumed_polls: dict[int, PendingBatch]
-    """The polls after the resume of the batches the kill left pending, by state_id."""
+    resumed_work: dict[int, PendingBatch]
+    """The states after the resume of the batches the kill left pending, by state_id."""
 
     def state_of(self, exchange: Exchange) -> _State | None:
-        """The state of its call; unrecorded, the resumed poll that was open while it crossed the wire."""
+        """The state of its call; unrecorded, the resumed work that was under way while it crossed the wire."""
         call = self.wire.calls.get(exchange.index)
         if call is not None:
             return self.states.get(call["state_id"])
         if self.killed.attempt_of(exchange) == "resumed":
             return next(
-                (s for i, s in self.states.items() if i in self.resumed_polls and s.holds(exchange.started_at)), None
+                (s for i, s in self.states.items() if i in self.resumed_work and s.holds(exchange.started_at)), None
             )
         return None
 
@@ -249,7 +253,7 @@ class _Writes:
                 state
                 and state.node_id == node_id
                 and state.operation == "poll"
-                and state.state_id not in self.resumed_polls
+                and state.state_id not in self.resumed_work
             ):
                 found.append(exchange)
         return found
@@ -263,7 +267,7 @@ class _Writes:
         found = []
         for again in self.exchanges:
             state = self.state_of(again)
-            if state is None or self.resumed_polls.get(state.state_id) is not batch:
+            if state is None or self.resumed_work.get(state.state_id) is not batch:
                 continue
             first = next((e for e in submitted if self.repeats(again, e, polling)), None)
             if first is not None:
@@ -272,8 +276,9 @@ class _Writes:
 
     def repeats(self, again: Exchange, first: Exchange, polling: list[Exchange]) -> bool:
         """`again` submits what `first` did: the same method, and the same path or the same body, unless
-        the node's ordinary polls send that path or that body too."""
-        if again.method.upper() != first.method.upper():
+        the node's ordinary polls send that path or that body too, or the service answered with the very
+        job it answered the first time (an idempotent submission: the same identifiers)."""
+        if again.method.upper() != first.method.upper() or _same_job(first, again):
             return False
         if again.path == first.path and not any(p.path == again.path for p in polling):
             return True
@@ -281,6 +286,26 @@ class _Writes:
         return _same_body(body, self.wire.requests.get(first.index)) and not any(
             _same_body(body, self.wire.requests.get(p.index)) for p in polling
         )
+
+
+def _identifiers(exchange: Exchange) -> dict[str, Any]:
+    """The identifiers a JSON object answer names at its top level (`id`, `job_id`, `batchId`, ...)."""
+    try:
+        answer = json.loads(exchange.response_body)
+    except ValueError:
+        return {}
+    if not isinstance(answer, dict):
+        return {}
+    return {
+        k: v
+        for k, v in answer.items()
+        if (k.lower() == "id" or k.endswith(("_id", "Id", "ID"))) and isinstance(v, str | int)
+    }
+
+
+def _same_job(first: Exchange, again: Exchange) -> bool:
+    ids = _identifiers(first)
+    return bool(ids) and ids == _identifiers(again)
 
 
 def _same_body(a: Needle | None, b: Needle | None) -> bool:
@@ -304,7 +329,7 @@ def _violation(
         f"batch {batch.batch_id} of {batch.node_id} (attempt {batch.attempt}) submitted its job with "
         f"{first.method} {first.path} (exchange #{first.index}), first recorded at "
         f"+{first_call['created_at'] - origin:.3f} s as {_call_name(first_call)}, and answered Pending with "
-        f"checkpoint {batch.checkpoint}{answered}; after the resume, its poll (node_state {state.state_id}) sent "
+        f"checkpoint {batch.checkpoint}{answered}; after the resume, {_work(state)} sent "
         f"{again.method} {again.path} again at +{again.started_at - origin:.3f} s (exchange #{again.index}, "
         f"{recorded}): the job was submitted twice. A resumed batch is handed its checkpoint in ctx.checkpoint: "
         "poll and collect the job it names, and keep whatever finds that job in the checkpoint, never on the "
@@ -313,6 +338,15 @@ def _violation(
             _shown("first submitted", first, first_call, origin),
             _shown("submitted again", again, again_call, origin),
         ],
+    )
+
+
+def _work(state: _State) -> str:
+    if state.operation == "poll":
+        return f"its poll (node_state {state.state_id})"
+    return (
+        f"the flush of attempt {state.attempt} of its rows (node_state {state.state_id}), which the engine ran "
+        "because a poll with the checkpoint answered a retryable Error,"
     )
 
 

@@ -1,5 +1,6 @@
 """A tiny job service on 127.0.0.1 for the pending aggregate samples: `POST /jobs` with `{"rows": [...]}`
-submits a job and answers its id; `GET /jobs/<id>` answers its status, `running` for its first
+submits a job and answers its id (with an `Idempotency-Key` header, the job submitted with that key
+before, if any); `GET /jobs/<id>` answers its status, `running` for its first
 `polls_to_finish` polls, then `done` with its results (each row with `batch_size`, the number of rows of
 its job). `POST /rpc` does both, as one endpoint for everything would: `{"op": "submit", "rows": [...]}` or
 `{"op": "status", "id": ...}`. Every submission is kept in `submitted`, for tests to count."""
@@ -21,6 +22,7 @@ class JobService(LoopbackServer):
         self.polls_to_finish = polls_to_finish
         self.submitted: list[list[Any]] = []
         self._polls: dict[str, int] = {}
+        self._keys: dict[str, str] = {}
         self._lock = threading.Lock()
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -39,11 +41,17 @@ class JobService(LoopbackServer):
         self._thread.join()
         self._server = self._thread = None
 
-    def handle(self, method: str, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+    def handle(self, method: str, path: str, body: bytes, key: str | None = None) -> tuple[int, dict[str, Any]]:
+        """`key`: the request's Idempotency-Key header."""
         parts = path.split("?", 1)[0].strip("/").split("/")
         with self._lock:
             if method == "POST" and parts == ["jobs"]:
-                return self._submit(json.loads(body)["rows"])
+                if key in self._keys:
+                    return 200, {"id": self._keys[key], "status": "running"}
+                answer = self._submit(json.loads(body)["rows"])
+                if key is not None:
+                    self._keys[key] = answer[1]["id"]
+                return answer
             if method == "GET" and len(parts) == 2 and parts[0] == "jobs" and parts[1] in self._polls:
                 return self._status(parts[1])
             if method == "POST" and parts == ["rpc"]:
@@ -87,7 +95,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        status, document = self.server.service.handle(self.command, self.path, body)
+        status, document = self.server.service.handle(
+            self.command, self.path, body, self.headers.get("Idempotency-Key")
+        )
         data = json.dumps(document).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")

@@ -19,13 +19,14 @@ BATCHES = 3
 """The pending scenario's 10 rows with a count trigger of 4 make three batches: three jobs, submitted once."""
 
 
-def _resubmitted(path: str, recorded: bool) -> str:
-    """The message of `job-resubmitted` for the first batch of the pending scenario, submitted with POST `path`."""
+def _resubmitted(path: str, recorded: bool, by: str = r"its poll \(node_state \d+\)") -> str:
+    """The message of `job-resubmitted` for the first batch of the pending scenario, submitted with POST `path`
+    and again by `by`."""
     again = r"recorded as call 0 of node_state \d+" if recorded else "not recorded at all"
     return (
         rf"batch 0 of aggregate:under_test \(attempt 1\) submitted its job with POST {path} \(exchange #0\), first "
         r"recorded at \+\d+\.\d{3} s as call 0 of node_state \d+, and answered Pending with checkpoint "
-        r'\{"job_id":"job-1","poll_errors":0\} at \+\d+\.\d{3} s; after the resume, its poll \(node_state \d+\) '
+        rf'\{{"job_id":"job-1","poll_errors":0\}} at \+\d+\.\d{{3}} s; after the resume, {by} '
         rf"sent POST {path} again at \+\d+\.\d{{3}} s \(exchange #\d+, {again}\): the job was submitted twice"
     )
 
@@ -36,6 +37,8 @@ SAMPLES = {
     "job_resubmits": "sample_jobs_resubmit",
     "job_resubmits_unrecorded": "sample_jobs_resubmit_unrecorded",
     "job_rpc_resubmits": "sample_jobs_rpc_resubmit",
+    "job_retries_when_lost": "sample_jobs_retry_when_lost",
+    "job_idempotent": "sample_jobs_idempotent",
 }
 """Sample module -> the aggregate it registers."""
 
@@ -46,40 +49,51 @@ def _install(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, service
     return SAMPLES[module]
 
 
+RERUN = (
+    r"the flush of attempt 2 of its rows \(node_state \d+\), which the engine ran because a poll with the "
+    r"checkpoint answered a retryable Error,"
+)
+
+
 @pytest.mark.parametrize(
-    ("module", "path", "recorded"),
+    ("module", "message"),
     [
-        pytest.param("job_resubmits", "/jobs", True, id="recorded"),
-        pytest.param("job_resubmits_unrecorded", "/jobs", False, id="unrecorded"),
-        pytest.param("job_rpc_resubmits", "/rpc", True, id="rpc-told-by-body"),
+        pytest.param("job_resubmits", _resubmitted("/jobs", recorded=True), id="recorded"),
+        pytest.param("job_resubmits_unrecorded", _resubmitted("/jobs", recorded=False), id="unrecorded"),
+        pytest.param("job_rpc_resubmits", _resubmitted("/rpc", recorded=True), id="rpc-told-by-body"),
+        pytest.param("job_retries_when_lost", _resubmitted("/jobs", recorded=True, by=RERUN), id="rerun-by-engine"),
     ],
 )
 def test_job_submitted_again_after_resume_is_flagged(
-    pytester: pytest.Pytester,
-    monkeypatch: pytest.MonkeyPatch,
-    job_service: JobService,
-    module: str,
-    path: str,
-    recorded: bool,
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, job_service: JobService, module: str, message: str
 ) -> None:
-    """Recorded or not (then also `call-unrecorded`), and through an RPC endpoint whose polls share the
-    submission's path (then told by its body)."""
+    """Recorded or not (then also `call-unrecorded`), through an RPC endpoint whose polls share the
+    submission's path (then told by its body), or by the engine, asked to run the rows again."""
     name = _install(pytester, monkeypatch, job_service, module)
     run = run_kit(pytester, f"aggregate:{name}", only=SCENARIO)
     text = run.assert_caught(SCENARIO, name, "job-resubmitted")
-    assert re.search(_resubmitted(path, recorded), text), text
+    assert re.search(message, text), text
+    recorded = "not recorded at all" not in message
     assert ("(and 1 more: call-unrecorded)" in text) is not recorded, text
     assert len(job_service.submitted) == BATCHES + 1, job_service.submitted
 
 
-def test_rpc_polls_sharing_the_submission_path_are_no_resubmission(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, job_service: JobService
+@pytest.mark.parametrize(
+    "module",
+    [
+        pytest.param("job_rpc", id="rpc-polls-share-the-path"),
+        pytest.param("job_idempotent", id="idempotent-submission"),
+    ],
+)
+def test_polls_that_look_like_a_submission_are_no_resubmission(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, job_service: JobService, module: str
 ) -> None:
-    """The correct sample through one RPC endpoint: after the resume it polls with POST /rpc, the very method
-    and path of its submission; its other batches' polls show that is how it polls. Each batch submitted once."""
-    _install(pytester, monkeypatch, job_service, "job_rpc")
-    run = run_kit(pytester, "aggregate:sample_jobs_rpc", only="aggregate_recovery")
-    outcomes = run.outcomes("sample_jobs_rpc")
+    """Correct samples whose resumed polls send what their submission sent: POST /rpc, the very method and
+    path (their other batches' polls show that is how they poll), or the rows themselves, POSTed again with
+    the same idempotency key (the service answers with the job it has). Each batch makes one job."""
+    name = _install(pytester, monkeypatch, job_service, module)
+    run = run_kit(pytester, f"aggregate:{name}", only="aggregate_recovery")
+    outcomes = run.outcomes(name)
     assert outcomes == {SCENARIO: "passed", "test_aggregate_recovery_half_full_buffer": "passed"}, run.tail
     # Three runs of three batches: the half-full scenario's killed and resumed run, its reference, the pending one.
     assert len(job_service.submitted) == 3 * BATCHES, job_service.submitted

@@ -8,7 +8,7 @@ import io
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from attrs import has
@@ -17,10 +17,11 @@ from elspeth.api import Capability, NoConfig
 from elspeth.errors import ConfigError
 from elspeth.landscape import redaction
 from elspeth.landscape.database import open_database
-from elspeth.settings import is_secret_name, structure
+from elspeth.settings import is_secret_name, run_secrets, structure
 from elspeth_testkit import fault_proxy
 from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.harness import Harness, RunResult
+from elspeth_testkit.recovery_wire import PendingBatch, compare_across_resume
 from elspeth_testkit.setups import Row, text_rows
 from elspeth_testkit.wire_check import compare_wire_with_calls
 
@@ -199,6 +200,57 @@ def wire_matches_calls(h: Harness, proxy: FaultProxy, result: RunResult) -> None
         first = found[0]
         more = f" (and {len(found) - 1} more)" if found[1:] else ""
         h.fail(first.invariant, first.message + more, first.rows)
+
+
+@contextlib.contextmanager
+def recovery_proxy(h: Harness) -> Iterator[FaultProxy | None]:
+    """The fault proxy in front of the plugin's service for a recovery scenario, when the plugin declares
+    external calls and its setup names a service (else None: it reaches its service directly). Its killed
+    run, in a child process, and the resume both talk through it."""
+    if not (h.plugin.has(Capability.EXTERNAL_CALLS) and h.plugin.setup.service):
+        yield None
+        return
+    with h.proxied() as proxy:
+        yield proxy
+
+
+def wire_across_resume(h: Harness, proxy: FaultProxy | None, settings: dict[str, Any]) -> None:
+    """Both attempts' exchanges against the Landscape of the run `h.run_killed` last killed, as it stands
+    now (resumed or not): the wire check, but for what the kill cut off, and no job submitted again after
+    the resume (`recovery_wire`; classes 3, 26). Call it before anything else crosses the proxy."""
+    if proxy is None:
+        return
+    assert h.killed is not None, "run_killed() first"
+    proxy.wait_idle()
+    found = compare_across_resume(
+        proxy.exchanges, h.url, h.killed, h.workdir / "payloads", frozenset(run_secrets(settings))
+    )
+    if found:
+        first = found[0]
+        others = ", ".join(sorted({v.invariant for v in found[1:]}))
+        more = f" (and {len(found) - 1} more: {others})" if found[1:] else ""
+        h.fail(first.invariant, f"across the SIGKILL and the resume: {first.message}{more}", first.rows)
+
+
+def pending_completed(h: Harness, resumed: RunResult, pending: Iterable[PendingBatch]) -> None:
+    """Each batch the kill left pending completed after the resume, polled with its checkpoint; when one did
+    not, the message says how it ended instead, and why."""
+    batches = {b["batch_id"]: b for b in resumed.rows("batches")}
+    for batch in pending:
+        final = batches[batch.batch_id]
+        if final["status"] == "completed":
+            continue
+        error = json.loads(final["error_json"] or "{}")
+        reason = error.get("reason") or error.get("message") or final["error_json"]
+        again = [b["batch_id"] for b in batches.values() if b["retry_of"] == batch.batch_id]
+        rerun = f"; the engine ran its rows again as batch {again[0]}" if again else ""
+        h.fail(
+            "pending-resumed",
+            f"batch {batch.batch_id} of {batch.node_id}, pending at the kill with checkpoint {batch.checkpoint}, "
+            f"ended {final['status']!r} after the resume, not completed: its poll with that checkpoint answered "
+            f"{reason}{rerun}",
+            [final],
+        )
 
 
 def call_linkage(h: Harness, build: Callable[[Harness], dict[str, Any]]) -> None:

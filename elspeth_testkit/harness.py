@@ -33,6 +33,7 @@ from elspeth_testkit.connection_watch import Connection, watching_connections
 from elspeth_testkit.failures import ConformanceFailure
 from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.input_watch import ROW_METHODS, watching
+from elspeth_testkit.recovery_wire import KilledRun
 from elspeth_testkit.setups import Options, PluginSetup, Row
 from elspeth_testkit.sweep import Violation, sweep
 
@@ -129,6 +130,8 @@ class Harness:
     registry: PluginRegistry = field(factory=lambda: PluginRegistry(make_plugin_manager()))
     endpoint: str | None = None
     strict: bool = False
+    killed: KilledRun | None = None
+    """What the Landscape held of the run `run_killed` last killed, read before any resume."""
 
     def __attrs_post_init__(self) -> None:
         # The plugin runs as a subclass that watches the rows it is handed (bug class 23); a harness made
@@ -392,6 +395,7 @@ class Harness:
             found = self._without_own_artifact_bytes(found, run_id)
         if found:
             self.fail(found[0].invariant, f"after the SIGKILL: {found[0].message}", found[0].rows)
+        self.killed = KilledRun.read(self.url, run_id, self.plugin.info.name)
         return ended
 
     def _without_own_artifact_bytes(self, found: list[Violation], run_id: str) -> list[Violation]:

@@ -38,7 +38,7 @@ import base64
 import json
 import zlib
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from email.parser import BytesParser
 from email.policy import HTTP
 from pathlib import Path
@@ -530,6 +530,16 @@ def _outside_state(s: _Sent, call: _Call, where: str, landscape: _Landscape) -> 
 # ---------------------------------------------------------------- entry points
 
 
+@frozen
+class WireMatch:
+    """What the wire check made of a run's exchanges: the violations, and per exchange (by its index) the
+    calls row it was matched to (None: unmatched) and its request body as a needle (None: no body)."""
+
+    violations: list[Violation]
+    calls: dict[int, dict[str, Any] | None]
+    requests: dict[int, Needle | None]
+
+
 def compare_wire_with_calls(
     exchanges: Iterable[Exchange],
     engine_or_url: Engine | str,
@@ -540,6 +550,19 @@ def compare_wire_with_calls(
     """Violations of the wire invariants for run `run_id`: `call-unrecorded`, `call-metadata-only`,
     `call-error-unrecorded`, `call-outside-state` and `call-orphan`. `payload_dir` defaults to `payloads`
     beside a SQLite file. `secrets` are the values the run kept out of the Landscape (as the engine redacts them)."""
+    return match_wire(exchanges, engine_or_url, run_id, payload_dir, secrets).violations
+
+
+def match_wire(
+    exchanges: Iterable[Exchange],
+    engine_or_url: Engine | str,
+    run_id: str,
+    payload_dir: str | Path | None = None,
+    secrets: Iterable[str] = (),
+    excused: Callable[[Exchange], bool] | None = None,
+) -> WireMatch:
+    """`compare_wire_with_calls`, with the matching it found. An exchange that matches no call is not reported
+    when `excused` says it may never have been recorded (its client was killed before it could record it)."""
     engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
     try:
         directory = Path(payload_dir) if payload_dir is not None else default_payload_dir(engine)
@@ -560,6 +583,8 @@ def compare_wire_with_calls(
         exchange = s.exchange
         what = _describe(exchange, s.request)
         if i not in match:
+            if excused is not None and excused(exchange):
+                continue
             if exchange.failed:
                 found.append(
                     Violation(
@@ -624,7 +649,11 @@ def compare_wire_with_calls(
                 [call.brief() for call in orphans],
             )
         )
-    return found
+    return WireMatch(
+        found,
+        {s.exchange.index: calls[match[i]].row if i in match else None for i, s in enumerate(sent)},
+        {s.exchange.index: s.request_needle for s in sent},
+    )
 
 
 def wire_report(violations: list[Violation], run_id: str) -> str:
@@ -650,8 +679,10 @@ __all__ = [
     "Needle",
     "StoredBody",
     "Violation",
+    "WireMatch",
     "assert_wire_matches_calls",
     "compare_wire_with_calls",
     "contains_body",
+    "match_wire",
     "wire_report",
 ]

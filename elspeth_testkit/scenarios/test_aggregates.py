@@ -66,13 +66,15 @@ def test_aggregate_recovery_half_full_buffer(h: Harness, plugin_info) -> None:
     each row ends in exactly one completed batch (class 13); outputs equal an uninterrupted run's."""
     rows = _rows(h, 10)
     engine = {"checkpoint_every_rows": 1}
-    settings = _pipeline(h, rows, "killed", **engine)
     source = {"kind": "source", "name": "jsonl", "method": "load", "n": 7, "when": "after"}
     run_id = f"kill-{h.scenario}"
-    if h.run_killed(settings, source, run_id) == 0:
-        h.fail("kill-point", "the run finished before its 7th row")
-    resumed = h.resume(run_id, settings)
-    h.check(resumed)
+    with checks.recovery_proxy(h) as proxy:
+        settings = _pipeline(h, rows, "killed", **engine)
+        if h.run_killed(settings, source, run_id) == 0:
+            h.fail("kill-point", "the run finished before its 7th row")
+        resumed = h.resume(run_id, settings)
+        h.check(resumed)
+        checks.wire_across_resume(h, proxy, settings)
     got = read_jsonl(h.sink_path("main"))
     completed = [b for b in _batches(h, resumed) if b["status"] == "completed"]
     members = [m for m in resumed.rows("batch_members") if m["batch_id"] in {b["batch_id"] for b in completed}]
@@ -91,18 +93,30 @@ def test_aggregate_recovery_half_full_buffer(h: Harness, plugin_info) -> None:
 
 
 def test_aggregate_recovery_pending(h: Harness, plugin_info) -> None:
-    """Killed while a batch is pending: resume polls it again with its checkpoint and completes it."""
+    """Killed while a batch is pending (just before the aggregate is called a second time, so the first
+    batch's Pending and checkpoint are recorded): resume polls it again with its checkpoint and completes it,
+    never submitting its job again (class 26)."""
     h.require(h.plugin.has(Capability.PENDING), "the aggregate does not declare 'pending'")
     rows = _rows(h, 10)
-    settings = _pipeline(h, rows, "killed", checkpoint_every_rows=1)
-    source = {"kind": "source", "name": "jsonl", "method": "load", "n": 6, "when": "after"}
+    kill = {"kind": "aggregate", "name": h.plugin.info.name, "method": "process_batch", "n": 2, "when": "before"}
     run_id = f"kill-{h.scenario}"
-    if h.run_killed(settings, source, run_id) == 0:
-        h.fail("kill-point", "the run finished before its 6th row")
-    resumed = h.resume(run_id, settings)
-    h.check(resumed)
-    if not any(b["checkpoint_json"] is None and b["status"] == "completed" for b in _batches(h, resumed)):
-        h.fail("pending-resumed", "no batch completed after the resume", _batches(h, resumed))
+    with checks.recovery_proxy(h) as proxy:
+        settings = _pipeline(h, rows, "killed", checkpoint_every_rows=1)
+        if h.run_killed(settings, kill, run_id) == 0:
+            h.fail("kill-point", "the aggregate was never called a second time")
+        assert h.killed is not None
+        h.require(
+            h.killed.pending,
+            "the aggregate answered no batch Pending before it was called a second time, so no batch was pending "
+            "at the kill and resuming one went untested: give it options under which its first batch is pending "
+            "(PluginSetup.options)",
+            author_can_fix=True,
+            invariant="pending-unexercised",
+        )
+        resumed = h.resume(run_id, settings)
+        h.check(resumed)
+        checks.wire_across_resume(h, proxy, settings)
+    checks.pending_completed(h, resumed, h.killed.pending)
 
 
 def test_aggregate_call_linkage(h: Harness, plugin_info) -> None:

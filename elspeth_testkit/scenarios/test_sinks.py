@@ -68,22 +68,24 @@ def test_sink_multi_write(h: Harness, plugin_info) -> None:
 def _recovery(h: Harness, kill: dict) -> None:
     read, parse = _readable(h)
     rows = generic_rows(30)
-    settings, options = _pipeline(h, rows, "killed", write_batch_rows=4, checkpoint_every_rows=10)
     run_id = f"kill-{h.scenario}"
-    if h.run_killed(settings, {"kind": "sink", "name": h.plugin.info.name, **kill}, run_id) == 0:
-        h.fail("kill-point", f"the pipeline never reached the kill point {kill}")
-    if not h.plugin.has(Capability.RESUMABLE):
-        _resume_refused(h, run_id, settings, lambda: read(options))
-        return
-    resumed = h.resume(run_id, settings)
-    h.check(resumed)
+    with checks.recovery_proxy(h) as proxy:
+        settings, options = _pipeline(h, rows, "killed", write_batch_rows=4, checkpoint_every_rows=10)
+        if h.run_killed(settings, {"kind": "sink", "name": h.plugin.info.name, **kill}, run_id) == 0:
+            h.fail("kill-point", f"the pipeline never reached the kill point {kill}")
+        if not h.plugin.has(Capability.RESUMABLE):
+            checks.wire_across_resume(h, proxy, settings)
+            _resume_refused(h, run_id, settings, lambda: read(options))
+            return
+        resumed = h.resume(run_id, settings)
+        h.check(resumed)
+        checks.wire_across_resume(h, proxy, settings)
+        data = read(options)
     reference_settings, reference_options = _pipeline(
         h, rows, "reference", write_batch_rows=4, checkpoint_every_rows=10
     )
     h.check(h.run(reference_settings))
-    got = parse(read(options))
-    checks.same_rows(h, "resume", got, rows, "the destination after a SIGKILL and resume", per_cause=True)
-    data = read(options)
+    checks.same_rows(h, "resume", parse(data), rows, "the destination after a SIGKILL and resume", per_cause=True)
     checks.artifact_matches_bytes(h, resumed, SINK, data)
     if h.plugin.has(Capability.DETERMINISTIC) and data != read(reference_options):
         h.fail("resume-bytes", "the resumed output's bytes differ from an uninterrupted run's")

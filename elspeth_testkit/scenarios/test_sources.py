@@ -114,13 +114,18 @@ def test_source_recovery(h: Harness, plugin_info) -> None:
     """Killed while reading: resume re-reads, skips what is recorded, and finishes with each row once."""
     write_input = _writable(h)
     rows = generic_rows(40)
-    settings, options = _pipeline(h, "killed", write_batch_rows=5, checkpoint_every_rows=10)
-    write_input(rows, options)
     run_id = f"kill-{h.scenario}"
-    if h.run_killed(settings, {"kind": "source", "name": h.plugin.info.name, "method": "load", "n": 25}, run_id) == 0:
-        h.fail("kill-point", "the source never yielded its 25th record")
-    resumed = h.resume(run_id, settings)
-    h.check(resumed)
+    kill = {"kind": "source", "name": h.plugin.info.name, "method": "load", "n": 25}
+    with checks.recovery_proxy(h) as proxy:
+        settings, options = _pipeline(h, "killed", write_batch_rows=5, checkpoint_every_rows=10)
+        write_input(rows, options)
+        if proxy is not None:
+            proxy.clear()  # what setting up the input sent is not the plugin's
+        if h.run_killed(settings, kill, run_id) == 0:
+            h.fail("kill-point", "the source never yielded its 25th record")
+        resumed = h.resume(run_id, settings)
+        h.check(resumed)
+        checks.wire_across_resume(h, proxy, settings)
     checks.same_rows(
         h, "resume", read_jsonl(h.sink_path("main")), rows, "the rows after a SIGKILL at record 25", per_cause=True
     )

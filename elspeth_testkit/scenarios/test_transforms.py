@@ -53,15 +53,18 @@ def test_transform_deterministic(h: Harness, plugin_info) -> None:
 
 
 def test_transform_recovery(h: Harness, plugin_info) -> None:
-    """Killed mid-run: resume finishes every row exactly once, as an uninterrupted run would have."""
+    """Killed mid-run: resume finishes every row exactly once, as an uninterrupted run would have; behind the
+    fault proxy, every request of both attempts is recorded but for what the kill cut off (classes 3, 26)."""
     rows = _rows(h, 20)
     engine = {"write_batch_rows": 4, "checkpoint_every_rows": 5}
-    settings = _pipeline(h, rows, "killed", **engine)
     run_id = f"kill-{h.scenario}"
     kill = {"kind": "transform", "name": h.plugin.info.name, "method": "process", "n": 12}
-    if h.run_killed(settings, kill, run_id) == 0:
-        h.fail("kill-point", "the transform never processed its 12th row")
-    h.check(h.resume(run_id, settings))
+    with checks.recovery_proxy(h) as proxy:
+        settings = _pipeline(h, rows, "killed", **engine)
+        if h.run_killed(settings, kill, run_id) == 0:
+            h.fail("kill-point", "the transform never processed its 12th row")
+        h.check(h.resume(run_id, settings))
+        checks.wire_across_resume(h, proxy, settings)
     resumed = _outputs(h)
     reference = h.run(_pipeline(h, rows, "reference", **engine))
     h.check(reference)

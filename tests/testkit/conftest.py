@@ -16,6 +16,8 @@ import pytest
 
 from elspeth_testkit.fault_proxy import FaultProxy
 
+from .job_service import JobService
+
 
 class EchoHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
@@ -99,3 +101,9 @@ def quiet_upstream() -> Iterator[str]:
 def proxy(upstream: str) -> Iterator[FaultProxy]:
     with FaultProxy(upstream, upstream_timeout=5) as p:
         yield p
+
+
+@pytest.fixture
+def job_service() -> Iterator[JobService]:
+    with JobService() as service:
+        yield service

@@ -13,6 +13,9 @@ The other classes are the engine's alone; no plugin can cause them through the p
 - 15 (terminal-outcome list drifts from the enum): outcomes are recorded by the engine only.
 - 16 (source payload not persisted): the engine stores every row a source yields before anything else.
 
+Class 26 (a job submitted again after a resume) needs a job service: its samples run in
+test_kit_recovery_wire.py.
+
 Class 17 a plugin can attempt, but the engine stops it: whatever non-canonical value a plugin hands over
 (a source row holding NaN, a transform's or aggregate's output, a call body) is quarantined, turned into an
 Error or stored as text, never written or hashed as NaN. So a source yielding NaN breaks no invariant and

@@ -78,3 +78,9 @@ def webhook_sink(upstream: str) -> PluginSetup:
         options=lambda workdir, endpoint: {"path": str(workdir / "output.jsonl"), "url": endpoint or upstream},
         service=Service(upstream=upstream),
     )
+
+
+def job_aggregate(upstream: str) -> PluginSetup:
+    return PluginSetup(
+        options=lambda workdir, endpoint: {"url": endpoint or upstream}, service=Service(upstream=upstream)
+    )

@@ -1,0 +1,33 @@
+"""Bug class 26: keeps each batch's job id on itself, keyed by the batch's rows, and takes the checkpoint
+only as a sign that a job exists. A resumed run is a new process with no such memory, so it submits the
+rows again (and records it) instead of polling the job the killed run submitted."""
+
+from __future__ import annotations
+
+import json
+
+from elspeth.api import Context, Register, Row
+from elspeth.hookspecs import hookimpl
+
+from .job_client import JobAggregate
+
+
+class SampleJobsResubmit(JobAggregate):
+    name = "sample_jobs_resubmit"
+
+    def __init__(self, config: object) -> None:
+        super().__init__(config)
+        self.jobs: dict[str, str] = {}
+
+    def submit(self, rows: list[Row], ctx: Context) -> str:
+        job_id = super().submit(rows, ctx)
+        self.jobs[json.dumps(rows, sort_keys=True)] = job_id
+        return job_id
+
+    def job_id(self, rows: list[Row], ctx: Context) -> str:
+        return self.jobs.get(json.dumps(rows, sort_keys=True)) or self.submit(rows, ctx)
+
+
+@hookimpl
+def register_aggregates(register: Register) -> None:
+    register(SampleJobsResubmit)

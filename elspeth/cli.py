@@ -730,7 +730,9 @@ def _render_verification(v: Verification) -> str:
     lines = [f"Run {v.run_id}", "  artifacts"]
     lines += [f"    {f.status:<11}  {f.subject}: {f.detail}" for f in v.artifacts] or ["    none recorded"]
     payloads = [f"{v.payloads_matching:,} match"] + [
-        f"{v.count(status):,} {status}" for status in (Status.MISMATCH, Status.PURGED) if v.count(status)
+        f"{n:,} {status}"
+        for status in (Status.MISMATCH, Status.PURGED)
+        if (n := sum(1 for f in v.payloads if f.status is status))
     ]
     lines.append("  payloads   " + ", ".join(payloads))
     lines += [f"    {f.status:<11}  {f.subject}: {f.detail}" for f in v.payloads]

@@ -71,7 +71,7 @@ def load_public_key(path: str) -> Ed25519PublicKey:
 
 def _kind(key: object) -> str:
     name = type(key).__name__.removeprefix("_").replace("PrivateKey", "").replace("PublicKey", "")
-    return f"an {name} key" if name[:1] in "AEIOU" else f"a {name} key"
+    return f"an {name} key" if name[:1] in "AEIOR" else f"a {name} key"
 
 
 def fingerprint(key: Ed25519PublicKey) -> str:

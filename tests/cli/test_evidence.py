@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 import json
 import sqlite3
 import subprocess
@@ -70,7 +71,7 @@ def test_export_holds_every_record_and_verifies(elspeth, demo, tmp_path):
     assert {"token", "state", "artifact", "outcome", "checkpoint"} <= set(end["counts"])
     # Every line after the first carries the hash of the line before it.
     lines = out.read_bytes().splitlines(keepends=True)
-    for before, line in zip(lines, lines[1:], strict=False):
+    for before, line in itertools.pairwise(lines):
         assert json.loads(line)["prev"] == hashlib.sha256(before).hexdigest()
 
     result = check(elspeth, out, tmp_path / "key.pub.pem")

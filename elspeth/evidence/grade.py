@@ -66,7 +66,7 @@ def grade(nodes: Iterable[NodeCapabilities], *, bodies_purged: int) -> Grade:
     ]
     against: list[str] = []
     if unknown:
-        against.append(f"capabilities unknown (plugin not installed): {', '.join(unknown)}")
+        against.append(f"capabilities unknown: {', '.join(unknown)}")
     if unreplayable:
         against.append(f"nondeterministic without recorded calls: {', '.join(unreplayable)}")
     if bodies_purged and calling:

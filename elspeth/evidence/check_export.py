@@ -62,7 +62,7 @@ def check_export(path: str, key: Ed25519PublicKey) -> ExportCheck:
     result.run_id = str(header.get("run_id", ""))
     result.grade = str(header.get("grade", ""))
     digest = hashlib.sha256(first)
-    hashes = [hashlib.sha256(first).hexdigest()]
+    previous = hashlib.sha256(first).hexdigest()
     broken_links: list[int] = []
     signature: tuple[int, dict[str, Any], bytes] | None = None
     end: tuple[int, dict[str, Any]] | None = None
@@ -72,9 +72,9 @@ def check_export(path: str, key: Ed25519PublicKey) -> ExportCheck:
         record = _record(line, number, result)
         if signature is not None:
             result.problem(number, "a line after the signature line: nothing after it is signed")
-        if record is not None and record.get("prev") != hashes[-1]:
+        if record is not None and record.get("prev") != previous:
             broken_links.append(number)
-        hashes.append(hashlib.sha256(line).hexdigest())
+        previous = hashlib.sha256(line).hexdigest()
         if record is None:
             digest.update(line)
             continue

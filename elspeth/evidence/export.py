@@ -117,16 +117,17 @@ def _write(
 def _records(conn: Connection, run_id: str, store: FilePayloadStore) -> Iterator[tuple[str, dict[str, Any]]]:
     for record_type, table in RECORD_TABLES:
         keys = [c for c in table.primary_key.columns if c.name != "run_id"]
-        query = select(table).where(table.c.run_id == run_id).order_by(*keys)
+        columns = [c for c in table.columns if c.name != "run_id"]
+        names = ["type", *(c.name for c in columns)]
+        query = select(*columns).where(table.c.run_id == run_id).order_by(*keys)
         for row in conn.execution_options(yield_per=_FETCH).execute(query):
-            record: dict[str, Any] = {"type": record_type}
-            record.update((name, value) for name, value in row._mapping.items() if name != "run_id")
+            record: dict[str, Any] = dict(zip(names, (record_type, *row), strict=True))
             if record_type == "call":
-                _add_bodies(record, store)
+                _add_bodies(record, store, run_id)
             yield record_type, record
 
 
-def _add_bodies(call: dict[str, Any], store: FilePayloadStore) -> None:
+def _add_bodies(call: dict[str, Any], store: FilePayloadStore, run_id: str) -> None:
     """A body kept in the payload store goes into the record, as `request_body`/`response_body`: its text, or
     null when it is gone (purged)."""
     for text_field, ref_field, _ in BODY_FIELDS:

@@ -37,13 +37,17 @@ BODY_FIELDS = (("request_json", "request_ref", "request_hash"), ("response_json"
 """A call's bodies: inline text, payload-store reference, and the hash of the body's canonical JSON."""
 
 
+# Built once: json.dumps builds an encoder per call, which costs as much as encoding a small record.
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+_encode_ascii = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+
+
 def encode_line(record: dict[str, Any]) -> bytes:
     """One record as one line: compact JSON, UTF-8, newline-terminated (json escapes newlines in strings)."""
     try:
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
-        return (text + "\n").encode("utf-8")
+        return (_encode(record) + "\n").encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate in some recorded text: escaped, still the same JSON value
-        return (json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n").encode("ascii")
+        return (_encode_ascii(record) + "\n").encode("ascii")
 
 
 def line_hash(line: bytes) -> str:

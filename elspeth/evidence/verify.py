@@ -99,6 +99,7 @@ def _check_artifact(
     sink_for: SinkFor,
 ) -> Finding:
     subject = f"{node_id} {uri}"
+    ctx: ReadBackContext | None = None
     if uri.startswith("file://"):
         chunks = _file_chunks(unquote(urlsplit(uri).path))
     else:
@@ -106,7 +107,8 @@ def _check_artifact(
             sink = sink_for(node_id)
         except ElspethError as exc:
             return Finding(Status.NOT_CHECKED, subject, str(exc))
-        chunks = sink.read_back(uri, ReadBackContext(run_id, node_id, store))
+        ctx = ReadBackContext(run_id, node_id, store)
+        chunks = sink.read_back(uri, ctx)
     sha, stored = hashlib.sha256(), 0
     try:
         for chunk in chunks:
@@ -115,6 +117,8 @@ def _check_artifact(
     except ElspethError as exc:
         return Finding(Status.MISMATCH, subject, f"cannot be read: {exc}")
     recorded = f"recorded {size:,} bytes, sha256 {content_hash[:12]}… (artifact {flushes} of {flushes})"
+    if ctx is not None:
+        recorded += f"; read back in {len(ctx.calls)} request(s)"
     if stored != size or sha.hexdigest() != content_hash:
         return Finding(Status.MISMATCH, subject, f"holds {stored:,} bytes, sha256 {sha.hexdigest()[:12]}…; {recorded}")
     return Finding(Status.MATCHES, subject, recorded)

@@ -5,6 +5,7 @@ listed as not checked."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,8 @@ def test_a_blob_as_written_matches(world, blobs, written):
     assert result.exit_code == 0, result.output
     line = artifact_line(result)
     assert line.strip().startswith("matches") and f"/{blobs.container}/out/b1.jsonl" in line
+    requests = int(re.search(r"read back in (\d+) request", line).group(1))  # type: ignore[union-attr]
+    assert requests > 2, "streamed: one ranged GET per 64 bytes"
 
 
 def test_a_changed_blob_is_named(world, blobs, written):

@@ -307,3 +307,14 @@ def test_purged_body_is_reported_as_purged(elspeth, llm_run, tmp_path):
     assert found[0]["bodies_purged"] == 1 and found[0]["grade"] == "attributable"
     assert next(r for r in found if r["type"] == "call" and r["request_ref"])["request_body"] is None
     assert check(elspeth, out, tmp_path / "key.pub.pem").exit_code == 0
+
+
+def test_runs_and_explain_show_the_grade(elspeth, llm_run):
+    url, _ = llm_run
+    runs = elspeth("runs", "--landscape", url)
+    assert runs.stdout.splitlines()[0].split()[-1] == "GRADE" and runs.stdout.splitlines()[1].endswith("replayable")
+    explained = elspeth("explain", "llm", "--landscape", url)
+    assert "  grade      replayable\n" in explained.stdout
+    assert "external calls, every body recorded: transform:classify" in explained.stdout
+    overview = json.loads(elspeth("explain", "llm", "--landscape", url, "--json").stdout)
+    assert overview["grade"]["level"] == "replayable"

@@ -11,7 +11,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +25,13 @@ from elspeth.engine.interrupts import STOP_SIGNALS, StopRequest
 from elspeth.engine.interrupts import install as install_stop_handlers
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
-from elspeth.errors import ConfigError, ElspethError
+from elspeth.errors import ConfigError, ElspethError, PluginError
 from elspeth.evidence import signing
 from elspeth.evidence.bodies import purged_bodies
 from elspeth.evidence.check_export import check_export
 from elspeth.evidence.export import export_run
-from elspeth.evidence.grade import Grade, grade_of_run
-from elspeth.evidence.read_back import sink_for_read_back
+from elspeth.evidence.grade import Grade, Level, grade_of_run
+from elspeth.evidence.read_back import SettingsSinks
 from elspeth.evidence.verify import Status, Verification, verify_run
 from elspeth.landscape import lineage
 from elspeth.landscape.database import check_url, default_url, open_database
@@ -378,8 +378,7 @@ def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str |
     with _connect(url) as conn:
         if row_id is None:
             overview = lineage.run_overview(conn, run_id)
-            store = FilePayloadStore(default_payload_dir(url))
-            run_grade = grade_of_run(conn, run_id, PluginRegistry(make_plugin_manager()), store)
+            run_grade = _grader(conn, url)(run_id)
         else:
             row = lineage.row_lineage(conn, run_id, row_id)
     if as_json and row_id is None:
@@ -403,11 +402,10 @@ def runs(landscape_url: str | None, as_json: bool) -> None:
       elspeth runs --landscape sqlite:///.elspeth/landscape.db
     """
     url = landscape_url or default_url()
-    registry = PluginRegistry(make_plugin_manager())
-    store = FilePayloadStore(default_payload_dir(url))
     with _connect(url) as conn:
         found = lineage.list_runs(conn)
-        grades = {r.run_id: grade_of_run(conn, r.run_id, registry, store).level.value for r in found}
+        graded = _grader(conn, url)
+        grades = {r.run_id: graded(r.run_id).level.value for r in found}
     if as_json:
         echo_json([{**attrs.asdict(r), "grade": grades[r.run_id]} for r in found])
         return
@@ -437,6 +435,18 @@ def _connect(url: str) -> Iterator[Connection]:
             yield conn
     finally:
         engine.dispose()
+
+
+def _grader(conn: Connection, url: str) -> Callable[[str], Grade]:
+    """Grades runs of the landscape at `url`; listing runs must not fail because an installed plugin does,
+    so when the plugins cannot be loaded every grade is unknown, and says why."""
+    try:
+        registry = PluginRegistry(make_plugin_manager())
+    except PluginError as exc:
+        unknown = Grade(Level.UNKNOWN, (f"the installed plugins could not be loaded: {exc}",))
+        return lambda _run_id: unknown
+    store = FilePayloadStore(default_payload_dir(url))
+    return lambda run_id: grade_of_run(conn, run_id, registry, store)
 
 
 def _grade_json(g: Grade) -> dict[str, Any]:
@@ -685,7 +695,7 @@ def verify(
     store = _payload_store(url, payload_dir)
     with _connect(url) as conn:
         run = lineage.get_run(conn, run_id)
-        result = verify_run(conn, run_id, store, _ReadBackSinks(settings_file or run.settings_path))
+        result = verify_run(conn, run_id, store, SettingsSinks(settings_file or run.settings_path))
     mismatches = result.count(Status.MISMATCH)
     unsure = result.count(Status.NOT_CHECKED) + result.count(Status.PURGED)
     if as_json:
@@ -701,29 +711,6 @@ def verify(
         echo(_render_verification(result))
     if mismatches or (strict and unsure):
         sys.exit(1)
-
-
-class _ReadBackSinks:
-    """Builds the sinks that read artifacts back from the run's settings, loaded once, when first needed."""
-
-    def __init__(self, settings_file: str | None) -> None:
-        self.settings_file = settings_file
-        self._loaded: tuple[Settings, PluginRegistry] | ElspethError | None = None
-
-    def __call__(self, node_id: str) -> Any:
-        if self._loaded is None:
-            try:
-                if self.settings_file is None:
-                    raise ElspethError("the run recorded no settings file; pass it with --settings FILE")
-                settings, _ = _load(self.settings_file)
-                self._loaded = (settings, PluginRegistry(make_plugin_manager()))
-            except ElspethError as exc:
-                self._loaded = exc
-        if isinstance(self._loaded, ElspethError):
-            raise self._loaded
-        settings, registry = self._loaded
-        assert self.settings_file is not None
-        return sink_for_read_back(settings, registry, node_id, self.settings_file)
 
 
 def _render_verification(v: Verification) -> str:

@@ -33,6 +33,8 @@ class Level(enum.StrEnum):
     REPRODUCIBLE = "reproducible"
     REPLAYABLE = "replayable"
     ATTRIBUTABLE = "attributable"
+    UNKNOWN = "unknown"
+    """Not graded: the installed plugins could not be loaded to read their capabilities."""
 
 
 @frozen

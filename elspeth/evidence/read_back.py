@@ -15,8 +15,8 @@ from elspeth.engine.context import CallScope
 from elspeth.engine.pipeline import instantiate
 from elspeth.errors import ElspethError
 from elspeth.landscape.recorder import error_info
-from elspeth.plugin_manager import PluginRegistry
-from elspeth.settings import Settings
+from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
+from elspeth.settings import Settings, read_settings_file, settings_from_raw
 
 
 @define
@@ -73,3 +73,30 @@ def sink_for_read_back(settings: Settings, registry: PluginRegistry, node_id: st
     if not isinstance(plugin, Sink) or not can_read_back(type(plugin)):
         raise ElspethError(f"sink plugin {spec.plugin!r} cannot read its output back (no read_back)")
     return plugin
+
+
+class SettingsSinks:
+    """The sinks of a run, for reading back, built from its settings file: loaded once, when first needed (a
+    run with local files only needs none), and the same reason given for every sink when it cannot be."""
+
+    def __init__(self, settings_file: str | None) -> None:
+        self.settings_file = settings_file
+        self._loaded: tuple[Settings, PluginRegistry] | ElspethError | None = None
+
+    def __call__(self, node_id: str) -> Sink:
+        if self._loaded is None:
+            self._loaded = self._load()
+        if isinstance(self._loaded, ElspethError):
+            raise self._loaded
+        settings, registry = self._loaded
+        assert self.settings_file is not None
+        return sink_for_read_back(settings, registry, node_id, self.settings_file)
+
+    def _load(self) -> tuple[Settings, PluginRegistry] | ElspethError:
+        if self.settings_file is None:
+            return ElspethError("the run recorded no settings file; pass it with --settings FILE")
+        try:
+            raw = read_settings_file(self.settings_file)
+            return settings_from_raw(raw, file=self.settings_file), PluginRegistry(make_plugin_manager())
+        except ElspethError as exc:
+            return exc

@@ -16,15 +16,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from elspeth.errors import ElspethError
+from elspeth.errors import KeyFileError
 
 PASSPHRASE_ENV = "ELSPETH_KEY_PASSPHRASE"
 """Where the passphrase of an encrypted private key is read from."""
 _MAKE_ONE = "make a key pair with 'elspeth keygen KEY.pem' (or: openssl genpkey -algorithm ed25519 -out KEY.pem)"
-
-
-class KeyFileError(ElspethError):
-    """A key file that is missing, unreadable, or not an Ed25519 key of the kind asked for."""
 
 
 def _read(path: str, what: str) -> bytes:

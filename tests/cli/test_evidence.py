@@ -90,7 +90,7 @@ def test_signature_checks_by_hand_with_openssl(elspeth, demo, tmp_path):
     assert done.returncode == 0 and "Signature Verified Successfully" in done.stdout, done.stdout + done.stderr
 
 
-@pytest.mark.parametrize("which", ["row payload", "outcome", "header", "last record"])
+@pytest.mark.parametrize("which", ["row payload", "outcome", "header", "last record", "broken JSON"])
 def test_one_changed_byte_fails_and_names_the_line(elspeth, demo, tmp_path, which):
     out = export(elspeth, tmp_path, demo)
     lines = out.read_bytes().splitlines(keepends=True)
@@ -102,9 +102,12 @@ def test_one_changed_byte_fails_and_names_the_line(elspeth, demo, tmp_path, whic
         at = lines[number - 1].index(b'"recorded_at":') + len(b'"recorded_at":') + 2
     elif which == "header":
         number, at = 1, lines[0].index(b"reproducible")
-    else:
+    elif which == "last record":
         number = len(lines) - 1  # the end record, just before the signature
         at = lines[number - 1].index(b'"row":') + len(b'"row":')
+    else:
+        number = next(i for i, line in enumerate(lines, 1) if b'"type":"state"' in line)
+        at = lines[number - 1].index(b'"type"')  # its opening quote: the line is no JSON any more
     lines[number - 1] = flip_byte(lines[number - 1], at)
     out.write_bytes(b"".join(lines))
 
@@ -115,6 +118,8 @@ def test_one_changed_byte_fails_and_names_the_line(elspeth, demo, tmp_path, whic
     assert "the lines above are not the ones that were signed" in result.stdout
     if which == "row payload":
         assert f"line {number}: the payload of row" in result.stdout
+    if which == "broken JSON":
+        assert f"line {number}: not a JSON record" in result.stdout
 
 
 def test_rechained_and_rehashed_without_the_key_still_fails(elspeth, demo, tmp_path):

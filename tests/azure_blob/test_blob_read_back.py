@@ -16,6 +16,12 @@ from elspeth.cli import main
 from .blob_world import Blobs, World
 
 
+@pytest.fixture(autouse=True)
+def only_these_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command loads only the plugins these tests use: others installed here are not their business."""
+    monkeypatch.setenv("ELSPETH_LOAD_PLUGINS", "builtin,azure")
+
+
 def elspeth(*args: str) -> Result:
     return CliRunner().invoke(main, list(args))
 

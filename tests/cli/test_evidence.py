@@ -21,6 +21,12 @@ from elspeth.landscape.recorder import INLINE_LIMIT
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.fixture(autouse=True)
+def only_these_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command loads only the plugins these tests use: others installed here are not their business."""
+    monkeypatch.setenv("ELSPETH_LOAD_PLUGINS", "builtin,azure")
+
+
 @pytest.fixture
 def demo(elspeth, tmp_path, monkeypatch):
     """The demo run `demo` in tmp_path/audit, its outputs in tmp_path/demo, and a key pair in tmp_path."""

@@ -7,11 +7,18 @@ import hashlib
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from elspeth_s3.conformance import client
 from s3_pipelines import BUCKET, jsonl, put, read, s3_options, settings, url_of
 
 from elspeth.cli import main
+
+
+@pytest.fixture(autouse=True)
+def only_these_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command loads only the plugins these tests use: others installed here are not their business."""
+    monkeypatch.setenv("ELSPETH_LOAD_PLUGINS", "builtin,s3")
 
 
 def elspeth(*args: str) -> Result:

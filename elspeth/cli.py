@@ -32,7 +32,7 @@ from elspeth.evidence.check_export import check_export
 from elspeth.evidence.export import export_run
 from elspeth.evidence.grade import Grade, Level, grade_of_run
 from elspeth.evidence.read_back import SettingsSinks
-from elspeth.evidence.verify import Status, Verification, verify_run
+from elspeth.evidence.verify import Finding, Status, Verification, verify_run
 from elspeth.landscape import lineage
 from elspeth.landscape.database import check_url, default_url, open_database
 from elspeth.landscape.payloads import FilePayloadStore, default_payload_dir
@@ -715,17 +715,26 @@ def verify(
 
 def _render_verification(v: Verification) -> str:
     lines = [f"Run {v.run_id}", "  artifacts"]
-    lines += [f"    {f.status:<11}  {f.subject}: {f.detail}" for f in v.artifacts] or ["    none recorded"]
+    lines += [_finding_line(f) for f in v.artifacts] or ["    none recorded"]
     payloads = [f"{v.payloads_matching:,} match"] + [
-        f"{n:,} {status}"
+        f"{n:,} {_status_text(status)}"
         for status in (Status.MISMATCH, Status.PURGED)
         if (n := sum(1 for f in v.payloads if f.status is status))
     ]
     lines.append("  payloads   " + ", ".join(payloads))
-    lines += [f"    {f.status:<11}  {f.subject}: {f.detail}" for f in v.payloads]
+    lines += [_finding_line(f) for f in v.payloads]
     mismatches = v.count(Status.MISMATCH)
     lines.append(f"{plural(mismatches, 'mismatch')}" if mismatches else "Everything checked matches the Landscape.")
     return "\n".join(lines)
+
+
+def _status_text(status: Status) -> str:
+    """A mismatch stands out in capitals; the other statuses read as they are."""
+    return status.upper() if status is Status.MISMATCH else str(status)
+
+
+def _finding_line(f: Finding) -> str:
+    return f"    {_status_text(f.status):<11}  {f.subject}: {f.detail}"
 
 
 # ---------------------------------------------------------------- plugins

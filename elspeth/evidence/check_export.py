@@ -26,7 +26,6 @@ _RECORD_TYPES = frozenset(name for name, _ in RECORD_TABLES)
 
 @define
 class ExportCheck:
-    path: str
     run_id: str = ""
     grade: str = ""
     counts: dict[str, int] = field(factory=dict)
@@ -55,7 +54,7 @@ def _lines(path: str) -> Iterator[bytes]:
 def check_export(path: str, key: Ed25519PublicKey) -> ExportCheck:
     """Every problem found in the export at `path`, checked against `key`. Raises ElspethError when the file
     is not an elspeth export at all (missing, unreadable, no header)."""
-    result = ExportCheck(path)
+    result = ExportCheck()
     lines = _lines(path)
     first = next(lines, b"")
     header = _header(path, first)

@@ -3,7 +3,6 @@ hashes the records carry about themselves. docs/evidence.md describes the same (
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -48,10 +47,6 @@ def encode_line(record: dict[str, Any]) -> bytes:
         return (_encode(record) + "\n").encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate in some recorded text: escaped, still the same JSON value
         return (_encode_ascii(record) + "\n").encode("ascii")
-
-
-def line_hash(line: bytes) -> str:
-    return hashlib.sha256(line).hexdigest()
 
 
 def hash_problem(text: str, recorded: str) -> str | None:

@@ -30,7 +30,7 @@ SinkFor = Callable[[str], Sink]
 
 class Status(enum.StrEnum):
     MATCHES = "matches"
-    MISMATCH = "MISMATCH"
+    MISMATCH = "mismatch"
     PURGED = "purged"
     NOT_CHECKED = "not checked"
 

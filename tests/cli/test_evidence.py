@@ -223,7 +223,7 @@ def test_verify_names_a_changed_row_payload(elspeth, demo, tmp_path):
     result = elspeth("verify", "demo", "--landscape", demo, "--json")
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
-    assert [(p["status"], p["subject"]) for p in report["payloads"]] == [("MISMATCH", "row 0 payload")]
+    assert [(p["status"], p["subject"]) for p in report["payloads"]] == [("mismatch", "row 0 payload")]
     assert report["payloads_matching"] == 27
 
 

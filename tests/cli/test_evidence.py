@@ -194,6 +194,26 @@ def test_key_and_file_errors(elspeth, demo, tmp_path, user_error):
     user_error(elspeth("keygen", key), "already exists")
 
 
+def test_an_encrypted_key_signs_with_its_passphrase(elspeth, demo, tmp_path, monkeypatch, user_error):
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    encrypted = serialization.BestAvailableEncryption(b"s3cret")
+    (tmp_path / "enc.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encrypted)
+    )
+    (tmp_path / "enc.pub.pem").write_bytes(
+        key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
+    args = ("export", "demo", "-o", str(tmp_path / "e.jsonl"), "--key", str(tmp_path / "enc.pem"), "--landscape", demo)
+    user_error(elspeth(*args), "is encrypted", "$ELSPETH_KEY_PASSPHRASE")
+    monkeypatch.setenv("ELSPETH_KEY_PASSPHRASE", "wrong")
+    user_error(elspeth(*args), "passphrase in $ELSPETH_KEY_PASSPHRASE is wrong")
+    monkeypatch.setenv("ELSPETH_KEY_PASSPHRASE", "s3cret")
+    assert elspeth(*args).exit_code == 0
+    assert check(elspeth, tmp_path / "e.jsonl", tmp_path / "enc.pub.pem").exit_code == 0
+
+
 def test_keygen_makes_a_private_file(elspeth, tmp_path):
     assert elspeth("keygen", str(tmp_path / "keys" / "signing.pem")).exit_code == 0
     assert (tmp_path / "keys" / "signing.pem").stat().st_mode & 0o777 == 0o600

@@ -360,13 +360,26 @@ def _render_pipeline(settings: Settings, plugins: dict[str, str]) -> str:
 
 # ---------------------------------------------------------------- explain / runs
 
+_PAYLOADS_HELP = "The run's payload store (default: 'payloads' beside a SQLite landscape, else ./.elspeth/payloads)."
+
+
+def _payload_option(command: Any) -> Any:
+    return click.option(
+        "--payloads", "payload_dir", metavar="DIR", type=click.Path(file_okay=False), help=_PAYLOADS_HELP
+    )(command)
+
+
+def _payload_store(url: str, payload_dir: str | None) -> FilePayloadStore:
+    return FilePayloadStore(Path(payload_dir) if payload_dir else default_payload_dir(url))
+
 
 @main.command()
 @click.argument("run_id")
 @click.option("--row", "row_id", type=int, metavar="N", help="Trace source row N through every node.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @_landscape_option(_LOCAL)
-def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None) -> None:
+@_payload_option
+def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None, payload_dir: str | None) -> None:
     """Show what a run did, or the full lineage of one of its rows.
 
     \b
@@ -378,7 +391,7 @@ def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str |
     with _connect(url) as conn:
         if row_id is None:
             overview = lineage.run_overview(conn, run_id)
-            run_grade = _grader(conn, url)(run_id)
+            run_grade = _grader(conn, _payload_store(url, payload_dir))(run_id)
         else:
             row = lineage.row_lineage(conn, run_id, row_id)
     if as_json and row_id is None:
@@ -393,8 +406,9 @@ def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str |
 
 @main.command()
 @_landscape_option(_LOCAL)
+@_payload_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def runs(landscape_url: str | None, as_json: bool) -> None:
+def runs(landscape_url: str | None, payload_dir: str | None, as_json: bool) -> None:
     """List the runs in a Landscape, newest first.
 
     \b
@@ -404,7 +418,7 @@ def runs(landscape_url: str | None, as_json: bool) -> None:
     url = landscape_url or default_url()
     with _connect(url) as conn:
         found = lineage.list_runs(conn)
-        graded = _grader(conn, url)
+        graded = _grader(conn, _payload_store(url, payload_dir))
         grades = {r.run_id: graded(r.run_id).level.value for r in found}
     if as_json:
         echo_json([{**attrs.asdict(r), "grade": grades[r.run_id]} for r in found])
@@ -437,15 +451,14 @@ def _connect(url: str) -> Iterator[Connection]:
         engine.dispose()
 
 
-def _grader(conn: Connection, url: str) -> Callable[[str], Grade]:
-    """Grades runs of the landscape at `url`; listing runs must not fail because an installed plugin does,
+def _grader(conn: Connection, store: FilePayloadStore) -> Callable[[str], Grade]:
+    """Grades runs of the landscape on `conn`; listing runs must not fail because an installed plugin does,
     so when the plugins cannot be loaded every grade is unknown, and says why."""
     try:
         registry = PluginRegistry(make_plugin_manager())
     except PluginError as exc:
         unknown = Grade(Level.UNKNOWN, (f"the installed plugins could not be loaded: {exc}",))
         return lambda _run_id: unknown
-    store = FilePayloadStore(default_payload_dir(url))
     return lambda run_id: grade_of_run(conn, run_id, registry, store)
 
 
@@ -558,18 +571,6 @@ def _indent(text: str, width: int = 2) -> list[str]:
 
 
 # ---------------------------------------------------------------- evidence: keygen, export, verify-export, verify
-
-_PAYLOADS_HELP = "The run's payload store (default: 'payloads' beside a SQLite landscape, else ./.elspeth/payloads)."
-
-
-def _payload_option(command: Any) -> Any:
-    return click.option(
-        "--payloads", "payload_dir", metavar="DIR", type=click.Path(file_okay=False), help=_PAYLOADS_HELP
-    )(command)
-
-
-def _payload_store(url: str, payload_dir: str | None) -> FilePayloadStore:
-    return FilePayloadStore(Path(payload_dir) if payload_dir else default_payload_dir(url))
 
 
 @main.command()

@@ -283,6 +283,20 @@ class Sink(Plugin):
     def flush(self, ctx: Context) -> Artifact:
         raise NotImplementedError
 
+    def read_back(self, uri: str, ctx: Context) -> Iterator[bytes]:
+        """Optional: the bytes stored now at `uri` (the uri of an artifact this sink, configured as it is,
+        made), in order, in chunks of bounded size, for `elspeth verify` to hash. Called outside any run on a
+        sink that was never opened: `ctx` has no open state (`state_id` is -1) and keeps the calls recorded
+        through it for verify's report, not in the Landscape. Raise ElspethError saying why when the bytes
+        cannot be read. Sinks that do not override it are listed by verify as "not checked"; `file://`
+        artifacts are read by verify itself."""
+        raise NotImplementedError
+
+
+def can_read_back(cls: type[Sink]) -> bool:
+    """Whether sink class `cls` implements the optional `read_back`."""
+    return cls.read_back is not Sink.read_back
+
 
 PLUGIN_KINDS: dict[str, type[Plugin]] = {
     "source": Source,
@@ -323,6 +337,7 @@ __all__ = [
     "Success",
     "Transform",
     "TransformResult",
+    "can_read_back",
     "looks_secret",
     "redacted_headers",
 ]

@@ -1,4 +1,5 @@
-"""The `elspeth` command: run, resume, validate, explain, runs, plugins (and plugins new), install, uninstall.
+"""The `elspeth` command: run, resume, validate, explain, runs, keygen, export, verify-export, verify, plugins (and
+plugins new), install, uninstall.
 
 Every ElspethError becomes `Error: <message>` on stderr and exit code 2, without a traceback (`--debug`
 shows it). Commands only parse, call the library and render; the queries live in landscape/lineage.py.
@@ -10,7 +11,7 @@ import contextlib
 import json
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,17 @@ from elspeth.engine.interrupts import STOP_SIGNALS, StopRequest
 from elspeth.engine.interrupts import install as install_stop_handlers
 from elspeth.engine.orchestrator import resume_run, run_pipeline
 from elspeth.engine.summary import RunSummary
-from elspeth.errors import ConfigError, ElspethError
+from elspeth.errors import ConfigError, ElspethError, PluginError
+from elspeth.evidence import signing
+from elspeth.evidence.bodies import purged_bodies
+from elspeth.evidence.check_export import check_export
+from elspeth.evidence.export import export_run
+from elspeth.evidence.grade import Grade, Level, grade_of_run
+from elspeth.evidence.read_back import SettingsSinks
+from elspeth.evidence.verify import Finding, Status, Verification, verify_run
 from elspeth.landscape import lineage
 from elspeth.landscape.database import check_url, default_url, open_database
+from elspeth.landscape.payloads import FilePayloadStore, default_payload_dir
 from elspeth.landscape.redaction import Redactor
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.preflight import check_plugins
@@ -351,13 +360,26 @@ def _render_pipeline(settings: Settings, plugins: dict[str, str]) -> str:
 
 # ---------------------------------------------------------------- explain / runs
 
+_PAYLOADS_HELP = "The run's payload store (default: 'payloads' beside a SQLite landscape, else ./.elspeth/payloads)."
+
+
+def _payload_option(command: Any) -> Any:
+    return click.option(
+        "--payloads", "payload_dir", metavar="DIR", type=click.Path(file_okay=False), help=_PAYLOADS_HELP
+    )(command)
+
+
+def _payload_store(url: str, payload_dir: str | None) -> FilePayloadStore:
+    return FilePayloadStore(Path(payload_dir) if payload_dir else default_payload_dir(url))
+
 
 @main.command()
 @click.argument("run_id")
 @click.option("--row", "row_id", type=int, metavar="N", help="Trace source row N through every node.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @_landscape_option(_LOCAL)
-def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None) -> None:
+@_payload_option
+def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None, payload_dir: str | None) -> None:
     """Show what a run did, or the full lineage of one of its rows.
 
     \b
@@ -369,36 +391,46 @@ def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str |
     with _connect(url) as conn:
         if row_id is None:
             overview = lineage.run_overview(conn, run_id)
+            run_grade = _grader(conn, _payload_store(url, payload_dir))(run_id)
         else:
             row = lineage.row_lineage(conn, run_id, row_id)
-    if as_json:
-        echo_json(attrs.asdict(overview if row_id is None else row))
+    if as_json and row_id is None:
+        echo_json({**attrs.asdict(overview), "grade": _grade_json(run_grade)})
+    elif as_json:
+        echo_json(attrs.asdict(row))
     elif row_id is None:
-        echo(_render_overview(overview, _landscape_hint(url)))
+        echo(_render_overview(overview, _landscape_hint(url), run_grade))
     else:
         echo(_render_lineage(row))
 
 
 @main.command()
 @_landscape_option(_LOCAL)
+@_payload_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def runs(landscape_url: str | None, as_json: bool) -> None:
+def runs(landscape_url: str | None, payload_dir: str | None, as_json: bool) -> None:
     """List the runs in a Landscape, newest first.
 
     \b
     Example:
       elspeth runs --landscape sqlite:///.elspeth/landscape.db
     """
-    with _connect(landscape_url or default_url()) as conn:
+    url = landscape_url or default_url()
+    with _connect(url) as conn:
         found = lineage.list_runs(conn)
+        graded = _grader(conn, _payload_store(url, payload_dir))
+        grades = {r.run_id: graded(r.run_id).level.value for r in found}
     if as_json:
-        echo_json([attrs.asdict(r) for r in found])
+        echo_json([{**attrs.asdict(r), "grade": grades[r.run_id]} for r in found])
         return
     if not found:
         echo("No runs yet; start one with: elspeth run SETTINGS.yaml")
         return
-    rows = [(r.run_id, r.status, when(r.started_at), when(r.ended_at), r.attempt, f"{r.rows:,}") for r in found]
-    echo(table(("RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS"), rows))
+    rows = [
+        (r.run_id, r.status, when(r.started_at), when(r.ended_at), r.attempt, f"{r.rows:,}", grades[r.run_id])
+        for r in found
+    ]
+    echo(table(("RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS", "GRADE"), rows))
 
 
 @contextlib.contextmanager
@@ -419,7 +451,22 @@ def _connect(url: str) -> Iterator[Connection]:
         engine.dispose()
 
 
-def _render_overview(o: lineage.RunOverview, landscape_hint: str) -> str:
+def _grader(conn: Connection, store: FilePayloadStore) -> Callable[[str], Grade]:
+    """Grades runs of the landscape on `conn`; listing runs must not fail because an installed plugin does,
+    so when the plugins cannot be loaded every grade is unknown, and says why."""
+    try:
+        registry = PluginRegistry(make_plugin_manager())
+    except PluginError as exc:
+        unknown = Grade(Level.UNKNOWN, (f"the installed plugins could not be loaded: {exc}",))
+        return lambda _run_id: unknown
+    return lambda run_id: grade_of_run(conn, run_id, registry, store)
+
+
+def _grade_json(g: Grade) -> dict[str, Any]:
+    return {"level": g.level.value, "reasons": list(g.reasons)}
+
+
+def _render_overview(o: lineage.RunOverview, landscape_hint: str, run_grade: Grade) -> str:
     run = o.run
     outcomes = ", ".join(f"{name} {count:,}" for name, count in o.outcomes.items()) or "none"
     lines = [
@@ -432,6 +479,7 @@ def _render_overview(o: lineage.RunOverview, landscape_hint: str) -> str:
         f"  rows       {run.rows:,} read, {o.quarantined:,} quarantined",
         f"  outcomes   {outcomes}",
         f"  calls      {o.calls:,}",
+        f"  grade      {run_grade.level}" + "".join(f"\n             {reason}" for reason in run_grade.reasons),
     ]
     if run.error:
         lines.append(f"  error      {run.error}")
@@ -520,6 +568,174 @@ def _reason_text(reason: Any) -> str:
 
 def _indent(text: str, width: int = 2) -> list[str]:
     return [" " * width + line for line in text.splitlines()]
+
+
+# ---------------------------------------------------------------- evidence: keygen, export, verify-export, verify
+
+
+@main.command()
+@click.argument("private_key", metavar="KEY.pem", type=click.Path(dir_okay=False, path_type=Path))
+def keygen(private_key: Path) -> None:
+    """Make an Ed25519 key pair for signing exports.
+
+    Writes the private key to KEY.pem (readable by you only) and the public key beside it as KEY.pub.pem;
+    give the public key to whoever checks your exports.
+
+    \b
+    Example:
+      elspeth keygen ~/.elspeth/export-key.pem
+    """
+    public = signing.write_key_pair(private_key)
+    key = signing.load_public_key(str(public))
+    echo(f"Private key {private_key} (keep it secret)\nPublic key  {public}\nFingerprint {signing.fingerprint(key)}")
+
+
+@main.command()
+@click.argument("run_id")
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    metavar="FILE",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the export (JSON Lines).",
+)
+@click.option("--key", "key_file", required=True, metavar="PRIVATE.pem", help="Ed25519 private key to sign with.")
+@_landscape_option(_LOCAL)
+@_payload_option
+def export(run_id: str, output: Path, key_file: str, landscape_url: str | None, payload_dir: str | None) -> None:
+    """Write every record of a run to one signed, self-contained file.
+
+    Run, settings, nodes, rows, tokens, states, calls with their full bodies, batches, artifacts and
+    outcomes, one JSON record a line, signed with Ed25519 (format: docs/evidence.md). Check it anywhere,
+    without the database, with `elspeth verify-export`.
+
+    \b
+    Example:
+      elspeth export 20250101-120000-ab12cd -o run.jsonl --key export-key.pem
+    """
+    key = signing.load_private_key(key_file)
+    url = landscape_url or default_url()
+    store = _payload_store(url, payload_dir)
+    with _connect(url) as conn:
+        lineage.get_run(conn, run_id)
+        purged = purged_bodies(conn, run_id, store)
+        run_grade = grade_of_run(conn, run_id, PluginRegistry(make_plugin_manager()), store)
+        counts = export_run(conn, run_id, output, key=key, store=store, grade=run_grade, bodies_purged=purged)
+    total = sum(counts.values())
+    echo(f"Exported run {run_id} to {output}: {plural(total, 'record')}, grade {run_grade.level}")
+    if purged:
+        echo(f"  {plural(purged, 'call body')} purged: only their hashes are in the export")
+    echo(
+        f"  signed by key {signing.fingerprint(key.public_key())[:16]}…; check it with: "
+        f"elspeth verify-export {output} --key PUBLIC.pem"
+    )
+
+
+@main.command("verify-export")
+@click.argument("export_file", metavar="FILE")
+@click.option("--key", "key_file", required=True, metavar="PUBLIC.pem", help="Ed25519 public key of the signer.")
+def verify_export(export_file: str, key_file: str) -> None:
+    """Check a signed export without the database.
+
+    Checks the signature with the public key given, each line's link to the one before, and the hashes the
+    records carry (settings, node configs, source rows, call bodies). Exit 0 when all hold, 1 when anything
+    does not (every problem is named, with its line), 2 when the file or key cannot be used.
+
+    \b
+    Example:
+      elspeth verify-export run.jsonl --key export-key.pub.pem
+    """
+    key = signing.load_public_key(key_file)
+    result = check_export(export_file, key)
+    if not result.problems:
+        records = sum(result.counts.values())
+        echo(
+            f"OK {export_file}: run {result.run_id}, {plural(records, 'record')}, grade {result.grade}, "
+            f"signed by key {result.key_fingerprint[:16]}…"
+        )
+        return
+    echo(f"FAILED {export_file}: {plural(len(result.problems), 'problem')}")
+    for line, message in result.problems:
+        echo(f"  {'line ' + str(line) if line is not None else 'file'}: {message}")
+    sys.exit(1)
+
+
+@main.command()
+@click.argument("run_id")
+@click.option(
+    "--settings",
+    "settings_file",
+    metavar="FILE",
+    type=click.Path(dir_okay=False),
+    help="Settings whose sinks read artifacts back (default: the file the run recorded); local files need none.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 also when an artifact was not checked or a body was purged.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@_landscape_option(_LOCAL)
+@_payload_option
+def verify(
+    run_id: str,
+    settings_file: str | None,
+    strict: bool,
+    as_json: bool,
+    landscape_url: str | None,
+    payload_dir: str | None,
+) -> None:
+    """Re-hash a run's artifacts where they live, and every stored payload.
+
+    Exit 0 when everything checked matches, 1 on any mismatch (each is named), 2 on a usage error.
+    Artifacts whose sink cannot read them back are listed as "not checked", and purged call bodies as
+    "purged": neither fails the check unless --strict.
+
+    \b
+    Example:
+      elspeth verify 20250101-120000-ab12cd
+    """
+    url = landscape_url or default_url()
+    store = _payload_store(url, payload_dir)
+    with _connect(url) as conn:
+        run = lineage.get_run(conn, run_id)
+        result = verify_run(conn, run_id, store, SettingsSinks(settings_file or run.settings_path))
+    mismatches = result.count(Status.MISMATCH)
+    unsure = result.count(Status.NOT_CHECKED) + result.count(Status.PURGED)
+    if as_json:
+        echo_json(
+            {
+                "run_id": run_id,
+                "artifacts": [attrs.asdict(f) for f in result.artifacts],
+                "payloads_matching": result.payloads_matching,
+                "payloads": [attrs.asdict(f) for f in result.payloads],
+            }
+        )
+    else:
+        echo(_render_verification(result))
+    if mismatches or (strict and unsure):
+        sys.exit(1)
+
+
+def _render_verification(v: Verification) -> str:
+    lines = [f"Run {v.run_id}", "  artifacts"]
+    lines += [_finding_line(f) for f in v.artifacts] or ["    none recorded"]
+    payloads = [f"{v.payloads_matching:,} match"] + [
+        f"{n:,} {_status_text(status)}"
+        for status in (Status.MISMATCH, Status.PURGED)
+        if (n := sum(1 for f in v.payloads if f.status is status))
+    ]
+    lines.append("  payloads   " + ", ".join(payloads))
+    lines += [_finding_line(f) for f in v.payloads]
+    mismatches = v.count(Status.MISMATCH)
+    lines.append(f"{plural(mismatches, 'mismatch')}" if mismatches else "Everything checked matches the Landscape.")
+    return "\n".join(lines)
+
+
+def _status_text(status: Status) -> str:
+    """A mismatch stands out in capitals; the other statuses read as they are."""
+    return status.upper() if status is Status.MISMATCH else str(status)
+
+
+def _finding_line(f: Finding) -> str:
+    return f"    {_status_text(f.status):<11}  {f.subject}: {f.detail}"
 
 
 # ---------------------------------------------------------------- plugins

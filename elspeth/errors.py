@@ -23,6 +23,10 @@ class NonCanonicalValueError(ElspethError, ValueError):
     """A value that cannot be hashed canonically (NaN, Infinity, an integer beyond 2**53, a non-JSON type)."""
 
 
+class KeyFileError(ElspethError):
+    """A signing key file that is missing, unreadable, or not an Ed25519 key of the kind asked for."""
+
+
 class ResumeError(ElspethError):
     """A run cannot be resumed as asked."""
 

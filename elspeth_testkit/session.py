@@ -50,6 +50,7 @@ STANDARD_SCENARIOS: dict[str, tuple[str, ...]] = {
         "test_sink_contract",
         "test_sink_empty_input",
         "test_sink_multi_write",
+        "test_sink_read_back",
         "test_sink_call_linkage",
         "test_sink_sdk_failure",
         "test_sink_audit_refused",

@@ -45,7 +45,7 @@ class Pipeline:
             node.plugin.close()
 
 
-def _instantiate(
+def instantiate(
     registry: PluginRegistry, kind: str, name: str, options: dict[str, Any], where: str, file: str | None
 ) -> tuple[PluginInfo, Plugin]:
     info = registry.get(kind, name)
@@ -78,7 +78,7 @@ def build_pipeline(settings: Settings, registry: PluginRegistry, settings_path: 
             raise ConfigError(f"default_sink: required with several sinks; one of {sorted(settings.sinks)}")
         default_sink = next(iter(settings.sinks))
     position = 0
-    info, plugin = _instantiate(
+    info, plugin = instantiate(
         registry, "source", settings.source.plugin, settings.source.options, "source", settings_path
     )
     source = Node(f"source:{info.name}", "source", info, plugin, settings.source.options, position)
@@ -87,7 +87,7 @@ def build_pipeline(settings: Settings, registry: PluginRegistry, settings_path: 
     names = _unique_names([t.name or t.plugin for t in settings.transforms])
     for i, (t, name) in enumerate(zip(settings.transforms, names, strict=True)):
         position += 1
-        info, plugin = _instantiate(registry, "transform", t.plugin, t.options, f"transforms[{i}]", settings_path)
+        info, plugin = instantiate(registry, "transform", t.plugin, t.options, f"transforms[{i}]", settings_path)
         _check_kind(plugin, Transform, f"transforms[{i}]")
         transforms.append(
             Node(
@@ -105,7 +105,7 @@ def build_pipeline(settings: Settings, registry: PluginRegistry, settings_path: 
     names = _unique_names([a.name or a.plugin for a in settings.aggregations])
     for i, (a, name) in enumerate(zip(settings.aggregations, names, strict=True)):
         position += 1
-        info, plugin = _instantiate(registry, "aggregate", a.plugin, a.options, f"aggregations[{i}]", settings_path)
+        info, plugin = instantiate(registry, "aggregate", a.plugin, a.options, f"aggregations[{i}]", settings_path)
         _check_kind(plugin, Aggregate, f"aggregations[{i}]")
         aggregations.append(
             Node(
@@ -122,7 +122,7 @@ def build_pipeline(settings: Settings, registry: PluginRegistry, settings_path: 
     sinks = {}
     for name, s in settings.sinks.items():
         position += 1
-        info, plugin = _instantiate(registry, "sink", s.plugin, s.options, f"sinks.{name}", settings_path)
+        info, plugin = instantiate(registry, "sink", s.plugin, s.options, f"sinks.{name}", settings_path)
         _check_kind(plugin, Sink, f"sinks.{name}")
         sinks[name] = Node(f"sink:{name}", "sink", info, plugin, s.options, position)
     pipeline = Pipeline(

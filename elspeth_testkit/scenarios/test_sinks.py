@@ -6,7 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from elspeth.api import Capability
+from elspeth.api import Capability, Sink, can_read_back
+from elspeth.evidence.read_back import ReadBackContext
+from elspeth.evidence.verify import Status, verify_run
+from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.settings import structure
 from elspeth_testkit import checks
 from elspeth_testkit.harness import Harness, generic_rows
 from elspeth_testkit.setups import Options, Row
@@ -63,6 +67,37 @@ def test_sink_multi_write(h: Harness, plugin_info) -> None:
     data = read(options)
     checks.same_rows(h, "sink-overwrites", parse(data), rows, "after 6 writes and 3 flushes")
     checks.artifact_matches_bytes(h, result, SINK, data)
+
+
+def test_sink_read_back(h: Harness, plugin_info) -> None:
+    """A sink that implements the optional `read_back` (how `elspeth verify` re-hashes artifacts that are not
+    local files): after several writes and flushes, `elspeth verify`'s check finds the last artifact matching,
+    and the bytes read back are those the destination holds."""
+    cls = h.plugin.info.cls
+    h.require(
+        issubclass(cls, Sink) and can_read_back(cls),
+        "the sink does not implement the optional read_back (elspeth verify re-hashes file:// artifacts itself, and "
+        "lists any other as not checked)",
+    )
+    settings, options = _pipeline(h, generic_rows(23), "read-back", write_batch_rows=4, checkpoint_every_rows=9)
+    result = h.run(settings)
+    h.check(result)
+
+    def sink_for(_node_id: str) -> Sink:
+        return cls(structure(options, cls.config_class, where="read_back"))
+
+    store = FilePayloadStore(result.payload_dir)
+    with result.engine().connect() as conn:
+        findings = verify_run(conn, result.run_id, store, sink_for).artifacts
+    mine = [f for f in findings if f.subject.startswith(f"{SINK} ")]
+    if [f.status for f in mine] != [Status.MATCHES]:
+        h.fail("read-back", f"elspeth verify of the run's artifact: {[(f.status, f.detail) for f in mine]}")
+    read = h.plugin.setup.read_output
+    if read is not None:
+        uri = max(result.rows("artifacts", node_id=SINK), key=lambda a: a["artifact_id"])["uri"]
+        ctx = ReadBackContext(result.run_id, SINK, store)
+        if b"".join(sink_for(SINK).read_back(uri, ctx)) != read(options):
+            h.fail("read-back", "read_back yields other bytes than the destination holds")
 
 
 def _recovery(h: Harness, kill: dict) -> None:

@@ -41,8 +41,8 @@ def test_runs_table(elspeth, pipeline, tmp_path):
     result = elspeth("runs", "--landscape", url)
     assert result.exit_code == 0, result.output
     header, row = result.stdout.splitlines()
-    assert header.split() == ["RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS"]
-    assert row.split()[:2] == ["r3", "completed"] and row.split()[-2:] == ["1", "4"]
+    assert header.split() == ["RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS", "GRADE"]
+    assert row.split()[:2] == ["r3", "completed"] and row.split()[-3:] == ["1", "4", "reproducible"]
 
 
 def test_explain_run(elspeth, pipeline, tmp_path):

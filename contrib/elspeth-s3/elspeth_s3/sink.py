@@ -23,7 +23,7 @@ recorded) rebuild it from its first `size` bytes, by copy or by PutObject. Rows 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from attrs import define, field, frozen
@@ -188,6 +188,28 @@ class S3Sink(Sink):
         self._condition = {"IfMatch": reply.etag}
         self._dirty = False
         return self._artifact()
+
+    def read_back(self, uri: str, ctx: Context) -> Iterator[bytes]:
+        """The object at `uri` (this config's), one ranged GetObject of `part_size_mb` at a time, all at the
+        version found first (If-Match its ETag)."""
+        cfg = self.config
+        if uri != cfg.uri:
+            raise ElspethError(
+                f"s3 sink: {uri} is not the object this sink's settings name ({cfg.uri}); verify with the settings "
+                "of the run that wrote it (--settings)"
+            )
+        head = self._head(ctx)
+        if head is None:
+            raise ElspethError(f"s3 sink: {uri} is gone")
+        size, etag, _ = head
+        offset = 0
+        while offset < size:
+            end = min(offset + self.part_size, size) - 1
+            reply = self._call(ctx, "GetObject", streaming=True, Range=f"bytes={offset}-{end}", IfMatch=etag)
+            if not reply.body:
+                raise ElspethError(f"s3 sink: {uri} ended at byte {offset}, but HeadObject said {size}")
+            offset += len(reply.body)
+            yield reply.body
 
     def close(self) -> None:
         # An upload left open (a failed run) is aborted when the run resumes: close() has no ctx to record

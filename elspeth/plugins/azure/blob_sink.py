@@ -24,8 +24,9 @@ from __future__ import annotations
 import hashlib
 import string
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
+from urllib.parse import unquote
 
 from attrs import field, frozen
 
@@ -33,7 +34,13 @@ from elspeth.api import Artifact, Capability, Context, Location, Row, Sink
 from elspeth.errors import ConfigError, ElspethError, ResumeError
 from elspeth.formats import CsvEncoder, encode_jsonl
 from elspeth.options import no_duplicates, single_character
-from elspeth.plugins.azure.blob_auth import BlobAccessConfig, blob_client, blob_location, blob_name_problem
+from elspeth.plugins.azure.blob_auth import (
+    BlobAccessConfig,
+    blob_client,
+    blob_location,
+    blob_name_problem,
+    blob_url,
+)
 from elspeth.plugins.azure.blob_calls import BlobCalls, error_code_of, status_of
 from elspeth.plugins.azure.blob_source import format_of
 
@@ -188,6 +195,26 @@ class AzureBlobSink(Sink):
         return Artifact(
             uri=calls.url, content_hash=content_hash, size=self._size, row_count=self._row_count, resume=resume
         )
+
+    def read_back(self, uri: str, ctx: Context) -> Iterator[bytes]:
+        """The blob at `uri` (in this config's container), streamed `chunk_bytes` per ranged GET."""
+        cfg = self.config
+        container_url = blob_url(blob_client(cfg, "-")).rsplit("/", 1)[0] + "/"
+        name = unquote(uri.removeprefix(container_url))
+        if not uri.startswith(container_url) or blob_url(blob_client(cfg, name)) != uri:
+            raise ElspethError(
+                f"azure_blob sink: {uri} is not a blob of container {cfg.container!r} at {container_url}; verify "
+                "with the settings of the run that wrote it (--settings)"
+            )
+        calls = BlobCalls(cfg, blob_client(cfg, name), kind="azure_blob sink")
+        try:
+            yield from calls.download(ctx)
+        except ElspethError:
+            raise
+        except Exception as exc:
+            raise calls.explain(exc, "reading back", permission="read (r)") from exc
+        finally:
+            calls.client.close()
 
     def close(self) -> None:
         if self._calls is not None:

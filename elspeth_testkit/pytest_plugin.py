@@ -16,7 +16,7 @@ import pytest
 from elspeth_testkit.azure_openai_emulator import azure_openai_emulator
 from elspeth_testkit.azurite import azurite
 
-SUITE_VERSION = "1.2"
+SUITE_VERSION = "1.3"
 SCENARIO_DIR = Path(__file__).parent / "scenarios"
 
 

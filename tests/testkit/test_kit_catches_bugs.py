@@ -80,6 +80,28 @@ BUGS = [
         "test_sink_recovery_mid_write", "artifact-bytes", r"after the SIGKILL: .*artifact"),
     Bug("13", "aggregate_running_total", "aggregate:sample_running_total", None,
         "test_aggregate_recovery_half_full_buffer", "resume-changed", r"against an uninterrupted run's"),
+    Bug("25", "aggregate_skips_zero_total", "aggregate:sample_skips_zero_total", None,
+        "test_aggregate_cardinality", "aggregate-cardinality",
+        r"shows? one output per batch.*'amount' 0\.0 in every row\): its 4 input rows should give 1 output\(s\)"
+        r".*it gave 0"),
+    Bug("25", "aggregate_group_drops_falsy_key", "aggregate:sample_group_totals_drops_falsy", None,
+        "test_aggregate_cardinality", "aggregate-cardinality",
+        r"one output per group of rows sharing 'group'.*'group' \"\" in every row.*should give 1.*gave 0; "
+        r"4 input row\(s\) no output accounts for"),
+    Bug("25", "group_count_drops_falsy_key", "aggregate:sample_group_drops_falsy_declared", None,
+        "test_aggregate_cardinality", "aggregate-cardinality",
+        r"the engine failed the batch, aggregate-cardinality: aggregate:under_test declares one output per group "
+        r"of rows sharing 'group', so its 4 input rows should give 1 output\(s\), but process_batch\(\) returned 0"),
+    Bug("25", "aggregate_enrich_skips_empty", "aggregate:sample_enrich_skips_empty", None,
+        "test_aggregate_cardinality", "aggregate-cardinality",
+        r"show one output per input row.*'name' \"\" in every row.*should give 4 .*gave 0"),
+    Bug("25", "aggregate_dedupe_merges_falsy", "aggregate:sample_dedupe_merges_falsy", None,
+        "test_aggregate_cardinality", "aggregate-cardinality",
+        r"one output per group of rows sharing 'group'.*'group' \"\", 0, false among ordinary values.*should "
+        r"give 4 .*gave 3"),
+    Bug("25", "aggregate_group_skips_first_row", "aggregate:sample_group_skips_first_row", None,
+        "test_aggregate_cardinality", "aggregate-cardinality",
+        r"one output per group of rows sharing 'group'.*should give 4 .*gave 3; 1 input row\(s\) no output"),
     Bug("14", "sink_truncates_on_resume", "sink:sample_truncates_on_resume", SINK,
         "test_sink_recovery_after_flush", "resume-missing", r"[1-9]\d* missing"),
     Bug("14", "sink_keeps_tail", "sink:sample_keeps_tail", SINK,

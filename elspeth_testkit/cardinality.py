@@ -29,6 +29,7 @@ FALSY_BY_TYPE: dict[type, Any] = {bool: False, int: 0, float: 0.0, str: "", list
 OTHER_FALSY = (0, False, "", [])
 """Falsy values of other types, to put beside a field's own: distinct values a careless key merges."""
 MAX_FIELDS = 12
+ORDINARY = "ordinary rows"
 """Fields given falsy values, in the order the rows first name them (each costs two batches)."""
 
 
@@ -70,13 +71,17 @@ def falsy_of(value: Any) -> Any:
 
 def cardinality_input(base: list[Row], batch: int) -> tuple[list[Row], list[str]]:
     """Rows for one run with a count trigger of `batch`, and a label per row naming its batch's variant:
-    the ordinary rows (at least two batches, whole batches), then per field a batch in which every row has
-    that field's zero or empty value of its own type (a total of 0, a key of ""), then per field a batch
-    mixing an ordinary row, that value and falsy values of other types (0, false and "" side by side).
-    The mixed batches come last: an aggregate that cannot take a value of another type may fail on them."""
+    the ordinary rows (at least two batches, whole batches) and a batch of them each twice, then per field
+    a batch in which every row has that field's zero or empty value of its own type (a total of 0, a key of
+    ""), then per field a batch mixing an ordinary row, that value and falsy values of other types (0,
+    false and "" side by side). The mixed batches come last: an aggregate that cannot take a value of
+    another type may fail on them."""
     size = -(-max(len(base), 2 * batch) // batch) * batch
-    ordinary = [base[i % len(base)] for i in range(size)]
-    rows, labels = list(ordinary), ["ordinary rows"] * size
+    # The batch of doubled rows has fewer distinct values in every field than rows, which tells a rule of
+    # one output per group from a count that matched the groups of the other batches by chance (the last
+    # three rows of each batch of the generic rows are always three groups).
+    ordinary = [base[i % len(base)] for i in range(size)] + [base[i // 2 % len(base)] for i in range(batch)]
+    rows, labels = list(ordinary), [ORDINARY] * len(ordinary)
     fields = list(dict.fromkeys(k for r in base for k in r))[:MAX_FIELDS]
     first = [base[i % len(base)] for i in range(batch)]
     for name in fields:
@@ -204,7 +209,7 @@ def seen_batches(result: RunResult, node_id: str, labels: list[str]) -> list[See
             SeenBatch(
                 last,
                 label,
-                label == labels[0],
+                label == ORDINARY,
                 [json.loads(m["payload_json"]) for m in rows],
                 outputs.get(last, []) if batch["status"] == "completed" else None,
                 json.loads(batch["error_json"]) if batch["error_json"] else None,
@@ -297,7 +302,11 @@ def _hold(h: Harness, what: str, rules: list[Rule], batches: list[SeenBatch]) ->
         f"the aggregate {what}, but {bad.describe()}: its {len(bad.inputs)} input rows should give "
         f"{rule.expected(bad.inputs)} output(s) under {rule.describe()}, and it gave {len(bad.outputs)}"
         + (f"; {len(lost)} input row(s) no output accounts for" if lost else "")
-        + " (a row dropped or merged because a value is 0, empty or false is lost without a record)",
+        + (
+            " (a row dropped, or two groups merged, because a value is 0, empty or false is lost without a record)"
+            if len(bad.outputs) < (rule.expected(bad.inputs) or 0)
+            else " (more outputs than the rule allows)"
+        ),
         shown_rows(rule, bad),
         "the batch's rows",
     )

@@ -138,18 +138,22 @@ def test_correct_aggregates_hold_to_their_cardinality(
 ) -> None:
     """Zero, empty and false values are no trouble to a declared group-by, nor to a per-row enrichment, a
     per-batch sum or a dedupe that declare nothing (their rule inferred from the ordinary rows); a filter
-    that declares nothing, whose ordinary rows all pass, is not taken for one output per input: it skips,
-    saying why and asking for a declaration."""
+    whose ordinary rows all pass is not taken for one output per input, nor a top three for one output per
+    group: they skip, saying why and asking for a declaration."""
     modules = ("group_count", "aggregate_enrich", "batch_sum", "aggregate_dedupe", "aggregate_filter")
-    install(pytester, monkeypatch, *modules)
-    plugins = ("sample_group_count", "sample_enrich", "sample_batch_sum", "sample_dedupe", "sample_keep_set")
+    install(pytester, monkeypatch, *modules, "aggregate_top_three")
+    plugins = ("sample_group_count", "sample_enrich", "sample_batch_sum", "sample_dedupe")
     scenario = "test_aggregate_cardinality"
-    run = run_kit(pytester, *(f"aggregate:{p}" for p in plugins), only=scenario)
-    for plugin in plugins[:-1]:
+    run = run_kit(
+        pytester, *(f"aggregate:{p}" for p in (*plugins, "sample_keep_set", "sample_top_three")), only=scenario
+    )
+    for plugin in plugins:
         assert run.outcomes(plugin) == {scenario: "passed"}, (plugin, run.tail)
     reason = run.skip_reasons("sample_keep_set")[scenario]
     assert "declares no cardinality and no simple rule" in reason, reason
     assert "its outputs are its own input rows (or parts of them), as a filter's are" in reason, reason
+    reason = run.skip_reasons("sample_top_three")[scenario]
+    assert "(inputs -> outputs per batch: 4 -> 3, 4 -> 3, 4 -> 3, 4 -> 3)" in reason, reason
     strict = run_kit(pytester, "aggregate:sample_keep_set", only=scenario, options=("--elspeth-strict",))
     strict.assert_caught(scenario, "sample_keep_set", "aggregate-cardinality-undeclared")
 

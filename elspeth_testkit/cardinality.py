@@ -69,13 +69,39 @@ def falsy_of(value: Any) -> Any:
     return FALSY_BY_TYPE.get(type(value), value)
 
 
+def truthy(rows: list[Row]) -> list[Row]:
+    """`rows` with every false, zero or empty scalar made true of its own type (a new number above the
+    field's others, "x", true), so that the ordinary rows show the aggregate's rule on values that are all
+    set, and each variant below has a falsy value in one field only."""
+    top: dict[str, float] = {}
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                top[k] = max(top.get(k, 0), abs(v))
+    out = []
+    for row in rows:
+        changed = dict(row)
+        for k, v in row.items():
+            if v is False:
+                changed[k] = True
+            elif v == "" and isinstance(v, str):
+                changed[k] = "x"
+            elif isinstance(v, int | float) and not isinstance(v, bool) and v == 0:
+                top[k] = top.get(k, 0) + 1
+                changed[k] = type(v)(top[k])
+        out.append(changed)
+    return out
+
+
 def cardinality_input(base: list[Row], batch: int) -> tuple[list[Row], list[str]]:
     """Rows for one run with a count trigger of `batch`, and a label per row naming its batch's variant:
-    the ordinary rows (at least two batches, whole batches) and a batch of them each twice, then per field
+    the ordinary rows made truthy (at least two batches, whole batches) and a batch of them each twice,
+    then per field
     a batch in which every row has that field's zero or empty value of its own type (a total of 0, a key of
     ""), then per field a batch mixing an ordinary row, that value and falsy values of other types (0,
     false and "" side by side). The mixed batches come last: an aggregate that cannot take a value of
     another type may fail on them."""
+    base = truthy(base)
     size = -(-max(len(base), 2 * batch) // batch) * batch
     # The batch of doubled rows has fewer distinct values in every field than rows, which tells a rule of
     # one output per group from a count that matched the groups of the other batches by chance (the last

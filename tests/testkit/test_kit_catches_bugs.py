@@ -88,6 +88,13 @@ BUGS = [
         "test_aggregate_cardinality", "aggregate-cardinality",
         r"one output per group of rows sharing 'group'.*'group' \"\" in every row.*should give 1.*gave 0; "
         r"4 input row\(s\) no output accounts for"),
+    Bug("25", "aggregate_group_drops_falsy_value", "aggregate:sample_group_totals_drops_zero", None,
+        "test_aggregate_cardinality", "aggregate-cardinality",
+        r"'amount' 0\.0 in every row\): its 4 input rows should give 3 output\(s\).*gave 0"),
+    Bug("25", "aggregate_enrich_skips_empty", "aggregate:sample_enrich_skips_empty",
+        'elspeth_testkit.PluginSetup(options=lambda w, e: {"field": "amount"})',
+        "test_aggregate_cardinality", "aggregate-cardinality",
+        r"show one output per input row.*'amount' 0\.0 in every row.*should give 4 .*gave 0"),
     Bug("25", "group_count_drops_falsy_key", "aggregate:sample_group_drops_falsy_declared", None,
         "test_aggregate_cardinality", "aggregate-cardinality",
         r"the engine failed the batch, aggregate-cardinality: aggregate:under_test declares one output per group "

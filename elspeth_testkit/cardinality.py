@@ -3,7 +3,8 @@ and false values, what each batch took in and gave out, and the rules a batch ma
 
 An aggregate that declares its `Cardinality` is held to it. One that declares nothing is held to the rule
 its outputs on the ordinary rows show, when one does: every batch one output per input, one per batch, or
-one per distinct value of a field the outputs carry (each group's value exactly once). A rule the ordinary
+one per distinct value of one field, two, or all of them, which the outputs carry (each group's values
+exactly once). A rule the ordinary
 rows merely do not contradict is not enough to judge by: one output per input is not concluded for an
 aggregate whose outputs are its own input rows (or parts of them), as a filter's are, since its count may
 rightly depend on the values.
@@ -11,6 +12,7 @@ rightly depend on the values.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from typing import TYPE_CHECKING, Any
@@ -29,8 +31,8 @@ FALSY_BY_TYPE: dict[type, Any] = {bool: False, int: 0, float: 0.0, str: "", list
 OTHER_FALSY = (0, False, "", [])
 """Falsy values of other types, to put beside a field's own: distinct values a careless key merges."""
 MAX_FIELDS = 12
-ORDINARY = "ordinary rows"
 """Fields given falsy values, in the order the rows first name them (each costs two batches)."""
+ORDINARY = "ordinary rows"
 
 
 @frozen
@@ -96,11 +98,10 @@ def truthy(rows: list[Row]) -> list[Row]:
 def cardinality_input(base: list[Row], batch: int) -> tuple[list[Row], list[str]]:
     """Rows for one run with a count trigger of `batch`, and a label per row naming its batch's variant:
     the ordinary rows made truthy (at least two batches, whole batches) and a batch of them each twice,
-    then per field
-    a batch in which every row has that field's zero or empty value of its own type (a total of 0, a key of
-    ""), then per field a batch mixing an ordinary row, that value and falsy values of other types (0,
-    false and "" side by side). The mixed batches come last: an aggregate that cannot take a value of
-    another type may fail on them."""
+    then per field a batch in which every row has that field's zero or empty value of its own type (a total
+    of 0, a key of ""), then per field a batch mixing an ordinary row, that value and falsy values of other
+    types (0, false and "" side by side). The mixed batches come last: an aggregate that cannot take a value
+    of another type may fail on them."""
     base = truthy(base)
     size = -(-max(len(base), 2 * batch) // batch) * batch
     # The batch of doubled rows has fewer distinct values in every field than rows, which tells a rule of
@@ -113,19 +114,15 @@ def cardinality_input(base: list[Row], batch: int) -> tuple[list[Row], list[str]
     for name in fields:
         own = falsy_of(next(r[name] for r in base if name in r))
         rows += [{**r, name: falsy_of(r.get(name, own))} for r in first]
-        labels += [f"{name!r} {_show(own)} in every row"] * batch
+        labels += [f"{name!r} {json.dumps(own)} in every row"] * batch
     for name in fields:
         own = falsy_of(next(r[name] for r in base if name in r))
         others = [v for v in OTHER_FALSY if dumps(v) != dumps(own) and type(v) is not type(own)][:2]
         values = [first[0].get(name, own), own, *others]
         mixed = [{**r, name: values[i]} if i < len(values) else r for i, r in enumerate(first)]
         rows += mixed
-        labels += [f"{name!r} " + ", ".join(_show(v) for v in values[1:]) + " among ordinary values"] * batch
+        labels += [f"{name!r} " + ", ".join(json.dumps(v) for v in values[1:]) + " among ordinary values"] * batch
     return rows, labels
-
-
-def _show(value: Any) -> str:
-    return json.dumps(value)
 
 
 # ------------------------------------------------------------ judging
@@ -146,11 +143,16 @@ def fits(rule: Rule, batch: SeenBatch, *, labelled: bool = False) -> bool:
 
 
 def candidates(batches: list[SeenBatch]) -> list[Rule]:
+    """The rules the kit can infer, simplest first: per row, per batch, per distinct value of one field, of
+    two, of all of them (a dedupe of whole rows)."""
     fields = list(dict.fromkeys(k for b in batches for r in b.inputs for k in r))
+    groups = [(f,) for f in fields] + list(itertools.combinations(fields, 2))
+    if len(fields) > 2:
+        groups.append(tuple(fields))
     return [
         Rule(Cardinality.ONE_PER_ROW),
         Rule(Cardinality.ONE_PER_BATCH),
-        *(Rule(Cardinality.ONE_PER_GROUP, (f,)) for f in fields),
+        *(Rule(Cardinality.ONE_PER_GROUP, g) for g in groups),
     ]
 
 

@@ -137,12 +137,12 @@ def test_correct_aggregates_hold_to_their_cardinality(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Zero, empty and false values are no trouble to a declared group-by, nor to a per-row enrichment, a
-    per-batch sum or a dedupe that declare nothing (their rule inferred from the ordinary rows); a filter
-    whose ordinary rows all pass is not taken for one output per input, nor a top three for one output per
-    group: they skip, saying why and asking for a declaration."""
-    modules = ("group_count", "aggregate_enrich", "batch_sum", "aggregate_dedupe", "aggregate_filter")
-    install(pytester, monkeypatch, *modules, "aggregate_top_three")
-    plugins = ("sample_group_count", "sample_enrich", "sample_batch_sum", "sample_dedupe")
+    per-batch sum, a dedupe by one field or of whole rows that declare nothing (their rule inferred from the
+    ordinary rows); a filter whose ordinary rows all pass is not taken for one output per input, nor a top
+    three for one output per group: they skip, saying why and asking for a declaration."""
+    modules = ("group_count", "aggregate_enrich", "batch_sum", "aggregate_dedupe", "aggregate_distinct_rows")
+    install(pytester, monkeypatch, *modules, "aggregate_filter", "aggregate_top_three")
+    plugins = ("sample_group_count", "sample_enrich", "sample_batch_sum", "sample_dedupe", "sample_distinct_rows")
     scenario = "test_aggregate_cardinality"
     run = run_kit(
         pytester, *(f"aggregate:{p}" for p in (*plugins, "sample_keep_set", "sample_top_three")), only=scenario

@@ -89,4 +89,7 @@ def test_groups_are_told_apart_by_their_json_values():
     assert Cardinality.ONE_PER_ROW.expected(rows) == 9
     assert Cardinality.ONE_PER_BATCH.expected(rows) == 1
     assert Cardinality.UNCONSTRAINED.expected(rows) is None
-    assert group_key({"a": 1, "b": "x"}, ("b", "a", "c")) == ('"x"', "1", "")
+    assert group_key({"a": 1, "b": "x"}, ("b", "a")) == group_key({"b": "x", "a": 1}, ("b", "a"))
+    assert group_key({"a": 1}, ("a",)) != group_key({"a": 1.0}, ("a",)) != group_key({"a": True}, ("a",))
+    assert group_key({"a": {"x": [1]}}, ("a",)) == group_key({"a": {"x": [1]}}, ("a",))
+    assert group_key({}, ("a",)) != group_key({"a": None}, ("a",))

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from attrs import field, frozen
 
+from elspeth.canonical import dumps
 from elspeth.errors import ServiceUnreachable
 from elspeth.landscape.redaction import Redactor, looks_secret, redacted_headers
 
@@ -61,6 +62,65 @@ class Location:
         except (OSError, ValueError):  # a NUL in it, a loop of links: validate says what is wrong
             resolved = os.path.abspath(path)
         return cls("file://" + resolved, writes, option)
+
+
+class Cardinality(enum.StrEnum):
+    """How many rows an aggregate's `Success` holds for a batch, as it declares (`Aggregate.cardinality`).
+    The engine fails a batch whose outputs break the declaration, and the conformance kit checks it with
+    zero, empty and false values in the input: a row dropped because a value was falsy is lost silently."""
+
+    ONE_PER_ROW = "one_per_row"
+    """One output per input row (an enrichment, a batched call per row)."""
+    ONE_PER_BATCH = "one_per_batch"
+    """Exactly one output for the whole batch (a summary)."""
+    ONE_PER_GROUP = "one_per_group"
+    """One output per group of rows sharing the values of `Aggregate.group_fields()`; values are compared as
+    canonical JSON, so 0, 0.0, false, "" and null are five groups and a missing field is one more. No group
+    fields: the whole batch is one group."""
+    UNCONSTRAINED = "unconstrained"
+    """The count depends on the values (a filter, a fan-out): nothing is checked."""
+
+    def expected(self, rows: list[Row], group_fields: tuple[str, ...] = ()) -> int | None:
+        """The number of outputs `rows` must give under this rule; None when unconstrained."""
+        if self is Cardinality.ONE_PER_ROW:
+            return len(rows)
+        if self is Cardinality.ONE_PER_BATCH:
+            return 1
+        if self is Cardinality.ONE_PER_GROUP:
+            if len(group_fields) == 1:
+                (name,) = group_fields
+                return len({_value_key(row.get(name, _MISSING)) for row in rows})
+            return len({group_key(row, group_fields) for row in rows}) if group_fields else 1
+        return None
+
+    def describe(self, group_fields: tuple[str, ...] = ()) -> str:
+        if self is Cardinality.ONE_PER_GROUP and group_fields:
+            return "one output per group of rows sharing " + ", ".join(repr(f) for f in group_fields)
+        return {
+            Cardinality.ONE_PER_ROW: "one output per input row",
+            Cardinality.ONE_PER_BATCH: "one output per batch",
+            Cardinality.ONE_PER_GROUP: "one output per batch (one group: no group fields)",
+            Cardinality.UNCONSTRAINED: "any number of outputs",
+        }[self]
+
+
+_EXACT_TYPES = frozenset({str, int, bool, type(None)})
+"""Types whose values are equal exactly when their JSON is: their values stand for themselves in a key
+(canonical JSON costs microseconds a value, on the engine's path for every row of a grouped batch)."""
+_MISSING = object()
+
+
+def group_key(row: Row, fields: tuple[str, ...]) -> tuple[Any, ...]:
+    """The group `row` belongs to under `Cardinality.ONE_PER_GROUP`: its values of `fields` compared as
+    canonical JSON (0, 0.0, false and "" apart), a missing field apart from every value."""
+    return tuple(_value_key(row.get(f, _MISSING)) for f in fields)
+
+
+def _value_key(value: Any) -> Any:
+    if value is _MISSING:
+        return _MISSING
+    kind = type(value)
+    return (kind, value) if kind in _EXACT_TYPES else dumps(value)
 
 
 # ---------------------------------------------------------------- results
@@ -265,6 +325,14 @@ class Transform(Plugin):
 class Aggregate(Plugin):
     """Receives a whole batch; the engine owns buffering, triggers and batch status."""
 
+    cardinality: ClassVar[Cardinality] = Cardinality.UNCONSTRAINED
+    """How many outputs a batch gives (see `Cardinality`); the engine fails a batch that breaks it."""
+
+    def group_fields(self) -> tuple[str, ...]:
+        """The fields whose values make a group, for `Cardinality.ONE_PER_GROUP`; typically from the
+        options. Called once per run."""
+        return ()
+
     def process_batch(self, rows: list[Row], ctx: Context) -> BatchResult:
         raise NotImplementedError
 
@@ -318,6 +386,7 @@ __all__ = [
     "CallRecord",
     "CallScope",
     "Capability",
+    "Cardinality",
     "Clock",
     "Context",
     "Error",
@@ -338,6 +407,7 @@ __all__ = [
     "Transform",
     "TransformResult",
     "can_read_back",
+    "group_key",
     "looks_secret",
     "redacted_headers",
 ]

@@ -39,6 +39,7 @@ STANDARD_SCENARIOS: dict[str, tuple[str, ...]] = {
         "test_aggregate_contract",
         "test_aggregate_empty_input",
         "test_aggregate_batch_state",
+        "test_aggregate_cardinality",
         "test_aggregate_call_linkage",
         "test_aggregate_sdk_failure",
         "test_aggregate_audit_refused",

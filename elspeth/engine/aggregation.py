@@ -16,7 +16,7 @@ from typing import Any
 from attrs import define, field
 
 from elspeth import canonical
-from elspeth.api import Clock, Error, Pending, Row, Success
+from elspeth.api import Cardinality, Clock, Error, Pending, Row, Success
 from elspeth.engine.pipeline import Node
 from elspeth.errors import NonCanonicalValueError, PluginCrash, ServiceUnreachable
 from elspeth.landscape.recorder import Recorder, error_info
@@ -57,6 +57,12 @@ class AggregationRuntime:
     """What the runner wraps around this node's plugin code (see Runner._aside)."""
     current: Batch | None = None
     pending: list[Batch] = field(factory=list)
+    cardinality: Cardinality = field(init=False)
+    group_fields: tuple[str, ...] = field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        self.cardinality = self.node.plugin.cardinality
+        self.group_fields = tuple(self.node.plugin.group_fields())
 
     # ------------------------------------------------------------ buffering and triggers
 
@@ -145,6 +151,11 @@ class AggregationRuntime:
         self.recorder.commit()
 
     def _completed(self, batch: Batch, state: int, result: Success) -> None:
+        if self.cardinality is not Cardinality.UNCONSTRAINED:
+            broken = self._cardinality_error([m.row for m in batch.members], len(result.rows))
+            if broken is not None:
+                self._failed(batch, state, broken)
+                return
         try:
             hashes = [canonical.stable_hash(row) for row in result.rows]
             payloads = [canonical.dumps(row) for row in result.rows]
@@ -165,6 +176,26 @@ class AggregationRuntime:
         ]
         for token_id, row, row_hash in zip(tokens, result.rows, hashes, strict=True):
             self.emit(self.node, token_id, row, row_hash)
+
+    def _cardinality_error(self, rows: list[Row], outputs: int) -> Error | None:
+        """The batch's outputs against the plugin's declared cardinality: a batch that breaks it fails, its
+        rows go to their failure outcome with this error, so none is lost without a record."""
+        expected = self.cardinality.expected(rows, self.group_fields)
+        if expected is None or outputs == expected:
+            return None
+        declared = self.cardinality.describe(self.group_fields)
+        return Error(
+            f"aggregate-cardinality: {self.node.node_id} declares {declared}, so its {len(rows)} input rows "
+            f"should give {expected} output(s), but process_batch() returned {outputs}",
+            details={
+                "invariant": "aggregate-cardinality",
+                "cardinality": str(self.cardinality),
+                "group_fields": list(self.group_fields),
+                "inputs": len(rows),
+                "expected": expected,
+                "outputs": outputs,
+            },
+        )
 
     def _failed(self, batch: Batch, state: int, result: Error) -> None:
         error = {"reason": result.reason, "retryable": result.retryable, "details": result.details}

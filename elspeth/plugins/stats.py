@@ -7,7 +7,7 @@ from typing import Any
 
 from attrs import field, frozen
 
-from elspeth.api import Aggregate, BatchResult, Context, Error, Row, Success
+from elspeth.api import Aggregate, BatchResult, Cardinality, Context, Error, Row, Success
 from elspeth.canonical import describe_non_canonical, dumps
 from elspeth.options import no_duplicates
 
@@ -33,7 +33,11 @@ class Stats(Aggregate):
 
     name = "stats"
     config_class = StatsConfig
+    cardinality = Cardinality.ONE_PER_GROUP
     config: StatsConfig
+
+    def group_fields(self) -> tuple[str, ...]:
+        return () if self.config.group_by is None else (self.config.group_by,)
 
     def process_batch(self, rows: list[Row], ctx: Context) -> BatchResult:
         group_by, fields = self.config.group_by, self.config.fields

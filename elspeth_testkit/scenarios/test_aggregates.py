@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from elspeth.api import Capability
-from elspeth_testkit import checks
+from elspeth_testkit import cardinality, checks
 from elspeth_testkit.harness import Harness, generic_rows, read_jsonl
 
 pytestmark = pytest.mark.elspeth_kind("aggregate")
@@ -59,6 +59,24 @@ def test_aggregate_batch_state(h: Harness, plugin_info) -> None:
     consumed = [m for m in members if m["batch_id"] in {b["batch_id"] for b in final}]
     if len(consumed) != len(rows) or len({m["token_id"] for m in consumed}) != len(rows):
         h.fail("batch-members", f"{len(rows)} rows should each be in one completed batch", consumed)
+
+
+def test_aggregate_cardinality(h: Harness, plugin_info) -> None:
+    """The ordinary rows, then per field a batch with its zero or empty value in every row and one mixing
+    falsy values of several types, count trigger 4, in one run: every row is in a completed batch or a failed
+    one with its error, and every completed batch gives as many outputs as the declared cardinality, or the
+    rule the ordinary rows show, asks for (class 25)."""
+    rows, labels = cardinality.cardinality_input(_rows(h, 12), 4)
+    settings = _pipeline(h, rows, count=4)
+    result = h.run(settings)
+    completed = result.summary.status == "completed"
+    # A run that a value of another type made fail (a raised TypeError) has said what went wrong: the
+    # batches before it are judged; the rows after it never reached one.
+    h.check(result, expect_status="completed" if completed else None)
+    batches = cardinality.seen_batches(result, NODE, labels)
+    fed = len(rows) if completed else sum(len(b.inputs) for b in batches)
+    declared = cardinality.declared_rule(h, settings["aggregations"][0]["options"])
+    cardinality.check_cardinality(h, batches, declared, fed)
 
 
 def test_aggregate_recovery_half_full_buffer(h: Harness, plugin_info) -> None:

@@ -27,6 +27,7 @@ from elspeth.api import (
     Artifact,
     BatchResult,
     Capability,
+    Cardinality,
     Context,
     Error,
     Pending,
@@ -376,6 +377,46 @@ class Batcher(Aggregate):
         return Success({"ids": ids, "n": len(ids), "total": total, "job": job})
 
 
+@frozen
+class GroupCounterConfig:
+    group_by: str | None = "group"
+    drop: list[Any] = field(factory=list)
+    """Values of `group_by` (or ids, for `test_per_row`) whose rows it loses: the bug the engine must catch."""
+
+
+class GroupCounter(Aggregate):
+    """Declares one output per group of `group_by` (the whole batch when None): each group's value and size."""
+
+    name = "test_group_counter"
+    config_class = GroupCounterConfig
+    config: GroupCounterConfig
+    cardinality = Cardinality.ONE_PER_GROUP
+
+    def group_fields(self) -> tuple[str, ...]:
+        return () if self.config.group_by is None else (self.config.group_by,)
+
+    def process_batch(self, rows: list[Row], ctx: Context) -> BatchResult:
+        by = self.config.group_by
+        groups: dict[str, Row] = {}
+        for row in rows:
+            value = row[by] if by else None
+            if value not in self.config.drop:
+                groups.setdefault(json.dumps(value), {"group": value, "n": 0})["n"] += 1
+        return Success(*groups.values())
+
+
+class PerRow(Aggregate):
+    """Declares one output per input row: each row with its batch's size."""
+
+    name = "test_per_row"
+    config_class = GroupCounterConfig
+    config: GroupCounterConfig
+    cardinality = Cardinality.ONE_PER_ROW
+
+    def process_batch(self, rows: list[Row], ctx: Context) -> BatchResult:
+        return Success(*({**row, "batch_size": len(rows)} for row in rows if row["id"] not in self.config.drop))
+
+
 # ---------------------------------------------------------------- sinks
 
 
@@ -457,6 +498,8 @@ def register_transforms(register: Any) -> None:
 @hookimpl
 def register_aggregates(register: Any) -> None:
     register(Batcher)
+    register(GroupCounter)
+    register(PerRow)
 
 
 @hookimpl

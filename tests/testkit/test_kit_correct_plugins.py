@@ -126,10 +126,36 @@ def test_correct_aggregate_needs_no_setup(pytester: pytest.Pytester, monkeypatch
                 "test_aggregate_contract",
                 "test_aggregate_empty_input",
                 "test_aggregate_batch_state",
+                "test_aggregate_cardinality",
                 "test_aggregate_recovery_half_full_buffer",
             }
         }
     )
+
+
+def test_correct_aggregates_hold_to_their_cardinality(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Zero, empty and false values are no trouble to a declared group-by, nor to a per-row enrichment, a
+    per-batch sum, a dedupe by one field or of whole rows that declare nothing (their rule inferred from the
+    ordinary rows); a filter whose ordinary rows all pass is not taken for one output per input, nor a top
+    three for one output per group: they skip, saying why and asking for a declaration."""
+    modules = ("group_count", "aggregate_enrich", "batch_sum", "aggregate_dedupe", "aggregate_distinct_rows")
+    install(pytester, monkeypatch, *modules, "aggregate_filter", "aggregate_top_three")
+    plugins = ("sample_group_count", "sample_enrich", "sample_batch_sum", "sample_dedupe", "sample_distinct_rows")
+    scenario = "test_aggregate_cardinality"
+    run = run_kit(
+        pytester, *(f"aggregate:{p}" for p in (*plugins, "sample_keep_set", "sample_top_three")), only=scenario
+    )
+    for plugin in plugins:
+        assert run.outcomes(plugin) == {scenario: "passed"}, (plugin, run.tail)
+    reason = run.skip_reasons("sample_keep_set")[scenario]
+    assert "declares no cardinality and no simple rule" in reason, reason
+    assert "its outputs are its own input rows (or parts of them), as a filter's are" in reason, reason
+    reason = run.skip_reasons("sample_top_three")[scenario]
+    assert "(inputs -> outputs per batch: 4 -> 3, 4 -> 3, 4 -> 3, 4 -> 3)" in reason, reason
+    strict = run_kit(pytester, "aggregate:sample_keep_set", only=scenario, options=("--elspeth-strict",))
+    strict.assert_caught(scenario, "sample_keep_set", "aggregate-cardinality-undeclared")
 
 
 def test_no_false_positives_over_every_installed_plugin(pytester: pytest.Pytester) -> None:

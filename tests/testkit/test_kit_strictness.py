@@ -43,7 +43,14 @@ def test_opt_out_is_a_skip_with_its_reason(pytester: pytest.Pytester, monkeypatc
     reason = run.skip_reasons("sample_batch_sum")["test_aggregate_recovery_half_full_buffer"]
     assert "opted out: the sample keeps nothing between batches" in reason
     run.assert_clean(
-        {"sample_batch_sum": {"test_aggregate_contract", "test_aggregate_empty_input", "test_aggregate_batch_state"}}
+        {
+            "sample_batch_sum": {
+                "test_aggregate_contract",
+                "test_aggregate_empty_input",
+                "test_aggregate_batch_state",
+                "test_aggregate_cardinality",
+            }
+        }
     )
 
 

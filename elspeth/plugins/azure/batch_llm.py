@@ -37,7 +37,7 @@ from typing import Any
 from attrs import evolve, field, frozen
 
 from elspeth import canonical
-from elspeth.api import Aggregate, BatchResult, Capability, Context, Error, Pending, Row, Success
+from elspeth.api import Aggregate, BatchResult, Capability, Cardinality, Context, Error, Pending, Row, Success
 from elspeth.plugins.azure.openai_calls import (
     AzureOpenAIClient,
     AzureOpenAIOptions,
@@ -88,6 +88,7 @@ class AzureBatchLLM(Aggregate):
     name = "azure_batch_llm"
     config_class = AzureBatchLLMConfig
     capabilities = frozenset({Capability.EXTERNAL_CALLS, Capability.PENDING})
+    cardinality = Cardinality.ONE_PER_ROW
     config: AzureBatchLLMConfig
 
     def __init__(self, config: AzureBatchLLMConfig) -> None:

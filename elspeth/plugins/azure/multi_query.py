@@ -18,6 +18,7 @@ from elspeth.api import (
     Aggregate,
     BatchResult,
     Capability,
+    Cardinality,
     Context,
     Error,
     Row,
@@ -187,6 +188,7 @@ class AzureMultiQueryLLMAggregate(Aggregate):
     name = "azure_multi_query_llm"
     config_class = AzureMultiQueryAggregateConfig
     capabilities = frozenset({Capability.EXTERNAL_CALLS})
+    cardinality = Cardinality.ONE_PER_ROW
     config: AzureMultiQueryAggregateConfig
 
     def __init__(self, config: AzureMultiQueryAggregateConfig) -> None:

@@ -40,6 +40,8 @@ class CopyInserter:
         self._quote = conn.dialect.identifier_preparer
         self._copy_sql: dict[Table, tuple[str, list[str]]] = {}
         self._check: contextlib.ExitStack | None = None
+        # Pipeline mode needs libpq 14 or newer (psycopg[binary] ships one); without it the commit checks all.
+        self._check_early = psycopg.Pipeline.is_supported()
         event.listen(conn, "before_cursor_execute", self._before_execute)
         event.listen(conn, "commit", self._before_commit)
         event.listen(conn, "rollback", self._before_rollback)
@@ -58,7 +60,8 @@ class CopyInserter:
                     copy.set_types(types)
                     for row in rows:
                         copy.write_row(row)
-        self._check = _sent_without_waiting(raw, (_CHECK, _DEFER))
+        if self._check_early:
+            self._check = _sent_without_waiting(raw, (_CHECK, _DEFER))
 
     def _copy_statement(self, table: Table) -> tuple[str, list[str]]:
         if table not in self._copy_sql:

@@ -1,6 +1,6 @@
 """The recorder: the only code that writes a run's audit trail.
 
-Writes are buffered per table and sent with executemany; `commit()` makes everything so far durable in
+Writes are buffered per table and sent in bulk (inserts.py); `commit()` makes everything so far durable in
 one transaction. Because the engine only records terminal outcomes after a sink flush, and every commit
 covers a prefix of the engine's history, a crash at any point leaves a Landscape from which recovery can
 compute exactly what is unfinished. External calls are the exception to batching: `record_call` commits
@@ -36,11 +36,12 @@ from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, State
 INLINE_LIMIT = 32 * 1024
 """Request/response bodies above this many bytes go to the payload store; the row keeps the hash."""
 
-# Order of executemany per flush: parents before children, so that no reference is ever left pending.
+# Order of the tables in a flush: parents before children, so that no reference is ever left pending.
 # Foreign keys are deferred to commit, so any order would be correct, but not as fast: while a deferred
 # reference is pending, SQLite searches every child table on each insert into its parent table (a scan of
 # the whole table where the referencing columns have no index). The one reference this order cannot
 # serve, tokens.origin_batch_id -> batches, is served by add_token, which sends the buffer first.
+# PostgreSQL relies on it too: it checks each flush's references as soon as they are sent (postgres_copy.py).
 _TABLE_ORDER = (
     schema.nodes,
     schema.rows,

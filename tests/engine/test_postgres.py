@@ -125,9 +125,9 @@ def test_postgres_refuses_a_reference_to_nothing_and_the_recorder_goes_on_after_
         with pytest.raises(IntegrityError, match="foreign key"):
             recorder.commit()
         recorder.discard()
+        recorder.open_state("nowhere", "process")  # no such node
         with pytest.raises(IntegrityError, match="foreign key"):
-            recorder.open_state("nowhere", "process")  # no such node
-            recorder._flush_buffer()  # sends the rows and the check; the next statement collects its answer
+            # Sends the state and the check, then an UPDATE, before which the check's answer is collected.
             recorder.finish_run(RunStatus.FAILED, "checked")
         recorder.discard()
         after = recorder.open_state("n", "process")

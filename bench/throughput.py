@@ -4,13 +4,17 @@ plain `csv` read/write loop, in one run (the ratios are what to trust on a noisy
     python bench/throughput.py                 # 100,000 rows
     python bench/throughput.py --rows 20000 --memory 20000,100000,400000
     python bench/throughput.py --index-cost ix_tokens_row,ix_tokens_parent --repeat 3
+    python bench/throughput.py --postgres postgresql+psycopg://elspeth@127.0.0.1:54330/elspeth_test --repeat 3
 
-Each measurement runs in a fresh subprocess so peak RSS is its own.
+Each measurement runs in a fresh subprocess so peak RSS is its own. With --postgres the audited run goes
+on a SQLite file and on PostgreSQL (a fresh database on that server each time) in turn, and the server's
+CPU for each run is read from /proc: the server must run on this machine.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -21,8 +25,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from sqlalchemy.engine import make_url
 
 FIELDS = ["id", "name", "email", "amount", "city", "note"]
 
@@ -71,7 +77,7 @@ def plugins_only(src: Path, dst: Path) -> None:
     sink.close()
 
 
-def audited(src: Path, dst: Path, work: Path) -> dict[str, object]:
+def audited(src: Path, dst: Path, work: Path, landscape: str | None = None) -> dict[str, object]:
     return run_audited(
         {
             "source": {"plugin": "csv", "options": {"path": str(src)}},
@@ -79,20 +85,24 @@ def audited(src: Path, dst: Path, work: Path) -> dict[str, object]:
             "sinks": {"out": {"plugin": "csv", "options": {"path": str(dst), "if_exists": "overwrite"}}},
         },
         work,
+        landscape,
     )
 
 
-def run_audited(pipeline: dict[str, object], work: Path) -> dict[str, object]:
-    """One run of `pipeline` with a SQLite Landscape in `work`; the size of its audit, closed."""
+def run_audited(pipeline: dict[str, object], work: Path, landscape: str | None = None) -> dict[str, object]:
+    """One run of `pipeline` with its Landscape at `landscape`, by default a SQLite file in `work`; the size
+    of a SQLite audit, closed."""
     from elspeth.engine.orchestrator import run_pipeline
     from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
     from elspeth.settings import Settings, structure
 
-    settings = structure(pipeline, Settings, where="bench")
+    settings = structure({**pipeline, "landscape": {"payload_dir": str(work / "payloads")}}, Settings, where="bench")
     db = work / "landscape.db"
-    summary = run_pipeline(settings, registry=PluginRegistry(make_plugin_manager()), landscape_url=f"sqlite:///{db}")
+    summary = run_pipeline(
+        settings, registry=PluginRegistry(make_plugin_manager()), landscape_url=landscape or f"sqlite:///{db}"
+    )
     assert summary.status == "completed", summary
-    return {"audit_bytes": closed_size(db)}
+    return {} if landscape else {"audit_bytes": closed_size(db)}
 
 
 def closed_size(db: Path) -> int:
@@ -119,7 +129,7 @@ def drop_indexes(names: list[str]) -> None:
         table.indexes.discard(index)
 
 
-def child(mode: str, src: Path, work: Path, drop: list[str]) -> None:
+def child(mode: str, src: Path, work: Path, drop: list[str], landscape: str | None) -> None:
     """One measurement; wall and CPU time exclude the interpreter's start and the imports."""
     if mode == "plugins":
         import elspeth.plugins.csv_files
@@ -136,16 +146,99 @@ def child(mode: str, src: Path, work: Path, drop: list[str]) -> None:
     elif mode == "plugins":
         plugins_only(src, dst)
     else:
-        extra = audited(src, dst, work)
+        extra = audited(src, dst, work, landscape)
     elapsed, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"mode": mode, "seconds": elapsed, "cpu_seconds": cpu, "peak_rss_mib": peak_mib, **extra}))
 
 
-def measure(mode: str, src: Path, work: Path, drop: tuple[str, ...] = ()) -> dict[str, float]:
+def measure(
+    mode: str, src: Path, work: Path, drop: tuple[str, ...] = (), landscape: str | None = None
+) -> dict[str, float]:
     command = [sys.executable, __file__, "--child", mode, "--input", str(src), "--work", str(work)]
-    out = subprocess.run([*command, "--drop-index", ",".join(drop)], check=True, capture_output=True, text=True)
+    command += ["--drop-index", ",".join(drop)] + (["--landscape", landscape] if landscape else [])
+    out = subprocess.run(command, check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def _libpq_url(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def postmaster_pid(url: str) -> int:
+    """The server's main process, found as the parent of this connection's backend (so on this machine)."""
+    import psycopg
+
+    with psycopg.connect(_libpq_url(url)) as conn:
+        backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]  # type: ignore[index]
+    return int(Path(f"/proc/{backend}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def server_cpu_seconds(postmaster: int) -> float:
+    """CPU (user + sys) of the server so far: its main process with the children it has reaped, and every
+    live child (backends, WAL writer, checkpointer). Another client's work on the server counts too."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while we looked
+            continue
+        pid, ppid = int(stat.parent.name), int(fields[1])
+        if pid == postmaster:
+            total += sum(int(f) for f in fields[11:15])  # utime, stime, and those of its reaped children
+        elif ppid == postmaster:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+@contextlib.contextmanager
+def fresh_database(url: str, name: str) -> Iterator[str]:
+    """A new empty database on the server of `url`, dropped afterwards: each run starts as SQLite's does."""
+    import psycopg
+
+    with psycopg.connect(_libpq_url(url), autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(_libpq_url(url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def measure_postgres(src: Path, work: Path, url: str, postmaster: int) -> dict[str, float]:
+    with fresh_database(url, f"elspeth_bench_{os.getpid()}") as landscape:
+        before = server_cpu_seconds(postmaster)
+        result = measure("audited", src, work, landscape=landscape)
+        time.sleep(0.2)  # the server reaps the run's backends, and counts their CPU, as they exit
+        result["server_cpu_seconds"] = server_cpu_seconds(postmaster) - before
+    return result
+
+
+def compare_postgres(src: Path, root: Path, rows: int, url: str, repeat: int) -> None:
+    """The audited run on SQLite and on PostgreSQL, interleaved `repeat` times; PG/SQLite rows/s per round."""
+    postmaster = postmaster_pid(url)
+    server = make_url(url).render_as_string()
+    print(f"audited passthrough, {rows:,} rows, SQLite file vs PostgreSQL at {server}; cores: {os.cpu_count()}")
+    ratios, cpu_ratios = [], []
+    for round_ in range(repeat):
+        work = {name: root / f"{name}-{round_}" for name in ("sqlite", "postgres")}
+        for path in work.values():
+            path.mkdir()
+        lite = measure("audited", src, work["sqlite"])
+        pg = measure_postgres(src, work["postgres"], url, postmaster)
+        for label, r in (("SQLite", lite), ("PostgreSQL", pg)):
+            server = f"  server CPU {r['server_cpu_seconds']:6.2f} s" if "server_cpu_seconds" in r else ""
+            print(
+                f"  round {round_ + 1} {label:<10} wall {r['seconds']:6.2f} s {rows / r['seconds']:>8,.0f} rows/s  "
+                f"CPU {r['cpu_seconds']:6.2f} s{server}"
+            )
+        ratios.append(lite["seconds"] / pg["seconds"])
+        cpu_ratios.append((pg["cpu_seconds"] + pg["server_cpu_seconds"]) / lite["cpu_seconds"])
+        print(f"    PG/SQLite: {ratios[-1]:.2f}x rows/s, {cpu_ratios[-1]:.2f}x CPU (elspeth + server / elspeth)")
+    rate, cpu = statistics.median(ratios), statistics.median(cpu_ratios)
+    print(f"  median of {repeat} rounds, PG/SQLite: {rate:.2f}x rows/s, {cpu:.2f}x CPU")
 
 
 def index_cost(
@@ -182,14 +275,17 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--memory", help="comma-separated row counts: peak RSS of the audited run at each")
     parser.add_argument("--index-cost", help="comma-separated index names: the audited run without each")
-    parser.add_argument("--repeat", type=int, default=3, help="rounds of --index-cost")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds of --index-cost and --postgres")
+    parser.add_argument("--postgres", metavar="URL", help="the audited run on SQLite and on this PostgreSQL")
     parser.add_argument("--child")
     parser.add_argument("--drop-index", default="")
     parser.add_argument("--input")
     parser.add_argument("--work")
+    parser.add_argument("--landscape")
     args = parser.parse_args()
     if args.child:
-        child(args.child, Path(args.input), Path(args.work), [n for n in args.drop_index.split(",") if n])
+        drop = [n for n in args.drop_index.split(",") if n]
+        child(args.child, Path(args.input), Path(args.work), drop, args.landscape)
         return
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
@@ -206,6 +302,9 @@ def main() -> None:
                 names,
                 args.repeat,
             )
+            return
+        if args.postgres:
+            compare_postgres(src, root, args.rows, args.postgres, args.repeat)
             return
         results = {}
         for mode in ("plain", "plugins", "audited"):

@@ -1,6 +1,6 @@
 """The recorder: the only code that writes a run's audit trail.
 
-Writes are buffered per table and sent with executemany; `commit()` makes everything so far durable in
+Writes are buffered per table and sent in bulk (inserts.py); `commit()` makes everything so far durable in
 one transaction. Because the engine only records terminal outcomes after a sink flush, and every commit
 covers a prefix of the engine's history, a crash at any point leaves a Landscape from which recovery can
 compute exactly what is unfinished. External calls are the exception to batching: `record_call` commits
@@ -29,6 +29,7 @@ from elspeth import canonical
 from elspeth.api import CallRecord
 from elspeth.errors import ElspethError, NonCanonicalValueError
 from elspeth.landscape import schema
+from elspeth.landscape.inserts import inserter
 from elspeth.landscape.payloads import FilePayloadStore
 from elspeth.landscape.redaction import Redactor
 from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, StateStatus, TokenOutcome
@@ -36,11 +37,12 @@ from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, State
 INLINE_LIMIT = 32 * 1024
 """Request/response bodies above this many bytes go to the payload store; the row keeps the hash."""
 
-# Order of executemany per flush: parents before children, so that no reference is ever left pending.
+# Order of the tables in a flush: parents before children, so that no reference is ever left pending.
 # Foreign keys are deferred to commit, so any order would be correct, but not as fast: while a deferred
 # reference is pending, SQLite searches every child table on each insert into its parent table (a scan of
 # the whole table where the referencing columns have no index). The one reference this order cannot
 # serve, tokens.origin_batch_id -> batches, is served by add_token, which sends the buffer first.
+# PostgreSQL relies on it too: it checks each flush's references as soon as they are sent (postgres_copy.py).
 _TABLE_ORDER = (
     schema.nodes,
     schema.rows,
@@ -132,9 +134,8 @@ class Recorder:
         self._calls_to_write: list[_CallToWrite] = []
         self._calls_lock = threading.Lock()
         self._ids: dict[str, _IdCounter] = {}
-        self._insert_sql = {t: _compiled_insert(t, self.conn) for t in _TABLE_ORDER}
+        self._insert_rows = inserter(self.conn)
         self._close_state_sql = _compiled_close_state(self.conn)
-        self._calls_sql = _compiled_insert(schema.calls, self.conn)
         self._load_counters()
 
     # ------------------------------------------------------------ ids and buffering
@@ -166,13 +167,10 @@ class Recorder:
 
     def _flush_buffer(self) -> None:
         """Send the buffered writes to the database (inside the open transaction), in order."""
-        for table in _TABLE_ORDER:
-            pending = self._inserts[table]
-            if pending:
-                sql, arrange = self._insert_sql[table]
-                rows = list(map(tuple if arrange is None else arrange, pending))
-                self.conn.exec_driver_sql(sql, rows)
-                self._inserts[table] = []
+        flush = [(table, rows) for table, rows in self._inserts.items() if rows]
+        if flush:
+            self._insert_rows(flush)
+            self._inserts = {t: [] for t in _TABLE_ORDER}
         if self._state_closes:
             close_sql, arrange_close = self._close_state_sql
             self.conn.exec_driver_sql(close_sql, [arrange_close(values) for values in self._state_closes])
@@ -538,8 +536,7 @@ class Recorder:
         try:
             if rows:
                 self._flush_buffer()
-                sql, arrange = self._calls_sql
-                self.conn.exec_driver_sql(sql, list(map(tuple if arrange is None else arrange, rows)))
+                self._insert_rows([(schema.calls, rows)])
                 self.conn.commit()
         except BaseException as exc:
             for entry, _, _ in written:
@@ -668,21 +665,6 @@ class SetAside:
 
     def __exit__(self, *exc: object) -> None:
         self.lock.acquire()
-
-
-def _compiled_insert(table: Table, conn: Connection) -> tuple[str, Callable[[list[Any]], Any] | None]:
-    """The INSERT for `table` compiled once for this dialect, and how to turn one buffered row (a list in
-    the table's column order) into the driver's parameters. The hot path hands rows straight to the
-    driver's executemany: SQLAlchemy's per-row parameter processing costs more than SQLite's insert
-    itself, and these columns need no conversion."""
-    columns = [c.name for c in table.columns]
-    compiled = table.insert().compile(dialect=conn.dialect)
-    if compiled.positional and list(compiled.positiontup or ()) == columns:
-        return str(compiled), None
-    if compiled.positional:
-        order = [columns.index(name) for name in compiled.positiontup or ()]
-        return str(compiled), lambda values: tuple(values[i] for i in order)
-    return str(compiled), lambda values: dict(zip(columns, values, strict=True))
 
 
 def _compiled_close_state(conn: Connection) -> tuple[str, Callable[[dict[str, Any]], Any]]:

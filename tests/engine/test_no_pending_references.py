@@ -17,6 +17,7 @@ from sqlalchemy import Engine, event
 
 from elspeth.landscape import schema
 
+from .conftest import World
 from .sample_plugins import FakeClock
 
 
@@ -47,9 +48,9 @@ def checked() -> Iterator[Checked]:
         event.remove(Engine, "after_cursor_execute", check)
 
 
-def test_a_run_with_every_kind_of_record_leaves_no_reference_pending(world, checked):
-    w = world("w")
-    settings = w.settings(
+def every_kind_of_record(w: World) -> dict[str, Any]:
+    """A pipeline whose run writes into every Landscape table."""
+    return w.settings(
         source={"plugin": "test_numbers", "options": {"count": 120, "quarantine_at": [4, 50]}},
         transforms=[
             {"plugin": "test_caller", "options": {"calls": 2, "error_every": 9}},
@@ -68,7 +69,11 @@ def test_a_run_with_every_kind_of_record_leaves_no_reference_pending(world, chec
         sinks=("out", "errors"),
         on_error="errors",
     )
-    summary = w.run(settings, clock=FakeClock())
+
+
+def test_a_run_with_every_kind_of_record_leaves_no_reference_pending(world, checked):
+    w = world("w")
+    summary = w.run(every_kind_of_record(w), clock=FakeClock())
     assert checked.pending == []
     assert summary.status == "completed", summary.error
     tables = " ".join(checked.statements)

@@ -3,8 +3,23 @@ through the same code as on SQLite."""
 
 from __future__ import annotations
 
+import shutil
 import uuid
+from pathlib import Path
 
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import IntegrityError
+
+from elspeth.landscape import schema
+from elspeth.landscape.database import open_database
+from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.recorder import Recorder
+from elspeth.landscape.statuses import RunStatus, StateStatus
+
+from .conftest import World
+from .sample_plugins import FakeClock
+from .test_no_pending_references import every_kind_of_record
 from .test_recovery import assert_routed_output, routed
 
 
@@ -98,3 +113,80 @@ def test_postgres_export_verify_export_and_verify(pg_world, registry):
         engine.dispose()
     checked = check_export(str(w.root / "run.jsonl"), key.public_key())
     assert checked.problems == [] and checked.counts == counts
+
+
+def test_postgres_records_the_same_landscape_as_sqlite(tmp_path, registry, postgres_url):
+    """Every table, row for row and column for column: COPY stores what SQLite's executemany does."""
+    # One directory for both runs, so that the paths in settings, node configs and URIs are the same.
+    lite, pg = World(tmp_path, registry), World(tmp_path, registry, postgres_url)
+    run_id = _run_id("same")
+    for w in (lite, pg):
+        shutil.rmtree(w.root / "out", ignore_errors=True)
+        summary = w.run(every_kind_of_record(w), run_id=run_id, clock=FakeClock())
+        assert summary.status == "completed", summary.error
+    pg.assert_clean(run_id)
+    for table in schema.metadata.tables.values():
+        if table is schema.meta:
+            continue
+        columns = [c.name for c in table.columns if c.name != "latency_ms"]  # measured, not from the clock
+        key = ", ".join(c.name for c in table.primary_key.columns)
+        query = f"SELECT {', '.join(columns)} FROM {table.name} WHERE run_id = :r ORDER BY {key}"
+        lite_rows, pg_rows = lite.query(query, r=run_id), pg.query(query, r=run_id)
+        assert pg_rows, f"the scenario wrote nothing into {table.name}"
+        assert pg_rows == lite_rows, table.name
+
+
+def _recorder(url: str, tmp_path: Path) -> tuple[Engine, Recorder]:
+    engine = open_database(url)
+    recorder = Recorder(engine, FilePayloadStore(tmp_path / "payloads"), _run_id("recorder"))
+    recorder.begin_run(settings_json="{}", settings_hash="h", settings_path=None, version="t", owner="t")
+    recorder.add_node(
+        node_id="n", kind="transform", plugin="p", distribution="d", plugin_version="1", position=0,
+        config_json="{}", config_hash="h",
+    )  # fmt: skip
+    recorder.commit()
+    return engine, recorder
+
+
+def _states(engine: Engine, run_id: str) -> list[int]:
+    with engine.connect() as conn:
+        query = select(schema.node_states.c.state_id).where(schema.node_states.c.run_id == run_id)
+        return sorted(conn.execute(query).scalars())
+
+
+def test_postgres_refuses_a_reference_to_nothing_and_the_recorder_goes_on_after_discarding_it(postgres_url, tmp_path):
+    """The foreign keys are checked while the engine works on; what the check finds is raised as the
+    SQLAlchemy error of a write, at the next use of the connection, and nothing of it is kept."""
+    engine, recorder = _recorder(postgres_url, tmp_path)
+    try:
+        kept = recorder.open_state("n", "process")
+        recorder.commit()
+        recorder.open_state("n", "process", token_id=404)  # no such token
+        with pytest.raises(IntegrityError, match="foreign key"):
+            recorder.commit()
+        recorder.discard()
+        recorder.open_state("nowhere", "process")  # no such node
+        with pytest.raises(IntegrityError, match="foreign key"):
+            # Sends the state and the check, then an UPDATE, before which the check's answer is collected.
+            recorder.finish_run(RunStatus.FAILED, "checked")
+        recorder.discard()
+        after = recorder.open_state("n", "process")
+        recorder.commit()
+        assert _states(engine, recorder.run_id) == [kept, after]
+    finally:
+        recorder.close()
+        engine.dispose()
+
+
+def test_postgres_copy_refusing_a_row_raises_the_sqlalchemy_error_of_a_write(postgres_url, tmp_path):
+    engine, recorder = _recorder(postgres_url, tmp_path)
+    try:
+        state = recorder.open_state("n", "process")
+        recorder.close_state(state, StateStatus.FAILED)  # a failed state without its error breaks a CHECK
+        with pytest.raises(IntegrityError, match="ck_state_failure_has_error"):
+            recorder.commit()
+        recorder.discard()
+        assert _states(engine, recorder.run_id) == []
+    finally:
+        recorder.close()
+        engine.dispose()

@@ -112,6 +112,16 @@ def _sent_without_waiting(raw: psycopg.Connection[Any], statements: Sequence[str
         try:
             for statement in statements:
                 raw.execute(statement)
+        except psycopg.Error as sent:
+            # When the server's refusal of the first statement arrives while the next is sent, that refusal is
+            # raised here and leaving the pipeline raises only "pipeline aborted"; it may also be the other way
+            # round. The refusal is the error to raise.
+            try:
+                stack.close()
+            except psycopg.Error as left:
+                if isinstance(sent, psycopg.errors.PipelineAborted):
+                    raise left from None
+            raise
         except BaseException:
             stack.close()
             raise

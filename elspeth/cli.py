@@ -27,7 +27,9 @@ from elspeth.engine.summary import RunSummary
 from elspeth.errors import ConfigError, ElspethError
 from elspeth.landscape import lineage
 from elspeth.landscape.database import check_url, default_url, open_database
+from elspeth.landscape.payloads import FilePayloadStore, default_payload_dir
 from elspeth.landscape.redaction import Redactor
+from elspeth.landscape.row_values import StepValues, step_values
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.preflight import check_plugins
 from elspeth.settings import (
@@ -352,31 +354,63 @@ def _render_pipeline(settings: Settings, plugins: dict[str, str]) -> str:
 # ---------------------------------------------------------------- explain / runs
 
 
+def _payloads_option(command: Any) -> Any:
+    return click.option(
+        "--payloads",
+        "payload_dir",
+        metavar="DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The run's payload store, for large bodies (default: 'payloads' beside a SQLite landscape, "
+        "else .elspeth/payloads).",
+    )(command)
+
+
+def _payload_reader(url: str, payload_dir: Path | None) -> lineage.ReadPayload:
+    return FilePayloadStore(payload_dir or default_payload_dir(url)).get
+
+
 @main.command()
 @click.argument("run_id")
-@click.option("--row", "row_id", type=int, metavar="N", help="Trace source row N through every node.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option(
+    "--row",
+    "row_id",
+    type=int,
+    metavar="N",
+    help="Trace source row N through every node. Rows count from 0: the source's first record is row 0.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text, every value in full.")
 @_landscape_option(_LOCAL)
-def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None) -> None:
+@_payloads_option
+def explain(
+    run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None, payload_dir: Path | None
+) -> None:
     """Show what a run did, or the full lineage of one of its rows.
+
+    With --row, each transform step shows what it changed (field: before -> after) beside its hashes;
+    long values are shortened, --json keeps them whole.
 
     \b
     Examples:
       elspeth explain RUN_ID            nodes, outcomes, artifacts
-      elspeth explain RUN_ID --row 3    row 3: payload, every state, call, batch, outcome
+      elspeth explain RUN_ID --row 0    the first row: payload, every state and its values, call, batch, outcome
     """
     url = landscape_url or default_url()
     with _connect(url) as conn:
         if row_id is None:
             overview = lineage.run_overview(conn, run_id)
         else:
-            row = lineage.row_lineage(conn, run_id, row_id)
+            row = lineage.row_lineage(conn, run_id, row_id, _payload_reader(url, payload_dir))
+    if row_id is None:
+        if as_json:
+            echo_json(attrs.asdict(overview))
+        else:
+            echo(_render_overview(overview, _landscape_hint(url)))
+        return
+    values = step_values(row)
     if as_json:
-        echo_json(attrs.asdict(overview if row_id is None else row))
-    elif row_id is None:
-        echo(_render_overview(overview, _landscape_hint(url)))
+        echo_json({**attrs.asdict(row), "values": [attrs.asdict(v) for v in values.values()]})
     else:
-        echo(_render_lineage(row))
+        echo(_render_lineage(row, values))
 
 
 @main.command()
@@ -447,8 +481,9 @@ def _render_overview(o: lineage.RunOverview, landscape_hint: str) -> str:
     return "\n".join(lines)
 
 
-def _render_lineage(r: lineage.RowLineage) -> str:
-    lines = [f"Run {r.run_id}, row {r.row_id}"]
+def _render_lineage(r: lineage.RowLineage, values: dict[int, StepValues]) -> str:
+    lines = [f"Run {r.run_id}, row {r.row_id} (rows count from 0)"]
+    shortened = False
     payload = _compact(r.payload)
     if len(payload) <= 100:
         lines.append(f"  payload    {payload}")
@@ -467,6 +502,11 @@ def _render_lineage(r: lineage.RowLineage) -> str:
             f"  #{s.state_id} {s.node_id} {s.operation} ({token}attempt {s.attempt}): {s.status}  "
             f"in {short_hash(s.input_hash) or '-'} out {short_hash(s.output_hash) or '-'}"
         )
+        step = values.get(s.state_id)
+        if step is not None:
+            step_lines, cut = _render_step(step)
+            lines += step_lines
+            shortened = shortened or cut
         if s.error is not None:
             lines.append(f"      error: {_compact(s.error)}")
         for c in s.calls:
@@ -502,7 +542,38 @@ def _render_lineage(r: lineage.RowLineage) -> str:
         lines += _indent(table(headers, outcome_rows))
     else:
         lines.append("  none yet: the run has unfinished work for this row (elspeth resume finishes it)")
+    if shortened:
+        lines += ["", f"Values longer than {_VALUE_CHARS} characters are shortened (…); --json shows them whole."]
     return "\n".join(lines)
+
+
+_VALUE_CHARS = 60
+_CHANGE_MARK = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _render_step(step: StepValues) -> tuple[list[str], bool]:
+    """A transform step's values under its state line: each changed field, or why there is nothing to show;
+    and whether a value was shortened."""
+    if step.note != "changed":
+        note = {"failed": "no output (failed)"}.get(step.note, step.note)
+        return [f"      values: {note}"], False
+    lines, cut = [], False
+    for change in step.changes:
+        name = printable(change.field, one_line=True) or "value"
+        before, cut_before = _short(change.before)
+        after, cut_after = _short(change.after)
+        cut = cut or cut_before or cut_after
+        shown = {"added": after, "removed": before}.get(change.change, f"{before} -> {after}")
+        lines.append(f"      {_CHANGE_MARK[change.change]} {name}: {shown}")
+    return lines, cut
+
+
+def _short(value: Any) -> tuple[str, bool]:
+    """A value as JSON (a string in quotes: "1" is not 1), cut to _VALUE_CHARS."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if len(text) <= _VALUE_CHARS:
+        return text, False
+    return text[: _VALUE_CHARS - 1] + "…", True
 
 
 def _compact(value: Any) -> str:

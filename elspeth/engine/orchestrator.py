@@ -24,7 +24,7 @@ from elspeth.engine.summary import ArtifactSummary, ProgressCallback, RunSummary
 from elspeth.errors import ConfigError, ResumeError
 from elspeth.landscape import schema, summaries
 from elspeth.landscape.database import default_url, open_database
-from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.payloads import FilePayloadStore, default_payload_dir
 from elspeth.landscape.recorder import RecordedCall, Recorder, error_info
 from elspeth.landscape.redaction import Redactor
 from elspeth.landscape.statuses import RunStatus
@@ -49,14 +49,7 @@ def _owner() -> str:
 
 def _landscape(settings: Settings, landscape_url: str | None) -> tuple[str, FilePayloadStore]:
     url = landscape_url or settings.landscape.url or default_url()
-    if settings.landscape.payload_dir:
-        payload_dir = Path(settings.landscape.payload_dir)
-    else:
-        parsed = make_url(url)
-        if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-            payload_dir = Path(parsed.database).resolve().parent / "payloads"
-        else:
-            payload_dir = Path.cwd() / ".elspeth" / "payloads"
+    payload_dir = Path(settings.landscape.payload_dir) if settings.landscape.payload_dir else default_payload_dir(url)
     return url, FilePayloadStore(payload_dir)
 
 

@@ -7,7 +7,18 @@ import os
 import tempfile
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from elspeth.errors import LandscapeError
+
+
+def default_payload_dir(url: str) -> Path:
+    """Where a Landscape's payloads live unless the settings say otherwise: beside a SQLite file, else in
+    .elspeth/payloads of the current directory."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database).resolve().parent / "payloads"
+    return Path.cwd() / ".elspeth" / "payloads"
 
 
 class FilePayloadStore:

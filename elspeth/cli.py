@@ -1,4 +1,5 @@
-"""The `elspeth` command: run, resume, validate, explain, runs, plugins (and plugins new), install, uninstall.
+"""The `elspeth` command: run, resume, validate, explain, report, runs, plugins (and plugins new), install,
+uninstall.
 
 Every ElspethError becomes `Error: <message>` on stderr and exit code 2, without a traceback (`--debug`
 shows it). Commands only parse, call the library and render; the queries live in landscape/lineage.py.
@@ -32,6 +33,9 @@ from elspeth.landscape.redaction import Redactor
 from elspeth.landscape.row_values import StepValues, step_values
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.preflight import check_plugins
+from elspeth.report.collect import report_data
+from elspeth.report.page import render_page
+from elspeth.report.row_choice import ALL_ROWS_UP_TO, parse_rows
 from elspeth.settings import (
     AggregationSettings,
     Settings,
@@ -411,6 +415,57 @@ def explain(
         echo_json({**attrs.asdict(row), "values": [attrs.asdict(v) for v in values.values()]})
     else:
         echo(_render_lineage(row, values))
+
+
+@main.command()
+@click.argument("run_id")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (default: report-RUN_ID.html here).",
+)
+@click.option(
+    "--rows",
+    "rows_spec",
+    metavar="SPEC",
+    help="Rows to show in full, e.g. 0-99,512 (rows count from 0). Default: every row of a run of up to "
+    f"{ALL_ROWS_UP_TO} rows, else a bounded choice of the rows that matter (first ones, each outcome at each "
+    "sink, failed calls and steps).",
+)
+@_landscape_option(_LOCAL)
+@_payloads_option
+def report(
+    run_id: str, output: Path | None, rows_spec: str | None, landscape_url: str | None, payload_dir: Path | None
+) -> None:
+    """Write one self-contained HTML page of a run: its settings, outcomes, time per node, artifacts, failed
+    calls, the pipeline as a picture, and for its rows the path through every node with the values at each
+    step, every call's full prompt and response, and where each row landed.
+
+    The page loads nothing from the network: it opens offline and can be archived with the evidence.
+    Open a row directly with #row=N at the end of its URL.
+
+    \b
+    Example:
+      elspeth report RUN_ID -o run.html
+    """
+    asked = parse_rows(rows_spec) if rows_spec is not None else None
+    url = landscape_url or default_url()
+    with _connect(url) as conn:
+        data = report_data(conn, run_id, _payload_reader(url, payload_dir), asked)
+    target = output or Path(f"report-{run_id}.html")
+    html = render_page(data)
+    try:
+        target.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        problem = f"cannot write the report to {target}: {exc.strerror}; choose another file with -o"
+        raise ElspethError(problem) from None
+    shown = data["rows"]
+    echo(
+        f"Wrote {target} ({plural(len(html.encode()), 'byte')}): run {run_id}, "
+        f"{shown['detailed']:,} of {shown['total']:,} rows in full. Open it in a browser, offline: "
+        f"{target.resolve().as_uri()}"
+    )
 
 
 @main.command()

@@ -154,7 +154,6 @@
       box.replaceChildren(el("h2", {}, "Row " + rowId),
         el("p", {}, "Row " + rowId + " is not in this report in full (" + data.rows.why + "). See it with: elspeth explain " + runId + " --row " + rowId +
           ", or write a report of it: elspeth report " + runId + " --rows " + rowId + " -o row-" + rowId + ".html"));
-      box.scrollIntoView();
       return;
     }
     const parts = [el("h2", {}, "Row " + rowId)];
@@ -182,7 +181,6 @@
         o.artifact ? el("span", { class: "hash" }, o.artifact.content_hash) : "-", o.artifact ? num(o.artifact.size) + " bytes" : "-",
         o.reason === null ? "-" : valueCell(plain(o.reason))])));
     box.replaceChildren(...parts);
-    box.scrollIntoView();
   }
 
   function renderPath(d) {
@@ -258,21 +256,31 @@
 
   // ------------------------------------------------------------ navigation
 
+  // The fragment opens a row and sets the filters, so a link can point at them: #row=12, #sink=sink:billing,
+  // #outcome=failed, #q=T-1004 (combinable with &).
   function route() {
-    const m = /row=(\d+)/.exec(location.hash);
-    if (m) renderDetail(Number(m[1]));
+    const params = new URLSearchParams(location.hash.slice(1));
+    if (params.has("q")) search.value = params.get("q");
+    for (const [name, select] of [["outcome", outcomeFilter], ["sink", sinkFilter]]) {
+      if (params.has(name)) select.value = params.get(name);
+    }
+    page = 0;
+    renderRows();
+    const row = params.get("row");
+    if (row !== null && /^\d+$/.test(row)) renderDetail(Number(row));
   }
 
   function start() {
     renderRun(); renderTiming(); renderArtifacts(); renderFailedCalls(); renderSettings();
-    fillFilters(); rowsNote(); renderRows();
+    fillFilters(); rowsNote();
     for (const input of [search, outcomeFilter, sinkFilter]) input.addEventListener("input", () => { page = 0; renderRows(); });
     document.getElementById("prev").addEventListener("click", () => { page -= 1; renderRows(); });
     document.getElementById("next").addEventListener("click", () => { page += 1; renderRows(); });
     for (const node of document.querySelectorAll("svg [data-sink]")) {
       node.addEventListener("click", () => { sinkFilter.value = node.getAttribute("data-sink"); page = 0; renderRows(); document.getElementById("rows").scrollIntoView(); });
     }
-    window.addEventListener("hashchange", route);
+    // A link followed inside the page brings its row into view; a page opened at #row=N has it on top already.
+    window.addEventListener("hashchange", () => { route(); document.getElementById("row-detail").scrollIntoView(); });
     route();
   }
   start();

@@ -19,7 +19,7 @@ from elspeth.landscape.row_values import step_values
 from elspeth.report.row_choice import INDEX_ROWS, RowChoice, choose_rows
 
 FAILED_CALLS_SHOWN = 100
-_INDEX_TEXT_CHARS = 160
+_INDEX_TEXT_CHARS = 120
 
 
 def report_data(

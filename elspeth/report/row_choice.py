@@ -15,7 +15,7 @@ ALL_ROWS_UP_TO = 500
 FIRST_ROWS = 100
 PER_GROUP = 50
 """Rows of each outcome at each sink (and of failed calls, of failed steps) in a big run's report."""
-INDEX_ROWS = 10_000
+INDEX_ROWS = 5_000
 """Rows listed in the page's search index (their number, outcome, sink and a line of their values)."""
 MAX_CHOSEN = 5_000
 """Rows `--rows` may ask for in full at once: the page must still open."""

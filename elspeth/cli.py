@@ -79,6 +79,7 @@ def main(debug: bool) -> None:
     Try the demo, then trace a row:
       elspeth run examples/demo/settings.yaml
       elspeth explain RUN_ID --row 3
+      elspeth report RUN_ID -o run.html
     """
 
 

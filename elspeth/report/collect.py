@@ -26,7 +26,12 @@ def report_data(
     conn: Connection, run_id: str, read: lineage.ReadPayload, asked_rows: list[int] | None = None
 ) -> dict[str, Any]:
     overview = lineage.run_overview(conn, run_id)
-    choice = choose_rows(conn, run_id, overview.run.rows, asked_rows)
+    nodes = _nodes(conn, run_id)
+    failed_calls = _failed_calls(conn, run_id)
+    failed_steps = any(t["failed"] for n in nodes for t in n["timing"])
+    choice = choose_rows(
+        conn, run_id, overview.run.rows, asked_rows, failed_calls=failed_calls["total"] > 0, failed_steps=failed_steps
+    )
     redact = Redactor()
     return {
         "generated_at": time.time(),
@@ -37,10 +42,10 @@ def report_data(
         "quarantined": overview.quarantined,
         "calls": overview.calls,
         "flushes": overview.flushes,
-        "nodes": _nodes(conn, run_id),
+        "nodes": nodes,
         "flows": _flows(conn, run_id),
         "artifacts": [attrs.asdict(a) for a in overview.artifacts],
-        "failed_calls": _failed_calls(conn, run_id),
+        "failed_calls": failed_calls,
         "rows": {
             "total": overview.run.rows,
             "detailed": len(choice.rows),

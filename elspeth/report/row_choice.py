@@ -48,7 +48,11 @@ def parse_rows(spec: str) -> list[int]:
     return sorted(chosen)
 
 
-def choose_rows(conn: Connection, run_id: str, total: int, asked: list[int] | None) -> RowChoice:
+def choose_rows(
+    conn: Connection, run_id: str, total: int, asked: list[int] | None, *, failed_calls: bool, failed_steps: bool
+) -> RowChoice:
+    """`failed_calls`, `failed_steps`: whether the run has any, known from its counts; where it has none,
+    looking for their rows would scan every call and every state for nothing."""
     if asked is not None:
         r = t.rows.c
         found = set(conn.execute(select(r.row_id).where(r.run_id == run_id, r.row_id.in_(asked))).scalars())
@@ -57,8 +61,10 @@ def choose_rows(conn: Connection, run_id: str, total: int, asked: list[int] | No
         return RowChoice(list(range(total)), "every row of the run")
     chosen = set(range(min(FIRST_ROWS, total)))
     chosen |= _rows_per_outcome(conn, run_id)
-    chosen |= _rows_with_failed_calls(conn, run_id)
-    chosen |= _rows_with_failed_steps(conn, run_id)
+    if failed_calls:
+        chosen |= _rows_with_failed_calls(conn, run_id)
+    if failed_steps:
+        chosen |= _rows_with_failed_steps(conn, run_id)
     return RowChoice(
         sorted(chosen),
         f"the first {FIRST_ROWS} rows, up to {PER_GROUP} of each outcome at each sink, and up to {PER_GROUP} "

@@ -1,5 +1,5 @@
-"""The `elspeth` command: run, resume, validate, explain, runs, keygen, export, verify-export, verify, plugins (and
-plugins new), install, uninstall.
+"""The `elspeth` command: run, resume, validate, explain, report, runs, keygen, export, verify-export, verify,
+plugins (and plugins new), install, uninstall.
 
 Every ElspethError becomes `Error: <message>` on stderr and exit code 2, without a traceback (`--debug`
 shows it). Commands only parse, call the library and render; the queries live in landscape/lineage.py.
@@ -37,8 +37,12 @@ from elspeth.landscape import lineage
 from elspeth.landscape.database import check_url, default_url, open_database
 from elspeth.landscape.payloads import FilePayloadStore, default_payload_dir
 from elspeth.landscape.redaction import Redactor
+from elspeth.landscape.row_values import StepValues, step_values
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.preflight import check_plugins
+from elspeth.report.collect import report_data
+from elspeth.report.page import render_page
+from elspeth.report.row_choice import ALL_ROWS_UP_TO, parse_rows
 from elspeth.settings import (
     AggregationSettings,
     Settings,
@@ -82,6 +86,7 @@ def main(debug: bool) -> None:
     Try the demo, then trace a row:
       elspeth run examples/demo/settings.yaml
       elspeth explain RUN_ID --row 3
+      elspeth report RUN_ID -o run.html
     """
 
 
@@ -360,32 +365,50 @@ def _render_pipeline(settings: Settings, plugins: dict[str, str]) -> str:
 
 # ---------------------------------------------------------------- explain / runs
 
-_PAYLOADS_HELP = "The run's payload store (default: 'payloads' beside a SQLite landscape, else ./.elspeth/payloads)."
 
-
-def _payload_option(command: Any) -> Any:
+def _payloads_option(command: Any) -> Any:
     return click.option(
-        "--payloads", "payload_dir", metavar="DIR", type=click.Path(file_okay=False), help=_PAYLOADS_HELP
+        "--payloads",
+        "payload_dir",
+        metavar="DIR",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="The run's payload store, for large bodies (default: 'payloads' beside a SQLite landscape, "
+        "else .elspeth/payloads).",
     )(command)
 
 
-def _payload_store(url: str, payload_dir: str | None) -> FilePayloadStore:
-    return FilePayloadStore(Path(payload_dir) if payload_dir else default_payload_dir(url))
+def _payload_store(url: str, payload_dir: Path | None) -> FilePayloadStore:
+    return FilePayloadStore(payload_dir or default_payload_dir(url))
+
+
+def _payload_reader(url: str, payload_dir: Path | None) -> lineage.ReadPayload:
+    return _payload_store(url, payload_dir).get
 
 
 @main.command()
 @click.argument("run_id")
-@click.option("--row", "row_id", type=int, metavar="N", help="Trace source row N through every node.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+@click.option(
+    "--row",
+    "row_id",
+    type=int,
+    metavar="N",
+    help="Trace source row N through every node. Rows count from 0: the source's first record is row 0.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text, every value in full.")
 @_landscape_option(_LOCAL)
-@_payload_option
-def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None, payload_dir: str | None) -> None:
+@_payloads_option
+def explain(
+    run_id: str, row_id: int | None, as_json: bool, landscape_url: str | None, payload_dir: Path | None
+) -> None:
     """Show what a run did, or the full lineage of one of its rows.
+
+    With --row, each transform step shows what it changed (field: before -> after) beside its hashes;
+    long values are shortened, --json keeps them whole.
 
     \b
     Examples:
       elspeth explain RUN_ID            nodes, outcomes, artifacts
-      elspeth explain RUN_ID --row 3    row 3: payload, every state, call, batch, outcome
+      elspeth explain RUN_ID --row 0    the first row: payload, every state and its values, call, batch, outcome
     """
     url = landscape_url or default_url()
     with _connect(url) as conn:
@@ -393,22 +416,76 @@ def explain(run_id: str, row_id: int | None, as_json: bool, landscape_url: str |
             overview = lineage.run_overview(conn, run_id)
             run_grade = _grader(conn, _payload_store(url, payload_dir))(run_id)
         else:
-            row = lineage.row_lineage(conn, run_id, row_id)
-    if as_json and row_id is None:
-        echo_json({**attrs.asdict(overview), "grade": _grade_json(run_grade)})
-    elif as_json:
-        echo_json(attrs.asdict(row))
-    elif row_id is None:
-        echo(_render_overview(overview, _landscape_hint(url), run_grade))
+            row = lineage.row_lineage(conn, run_id, row_id, _payload_reader(url, payload_dir))
+    if row_id is None:
+        if as_json:
+            echo_json({**attrs.asdict(overview), "grade": _grade_json(run_grade)})
+        else:
+            echo(_render_overview(overview, _landscape_hint(url), run_grade))
+        return
+    values = step_values(row)
+    if as_json:
+        echo_json({**attrs.asdict(row), "values": [attrs.asdict(v) for v in values.values()]})
     else:
-        echo(_render_lineage(row))
+        echo(_render_lineage(row, values))
+
+
+@main.command()
+@click.argument("run_id")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The HTML file to write (default: report-RUN_ID.html here).",
+)
+@click.option(
+    "--rows",
+    "rows_spec",
+    metavar="SPEC",
+    help="Rows to show in full, e.g. 0-99,512 (rows count from 0). Default: every row of a run of up to "
+    f"{ALL_ROWS_UP_TO} rows, else a bounded choice of the rows that matter (first ones, each outcome at each "
+    "sink, failed calls and steps).",
+)
+@_landscape_option(_LOCAL)
+@_payloads_option
+def report(
+    run_id: str, output: Path | None, rows_spec: str | None, landscape_url: str | None, payload_dir: Path | None
+) -> None:
+    """Write one self-contained HTML page of a run: its settings, outcomes, time per node, artifacts, failed
+    calls, the pipeline as a picture, and for its rows the path through every node with the values at each
+    step, every call's full prompt and response, and where each row landed.
+
+    The page loads nothing from the network: it opens offline and can be archived with the evidence.
+    Open a row directly with #row=N at the end of its URL.
+
+    \b
+    Example:
+      elspeth report RUN_ID -o run.html
+    """
+    asked = parse_rows(rows_spec) if rows_spec is not None else None
+    url = landscape_url or default_url()
+    with _connect(url) as conn:
+        data = report_data(conn, run_id, _payload_reader(url, payload_dir), asked)
+    target = output or Path(f"report-{run_id}.html")
+    html = render_page(data)
+    try:
+        target.write_text(html, encoding="utf-8")
+    except OSError as exc:
+        problem = f"cannot write the report to {target}: {exc.strerror}; choose another file with -o"
+        raise ElspethError(problem) from None
+    shown = data["rows"]
+    echo(
+        f"Wrote {target} ({plural(len(html.encode()), 'byte')}): run {run_id}, "
+        f"{shown['detailed']:,} of {shown['total']:,} rows in full. Open it in a browser, offline: "
+        f"{target.resolve().as_uri()}"
+    )
 
 
 @main.command()
 @_landscape_option(_LOCAL)
-@_payload_option
+@_payloads_option
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def runs(landscape_url: str | None, payload_dir: str | None, as_json: bool) -> None:
+def runs(landscape_url: str | None, payload_dir: Path | None, as_json: bool) -> None:
     """List the runs in a Landscape, newest first.
 
     \b
@@ -495,8 +572,9 @@ def _render_overview(o: lineage.RunOverview, landscape_hint: str, run_grade: Gra
     return "\n".join(lines)
 
 
-def _render_lineage(r: lineage.RowLineage) -> str:
-    lines = [f"Run {r.run_id}, row {r.row_id}"]
+def _render_lineage(r: lineage.RowLineage, values: dict[int, StepValues]) -> str:
+    lines = [f"Run {r.run_id}, row {r.row_id} (rows count from 0)"]
+    shortened = False
     payload = _compact(r.payload)
     if len(payload) <= 100:
         lines.append(f"  payload    {payload}")
@@ -515,6 +593,11 @@ def _render_lineage(r: lineage.RowLineage) -> str:
             f"  #{s.state_id} {s.node_id} {s.operation} ({token}attempt {s.attempt}): {s.status}  "
             f"in {short_hash(s.input_hash) or '-'} out {short_hash(s.output_hash) or '-'}"
         )
+        step = values.get(s.state_id)
+        if step is not None:
+            step_lines, cut = _render_step(step)
+            lines += step_lines
+            shortened = shortened or cut
         if s.error is not None:
             lines.append(f"      error: {_compact(s.error)}")
         for c in s.calls:
@@ -550,7 +633,38 @@ def _render_lineage(r: lineage.RowLineage) -> str:
         lines += _indent(table(headers, outcome_rows))
     else:
         lines.append("  none yet: the run has unfinished work for this row (elspeth resume finishes it)")
+    if shortened:
+        lines += ["", f"Values longer than {_VALUE_CHARS} characters are shortened (…); --json shows them whole."]
     return "\n".join(lines)
+
+
+_VALUE_CHARS = 60
+_CHANGE_MARK = {"added": "+", "removed": "-", "changed": "~"}
+
+
+def _render_step(step: StepValues) -> tuple[list[str], bool]:
+    """A transform step's values under its state line: each changed field, or why there is nothing to show;
+    and whether a value was shortened."""
+    if step.note != "changed":
+        note = {"failed": "no output (failed)"}.get(step.note, step.note)
+        return [f"      values: {note}"], False
+    lines, cut = [], False
+    for change in step.changes:
+        name = printable(change.field, one_line=True) or "value"
+        before, cut_before = _short(change.before)
+        after, cut_after = _short(change.after)
+        cut = cut or cut_before or cut_after
+        shown = {"added": after, "removed": before}.get(change.change, f"{before} -> {after}")
+        lines.append(f"      {_CHANGE_MARK[change.change]} {name}: {shown}")
+    return lines, cut
+
+
+def _short(value: Any) -> tuple[str, bool]:
+    """A value as JSON (a string in quotes: "1" is not 1), cut to _VALUE_CHARS."""
+    text = json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+    if len(text) <= _VALUE_CHARS:
+        return text, False
+    return text[: _VALUE_CHARS - 1] + "…", True
 
 
 def _compact(value: Any) -> str:
@@ -602,8 +716,8 @@ def keygen(private_key: Path) -> None:
 )
 @click.option("--key", "key_file", required=True, metavar="PRIVATE.pem", help="Ed25519 private key to sign with.")
 @_landscape_option(_LOCAL)
-@_payload_option
-def export(run_id: str, output: Path, key_file: str, landscape_url: str | None, payload_dir: str | None) -> None:
+@_payloads_option
+def export(run_id: str, output: Path, key_file: str, landscape_url: str | None, payload_dir: Path | None) -> None:
     """Write every record of a run to one signed, self-contained file.
 
     Run, settings, nodes, rows, tokens, states, calls with their full bodies, batches, artifacts and
@@ -673,14 +787,14 @@ def verify_export(export_file: str, key_file: str) -> None:
 @click.option("--strict", is_flag=True, help="Exit 1 also when an artifact was not checked or a body was purged.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 @_landscape_option(_LOCAL)
-@_payload_option
+@_payloads_option
 def verify(
     run_id: str,
     settings_file: str | None,
     strict: bool,
     as_json: bool,
     landscape_url: str | None,
-    payload_dir: str | None,
+    payload_dir: Path | None,
 ) -> None:
     """Re-hash a run's artifacts where they live, and every stored payload.
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -371,15 +372,15 @@ class Runner:
             if isinstance(result, Success | Routed):
                 try:
                     out = [result.row] if isinstance(result, Routed) else result.rows
-                    out_hash = canonical.stable_hash(out[0]) if len(out) == 1 else canonical.stable_hash(out)
+                    out_hash, kept = _output_record(out, row_hash)
                 except NonCanonicalValueError as exc:
                     result = Error(f"output cannot be recorded canonically: {exc}")
                 else:
                     if slot is not None:
                         self.rec.returned(state)
-                        slot.closing = (state, StateStatus.COMPLETED, out_hash, None, self.rec.now())
+                        slot.closing = (state, StateStatus.COMPLETED, out_hash, kept, None, self.rec.now())
                     else:
-                        self.rec.close_state(state, StateStatus.COMPLETED, output_hash=out_hash)
+                        self.rec.close_state(state, StateStatus.COMPLETED, output_hash=out_hash, output=kept)
                     return result, out_hash, None
             if not isinstance(result, Error):
                 with lock:
@@ -406,7 +407,7 @@ class Runner:
                 continue
             if slot is not None:
                 self.rec.returned(state)
-                slot.closing = (state, StateStatus.FAILED, None, error, self.rec.now())
+                slot.closing = (state, StateStatus.FAILED, None, None, error, self.rec.now())
             else:
                 self.rec.close_state(state, StateStatus.FAILED, error=error)
             return None, "", error
@@ -473,9 +474,9 @@ class Runner:
     def _close_taken(self, slot: Slot) -> None:
         """Close the state a worker's last attempt left to the engine's thread, as of when the plugin returned."""
         if slot.closing is not None:
-            state, status, output_hash, error, ended_at = slot.closing
+            state, status, output_hash, output, error, ended_at = slot.closing
             slot.closing = None
-            self.rec.close_state(state, status, output_hash=output_hash, error=error, ended_at=ended_at)
+            self.rec.close_state(state, status, output_hash=output_hash, output=output, error=error, ended_at=ended_at)
 
     def _wait(self, from_step: int) -> None:
         """Wait (with the recorder's lock set aside, so workers can write) until a window at `from_step` or
@@ -656,6 +657,18 @@ class Runner:
         else:
             step = len(self.pipeline.transforms) + self._agg_by_node[origin] + 1
         self.continue_token(token.token_id, token.row_id, token.row, row_hash, step, self._path)
+
+
+def _output_record(out: Sequence[Row], row_hash: str) -> tuple[str, bytes | None]:
+    """A transform's output hash, and the canonical bytes it is the hash of where one row came out that
+    differs from the input: what `explain` shows as the step's values. The bytes are made for the hash
+    anyway, so keeping them costs an insert; an unchanged row (most steps of most pipelines) costs nothing,
+    and an expansion's rows are kept with its child tokens already."""
+    if len(out) != 1:
+        return canonical.stable_hash(out), None
+    data = canonical.canonical_bytes(out[0])
+    out_hash = hashlib.sha256(data).hexdigest()
+    return out_hash, None if out_hash == row_hash else data
 
 
 def _throttled() -> int:

@@ -8,15 +8,20 @@ aggregation batch it joined (and their children in turn).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from attrs import frozen
 from sqlalchemy import Connection, func, select
 
-from elspeth.errors import ElspethError
+from elspeth.errors import ElspethError, LandscapeError
 from elspeth.landscape import schema as t
 
+ReadPayload = Callable[[str], bytes]
+"""Reads a body from the payload store by reference (FilePayloadStore.get); raises LandscapeError when it is
+gone (purged, or the store was not copied with the database)."""
+
+PURGED = "purged"
 _PREVIEW_CHARS = 120
 _FIND_RUNS = "list the runs with 'elspeth runs' (add --landscape URL if the run used another landscape)"
 
@@ -75,6 +80,9 @@ class TokenInfo:
     parent_token_id: int | None
     origin_node_id: str
     origin_batch_id: int | None
+    payload: Any
+    """The token's row where it is stored (children of an expansion or a batch); a row's first token has
+    its source row's payload."""
 
 
 @frozen
@@ -90,6 +98,9 @@ class CallInfo:
     response_preview: str | None
     error: Any
     latency_ms: float | None
+    request: Any
+    """The full request as recorded; None when its stored body is gone (see request_preview)."""
+    response: Any
 
 
 @frozen
@@ -106,6 +117,12 @@ class StateInfo:
     started_at: float
     ended_at: float | None
     calls: list[CallInfo]
+    output: Any
+    """The output row, where the Landscape keeps it (a transform's output that differs from its input)."""
+    output_status: str
+    """"recorded" (in `output`), "unchanged" (the input), "purged" (kept once, its body gone since), "stored"
+    (in the payload store, not read), "not recorded" (an expansion, a batch, an older run), or "none" (no
+    output: failed, or not a transform)."""
 
 
 @frozen
@@ -153,10 +170,31 @@ def _json(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
-def _preview(text: str | None, ref: str | None) -> str | None:
+def _preview(text: str | None, ref: str | None, read: ReadPayload | None) -> str | None:
+    if text is None and ref is not None:
+        body = _stored(ref, read)
+        if body is None:
+            return f"(stored payload {ref}, {PURGED})" if read is not None else f"(stored payload {ref})"
+        text = body
     if text is None:
-        return f"(stored payload {ref})" if ref else None
+        return None
     return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
+
+
+def _stored(ref: str, read: ReadPayload | None) -> str | None:
+    if read is None:
+        return None
+    try:
+        return read(ref).decode("utf-8", errors="replace")
+    except LandscapeError:
+        return None
+
+
+def _value(text: str | None, ref: str | None, read: ReadPayload | None) -> Any:
+    """A recorded JSON body, inline or from the payload store; None when there is none or it is gone."""
+    if text is None and ref is not None:
+        text = _stored(ref, read)
+    return _json(text)
 
 
 def _row_counts() -> Any:
@@ -250,9 +288,12 @@ def _artifacts(conn: Connection, query: Any) -> list[ArtifactInfo]:
     ]
 
 
-def row_lineage(conn: Connection, run_id: str, row_id: int) -> RowLineage:
-    """Everything the Landscape knows about source row `row_id` of `run_id`."""
-    get_run(conn, run_id)
+def row_lineage(conn: Connection, run_id: str, row_id: int, read: ReadPayload | None = None) -> RowLineage:
+    """Everything the Landscape knows about source row `row_id` of `run_id`; bodies kept in the payload
+    store are read with `read` (without it, only inline bodies are filled in)."""
+    # Only that the run exists: get_run counts its rows, a scan of them all, and a report asks for many rows.
+    if conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first() is None:
+        raise ElspethError(f"no run {run_id!r} in this landscape; {_FIND_RUNS}")
     source_row = conn.execute(select(t.rows).where(t.rows.c.run_id == run_id, t.rows.c.row_id == row_id)).first()
     if source_row is None:
         low, high = conn.execute(
@@ -284,7 +325,7 @@ def row_lineage(conn: Connection, run_id: str, row_id: int) -> RowLineage:
         quarantined=bool(source_row.quarantined),
         quarantine_reason=quarantine,
         tokens=tokens,
-        states=_states(conn, run_id, sorted(state_ids)),
+        states=_states(conn, run_id, sorted(state_ids), read),
         batches=batches,
         outcomes=outcomes,
     )
@@ -293,11 +334,11 @@ def row_lineage(conn: Connection, run_id: str, row_id: int) -> RowLineage:
 def _token_closure(conn: Connection, run_id: str, row_id: int) -> list[TokenInfo]:
     """The row's own tokens, then repeatedly their children and the outputs of batches they joined."""
     tok = t.tokens.c
-    found = {r.token_id: r for r in conn.execute(select(t.tokens).where(tok.run_id == run_id, tok.row_id == row_id))}
+    found = {r.token_id: r for r in _tokens_where(conn, run_id, tok.row_id == row_id)}
     frontier = list(found)
     while frontier:
         # Two queries, not one with OR: each can use its own index, and most rows joined no batch at all.
-        step = list(conn.execute(select(t.tokens).where(tok.run_id == run_id, tok.parent_token_id.in_(frontier))))
+        step = _tokens_where(conn, run_id, tok.parent_token_id.in_(frontier))
         joined = (
             conn.execute(
                 select(t.batch_members.c.batch_id).where(
@@ -320,9 +361,21 @@ def _token_closure(conn: Connection, run_id: str, row_id: int) -> list[TokenInfo
             parent_token_id=r.parent_token_id,
             origin_node_id=r.origin_node_id,
             origin_batch_id=r.origin_batch_id,
+            payload=_json(r.payload_json),
         )
         for r in sorted(found.values(), key=lambda r: r.token_id)
     ]
+
+
+def _tokens_where(conn: Connection, run_id: str, condition: Any) -> list[Any]:
+    """The run's tokens matching `condition` on an indexed column: their ids first, which the index covers,
+    then the tokens by primary key. Asked for whole tokens at once, SQLite without statistics reads every
+    token of the run by primary key instead of using the index (seconds per row on a run of millions)."""
+    tok = t.tokens.c
+    ids = conn.execute(select(tok.token_id).where(tok.run_id == run_id, condition)).scalars().all()
+    if not ids:
+        return []
+    return list(conn.execute(select(t.tokens).where(tok.run_id == run_id, tok.token_id.in_(ids))))
 
 
 def _state_ids_of_tokens(conn: Connection, run_id: str, token_ids: Iterable[int]) -> Iterable[int]:
@@ -330,7 +383,7 @@ def _state_ids_of_tokens(conn: Connection, run_id: str, token_ids: Iterable[int]
     return conn.execute(select(s.state_id).where(s.run_id == run_id, s.token_id.in_(list(token_ids)))).scalars()
 
 
-def _states(conn: Connection, run_id: str, state_ids: list[int]) -> list[StateInfo]:
+def _states(conn: Connection, run_id: str, state_ids: list[int], read: ReadPayload | None) -> list[StateInfo]:
     c = t.calls.c
     calls: dict[int, list[CallInfo]] = {}
     for r in conn.execute(
@@ -345,10 +398,12 @@ def _states(conn: Connection, run_id: str, state_ids: list[int]) -> list[StateIn
                 status=r.status,
                 request_hash=r.request_hash,
                 response_hash=r.response_hash,
-                request_preview=_preview(r.request_json, r.request_ref) or "",
-                response_preview=_preview(r.response_json, r.response_ref),
+                request_preview=_preview(r.request_json, r.request_ref, read) or "",
+                response_preview=_preview(r.response_json, r.response_ref, read),
                 error=_json(r.error_json),
                 latency_ms=r.latency_ms,
+                request=_value(r.request_json, r.request_ref, read),
+                response=_value(r.response_json, r.response_ref, read),
             )
         )
     s = t.node_states.c
@@ -366,11 +421,28 @@ def _states(conn: Connection, run_id: str, state_ids: list[int]) -> list[StateIn
             started_at=r.started_at,
             ended_at=r.ended_at,
             calls=calls.get(r.state_id, []),
+            **_output(r, read),
         )
         for r in conn.execute(
             select(t.node_states).where(s.run_id == run_id, s.state_id.in_(state_ids)).order_by(s.state_id)
         )
     ]
+
+
+def _output(r: Any, read: ReadPayload | None) -> dict[str, Any]:
+    """A state's output value and what is known of it (StateInfo.output_status)."""
+    if r.output_json is not None:
+        return {"output": _json(r.output_json), "output_status": "recorded"}
+    if r.output_ref is not None:
+        body = _stored(r.output_ref, read)
+        if body is None:
+            return {"output": None, "output_status": PURGED if read is not None else "stored"}
+        return {"output": _json(body), "output_status": "recorded"}
+    if r.output_hash is None or r.operation != "process":
+        return {"output": None, "output_status": "none"}
+    if r.output_hash == r.input_hash:
+        return {"output": None, "output_status": "unchanged"}
+    return {"output": None, "output_status": "not recorded"}
 
 
 def _batches(conn: Connection, run_id: str, token_ids: list[int]) -> list[BatchInfo]:

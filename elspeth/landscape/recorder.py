@@ -399,6 +399,8 @@ class Recorder:
             None,
             self.now(),
             None,
+            None,
+            None,
         ]
         # Registered before the insert: an automatic flush inside _insert must see it as already written.
         self._buffered_states[state_id] = values
@@ -412,10 +414,12 @@ class Recorder:
         status: StateStatus,
         *,
         output_hash: str | None = None,
+        output: bytes | None = None,
         error: Mapping[str, Any] | None = None,
         ended_at: float | None = None,
     ) -> None:
-        """`ended_at`: when the work ended, if not now (a worker's row closed later by the engine's thread)."""
+        """`output`: the canonical bytes `output_hash` is the hash of, given where the output differs from the
+        input. `ended_at`: when the work ended, if not now (a worker's row closed later by the engine's thread)."""
         # The error is made storable before the state leaves the open list: a value that cannot be stored
         # (a NaN in an error's details) must not strand the state open.
         error_json = None if error is None else self._error_json(error)
@@ -425,9 +429,16 @@ class Recorder:
         self._returned.discard(state_id)
         if ended_at is None:
             ended_at = self.now()
+        output_json = output_ref = None
+        if output is not None:
+            if len(output) > INLINE_LIMIT:
+                output_ref = self.payloads.put(output)
+            else:
+                output_json = output.decode()
         buffered = self._buffered_states.get(state_id)
         if buffered is not None:
             buffered[6], buffered[8], buffered[9], buffered[11] = status, output_hash, error_json, ended_at
+            buffered[12], buffered[13] = output_json, output_ref
         else:
             # Sent with one executemany of a statement compiled once: with rows in flight most states close
             # after a call's commit has sent them, and building an UPDATE for each costs more than running it.
@@ -439,6 +450,8 @@ class Recorder:
                     "v_output": output_hash,
                     "v_error": error_json,
                     "v_ended": ended_at,
+                    "v_output_json": output_json,
+                    "v_output_ref": output_ref,
                 }
             )
 
@@ -678,6 +691,8 @@ def _compiled_close_state(conn: Connection) -> tuple[str, Callable[[dict[str, An
             output_hash=bindparam("v_output"),
             error_json=bindparam("v_error"),
             ended_at=bindparam("v_ended"),
+            output_json=bindparam("v_output_json"),
+            output_ref=bindparam("v_output_ref"),
         )
     )
     compiled = statement.compile(dialect=conn.dialect)

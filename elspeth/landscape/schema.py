@@ -171,6 +171,10 @@ node_states = Table(
     Column("error_json", Text),
     Column("started_at", Float, nullable=False),
     Column("ended_at", Float),
+    # A process state's output row, kept only where it differs from its input: its canonical JSON (the
+    # very bytes output_hash is the hash of), inline, or by payload-store reference when large.
+    Column("output_json", Text),
+    Column("output_ref", HASH),
     _node_fk(),
     _token_fk(),
     _one_of("status", StateStatus),

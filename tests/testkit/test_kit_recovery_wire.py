@@ -111,6 +111,7 @@ def test_pending_aggregate_polling_its_checkpoint_passes(
                 "test_aggregate_contract",
                 "test_aggregate_empty_input",
                 "test_aggregate_batch_state",
+                "test_aggregate_cardinality",
                 "test_aggregate_recovery_half_full_buffer",
                 SCENARIO,
                 "test_aggregate_call_linkage",

@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from elspeth import __version__, canonical
 from elspeth.api import Capability, Clock
 from elspeth.engine.clock import SystemClock
+from elspeth.engine.collector import tuned_for_a_run
 from elspeth.engine.interrupts import Interrupted, StopRequest, noted
 from elspeth.engine.pipeline import Pipeline, build_pipeline, node_config_record, settings_document
 from elspeth.engine.runner import Runner
@@ -136,7 +137,7 @@ class _Session:
         status = RunStatus.COMPLETED
         # The engine's thread writes the Landscape; workers and plugins' own threads take their turn only
         # where it sets the lock aside (see recorder.py).
-        with self.recorder.lock:
+        with self.recorder.lock, tuned_for_a_run():
             try:
                 body()
             except Interrupted as stop:

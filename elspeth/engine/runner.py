@@ -11,6 +11,7 @@ from typing import Any
 
 from elspeth import canonical
 from elspeth.api import Capability, Clock, Error, Quarantine, Routed, Row, Success
+from elspeth.engine import unchanged
 from elspeth.engine.aggregation import AggregationRuntime, Batch, Member
 from elspeth.engine.context import CallsInFlight, NodeContext
 from elspeth.engine.delivery_order import DeliveryOrder, Path
@@ -347,6 +348,8 @@ class Runner:
         lock = self.rec.lock
         aside = self._keep_lock if worker else self._aside(node)
         state = slot.state if slot is not None else None
+        # Taken once, before the first attempt: a failed attempt may have changed the row in place.
+        before = unchanged.snapshot(row)
         while True:
             if state is None:
                 with lock:
@@ -371,7 +374,12 @@ class Runner:
             if isinstance(result, Success | Routed):
                 try:
                     out = [result.row] if isinstance(result, Routed) else result.rows
-                    out_hash = canonical.stable_hash(out[0]) if len(out) == 1 else canonical.stable_hash(out)
+                    if len(out) != 1:
+                        out_hash = canonical.stable_hash(out)
+                    elif before is not None and unchanged.since(before, out[0]):
+                        out_hash = row_hash
+                    else:
+                        out_hash = canonical.stable_hash(out[0])
                 except NonCanonicalValueError as exc:
                     result = Error(f"output cannot be recorded canonically: {exc}")
                 else:

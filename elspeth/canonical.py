@@ -151,6 +151,19 @@ def dumps(obj: Any) -> str:
         raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
 
 
+def dumps_and_hash(obj: Any) -> tuple[str, str]:
+    """`dumps(obj)` and `stable_hash(obj)` together, looking at `obj` once: what a source row costs."""
+    kind = _tree_kind(obj)
+    if not kind:
+        return dumps(obj), stable_hash(obj)
+    stored = _store_dumps(obj)
+    try:
+        text = _fast_dumps(obj if kind == _AS_IS else _integral_floats_as_ints(obj)).encode()
+    except UnicodeEncodeError as exc:
+        raise NonCanonicalValueError(f"a string holds a lone surrogate and is not valid Unicode: {exc}") from exc
+    return stored, hashlib.sha256(text).hexdigest()
+
+
 def loads(text: str) -> Any:
     return json.loads(text)
 

@@ -104,7 +104,7 @@ class _Session:
 
     def settings_record(self) -> tuple[str, str]:
         document = settings_document(self.settings, self.redactor.secrets)
-        return canonical.dumps(document), canonical.stable_hash(document)
+        return canonical.dumps_and_hash(document)
 
     def record_nodes(self) -> None:
         """Record the pipeline's nodes that the run does not have yet (all of them when it starts)."""

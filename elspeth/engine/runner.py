@@ -60,6 +60,10 @@ class Runner:
         self.run_id = recorder.run_id
         self.rows_read = 0
         self.calls_in_flight = CallsInFlight()
+        # Looked up by node id on every row: a Capability (an enum) hashes in Python.
+        self._calling_out = {
+            n.node_id for n in pipeline.nodes() if Capability.EXTERNAL_CALLS in n.info.cls.capabilities
+        }
         self._throttled_before = _throttled()
         self.sinks = {
             name: SinkRuntime(name, node, recorder, self._ctx, engine.write_batch_rows, self._aside)
@@ -101,7 +105,7 @@ class Runner:
     def _aside(self, node: Node) -> AbstractContextManager[None]:
         """Around a plugin's code: a plugin that calls out may record calls from threads of its own while
         the engine's thread waits for it, so the recorder's lock is set aside; any other keeps it."""
-        if Capability.EXTERNAL_CALLS in node.info.cls.capabilities:
+        if node.node_id in self._calling_out:
             return self._set_aside
         return self._keep_lock
 
@@ -234,8 +238,7 @@ class Runner:
             self._quarantine(item.raw, item.reason)
             return
         try:
-            payload = canonical.dumps(item)
-            row_hash = canonical.stable_hash(item)
+            payload, row_hash = canonical.dumps_and_hash(item)
         except NonCanonicalValueError as exc:
             self._quarantine(item, f"value cannot be recorded canonically: {exc}")
             return

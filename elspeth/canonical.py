@@ -28,25 +28,22 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a JSON type")
 
 
-def _encoder(sort_keys: bool) -> Callable[[Any], str]:
-    """json's C encoder, built once: `json.dumps` rebuilds it on every call, which costs more than the
-    encoding of a small row. No circular-reference markers: rows are trees, and a cycle still fails (as
+def _chunker(sort_keys: bool) -> Callable[[Any, int], Any]:
+    """json's C encoder, built once (`json.dumps` rebuilds it on every call, which costs more than the
+    encoding of a small row), called as `"".join(chunks(obj, 0))`: no Python frame of ours around it on the
+    per-row path. No circular-reference markers: rows are trees, and a cycle still fails (as
     RecursionError, which callers treat as a non-canonical value)."""
     if c_make_encoder is None:  # pragma: no cover - CPython always has the accelerator
         encoder = json.JSONEncoder(sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return encoder.encode
-    make = c_make_encoder(None, _refuse, encode_basestring, None, ":", ",", sort_keys, False, False)
-
-    def encode(obj: Any) -> str:
-        if isinstance(obj, str):
-            return encode_basestring(obj)  # type: ignore[no-any-return]
-        return "".join(make(obj, 0))
-
-    return encode
+        return lambda obj, _level: encoder.iterencode(obj)
+    chunks: Callable[[Any, int], Any] = c_make_encoder(
+        None, _refuse, encode_basestring, None, ":", ",", sort_keys, False, False
+    )
+    return chunks
 
 
-_fast_dumps = _encoder(sort_keys=True)
-_store_dumps = _encoder(sort_keys=False)
+_sorted_chunks = _chunker(sort_keys=True)
+_stored_chunks = _chunker(sort_keys=False)
 
 
 _OTHER, _AS_IS, _INTEGRAL_FLOATS = 0, 1, 2
@@ -124,7 +121,7 @@ def canonical_bytes(obj: Any) -> bytes:
         if kind == _INTEGRAL_FLOATS:
             obj = _integral_floats_as_ints(obj)
         try:
-            return _fast_dumps(obj).encode()
+            return "".join(_sorted_chunks(obj, 0)).encode()
         except UnicodeEncodeError as exc:
             raise NonCanonicalValueError(f"a string holds a lone surrogate and is not valid Unicode: {exc}") from exc
     _refuse_deep(obj)
@@ -146,7 +143,7 @@ def dumps(obj: Any) -> str:
     if not _tree_kind(obj):
         _refuse_deep(obj)
     try:
-        return _store_dumps(obj)
+        return "".join(_stored_chunks(obj, 0))
     except (TypeError, ValueError, RecursionError) as exc:
         raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
 
@@ -156,9 +153,9 @@ def dumps_and_hash(obj: Any) -> tuple[str, str]:
     kind = _tree_kind(obj)
     if not kind:
         return dumps(obj), stable_hash(obj)
-    stored = _store_dumps(obj)
+    stored = "".join(_stored_chunks(obj, 0))
     try:
-        text = _fast_dumps(obj if kind == _AS_IS else _integral_floats_as_ints(obj)).encode()
+        text = "".join(_sorted_chunks(obj if kind == _AS_IS else _integral_floats_as_ints(obj), 0)).encode()
     except UnicodeEncodeError as exc:
         raise NonCanonicalValueError(f"a string holds a lone surrogate and is not valid Unicode: {exc}") from exc
     return stored, hashlib.sha256(text).hexdigest()

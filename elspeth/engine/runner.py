@@ -34,6 +34,12 @@ _HELD_LIMIT = 10_000
 _WAIT_SLICE = 0.2
 """How long the main thread waits for rows in flight before it looks at its stop request and progress again."""
 
+# Per row: a tuple isinstance-checks faster than a union made anew each time, and a name faster than an enum
+# member looked up on its class (0.3-0.5 us each, measured).
+_RESULTS = (Success, Routed)
+_STATE_COMPLETED = StateStatus.COMPLETED
+_COMPLETED = TokenOutcome.COMPLETED
+
 # What a transform made of a token: its result and that result's hash, or None and the final error.
 Processed = tuple[Success | Routed | None, str, dict[str, Any] | None]
 
@@ -142,7 +148,8 @@ class Runner:
         last_checkpoint = last_progress = self.clock.monotonic()
         timed = [a for a in self.aggregations if a.node.trigger and a.node.trigger.timeout_seconds is not None]
         records = enumerate(source.plugin.load(ctx))
-        reading = self._aside(source)  # reusable: entered once per record
+        # Entered only for a source that calls out: a `with` of a nullcontext costs two Python calls per record.
+        reading = self._set_aside if source.node_id in self._calling_out else None
         while True:
             # The safe point of the main loop: the last record is finished, in flight or waits in a buffer,
             # and nothing of the next one has been read.
@@ -150,8 +157,11 @@ class Runner:
             if self._order is not None and self._order.held > _HELD_LIMIT:
                 self._release_held()
             try:
-                with reading:
+                if reading is None:
                     index, item = next(records)
+                else:
+                    with reading:
+                        index, item = next(records)
             except StopIteration:
                 break
             except ElspethError as exc:
@@ -296,7 +306,7 @@ class Runner:
                 self._emit_base, self._emit_next = outer
             return
         sink = self.pipeline.default_sink
-        self._deliver(sink, (token_id, row, row_hash, TokenOutcome.COMPLETED, self.sinks[sink].node.node_id))
+        self._deliver(sink, (token_id, row, row_hash, _COMPLETED, self.sinks[sink].node.node_id))
 
     def _carry(
         self, node: Node, token_id: int, row_id: int | None, row: Row, processed: Processed
@@ -349,7 +359,9 @@ class Runner:
         attempt = 1
         max_attempts = self.settings.retry.max_attempts
         lock = self.rec.lock
-        aside = self._keep_lock if worker else self._aside(node)
+        # A worker never holds the lock; the engine's thread sets it aside for a plugin that calls out (the
+        # lock kept is no `with` at all: a nullcontext costs two Python calls per row).
+        aside = None if worker or node.node_id not in self._calling_out else self._set_aside
         state = slot.state if slot is not None else None
         # Taken once, before the first attempt: a failed attempt may have changed the row in place.
         before = unchanged.snapshot(row)
@@ -360,8 +372,12 @@ class Runner:
                         node.node_id, "process", token_id=token_id, attempt=attempt, input_hash=row_hash
                     )
             try:
-                with aside:
-                    result = node.plugin.process(row, self._ctx(node.node_id, state, tokens=(token_id,)))
+                ctx = self._ctx(node.node_id, state, tokens=(token_id,))
+                if aside is None:
+                    result = node.plugin.process(row, ctx)
+                else:
+                    with aside:
+                        result = node.plugin.process(row, ctx)
             except ServiceUnreachable as exc:
                 # Not the row's fault: no outcome, so a resume processes it again.
                 with lock:
@@ -374,7 +390,7 @@ class Runner:
                     f"transform {node.node_id} raised {type(exc).__name__}: {exc} (token {token_id}); a transform "
                     "should return Error(...) for a bad row and raise only when it cannot go on at all"
                 ) from exc
-            if isinstance(result, Success | Routed):
+            if isinstance(result, _RESULTS):
                 try:
                     out = [result.row] if isinstance(result, Routed) else result.rows
                     if len(out) != 1:
@@ -388,9 +404,9 @@ class Runner:
                 else:
                     if slot is not None:
                         self.rec.returned(state)
-                        slot.closing = (state, StateStatus.COMPLETED, out_hash, None, self.rec.now())
+                        slot.closing = (state, _STATE_COMPLETED, out_hash, None, self.rec.now())
                     else:
-                        self.rec.close_state(state, StateStatus.COMPLETED, output_hash=out_hash)
+                        self.rec.close_state(state, _STATE_COMPLETED, output_hash=out_hash)
                     return result, out_hash, None
             if not isinstance(result, Error):
                 with lock:

@@ -150,10 +150,14 @@ class Runner:
         records = enumerate(source.plugin.load(ctx))
         # Entered only for a source that calls out: a `with` of a nullcontext costs two Python calls per record.
         reading = self._set_aside if source.node_id in self._calling_out else None
+        # Looked up once: on the path of every record, each Python call counts.
+        accept = self._accept_record if self._order is None else self._accept
+        stop_requested = self.stop.event.is_set
         while True:
             # The safe point of the main loop: the last record is finished, in flight or waits in a buffer,
             # and nothing of the next one has been read.
-            self.stop.check()
+            if stop_requested():
+                self.stop.check()
             if self._order is not None and self._order.held > _HELD_LIMIT:
                 self._release_held()
             try:
@@ -173,7 +177,7 @@ class Runner:
             if index < skip_rows:
                 continue
             self.rows_read += 1
-            self._accept(item)
+            accept(item)
             if self._in_flight:
                 self._release_ready(0)
             since_checkpoint += 1
@@ -306,7 +310,11 @@ class Runner:
                 self._emit_base, self._emit_next = outer
             return
         sink = self.pipeline.default_sink
-        self._deliver(sink, (token_id, row, row_hash, _COMPLETED, self.sinks[sink].node.node_id))
+        if self._order is None:  # _deliver without building an arguments tuple: every row comes here
+            runtime = self.sinks[sink]
+            runtime.deliver(token_id, row, row_hash, _COMPLETED, runtime.node.node_id)
+        else:
+            self._deliver(sink, (token_id, row, row_hash, _COMPLETED, self.sinks[sink].node.node_id))
 
     def _carry(
         self, node: Node, token_id: int, row_id: int | None, row: Row, processed: Processed

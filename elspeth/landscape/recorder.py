@@ -428,7 +428,10 @@ class Recorder:
         # Registered before the insert: an automatic flush inside _insert must see it as already written.
         self._buffered_states[state_id] = values
         self._open_states[state_id] = node_id
-        self._insert(schema.node_states, values)
+        self._inserts[schema.node_states].append(values)  # _insert, inlined: a state opens for every row
+        self._entries += 1
+        if self._entries >= _AUTO_FLUSH_ENTRIES:
+            self._flush_buffer()
         return state_id
 
     def close_state(

@@ -1,8 +1,8 @@
 """Canonical JSON (RFC 8785) and the SHA-256 hashes the Landscape records.
 
-`rfc8785` is the reference; a fast path handles rows and call bodies made of str, bool, None and
-safe-range int values under ASCII keys, nested or not, where `json.dumps(sort_keys=True)` produces the very
-same bytes. Property tests hold the two together.
+`rfc8785` is the reference; a fast path handles rows and call bodies made of str, bool, None, safe-range int
+and float values (all but the tiniest and the integral ones from 2**53) under ASCII keys, nested or not,
+where `json.dumps(sort_keys=True)` produces the very same bytes. Property tests hold the two together.
 """
 
 from __future__ import annotations
@@ -28,45 +28,54 @@ def _refuse(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not a JSON type")
 
 
-def _encoder(sort_keys: bool) -> Callable[[Any], str]:
-    """json's C encoder, built once: `json.dumps` rebuilds it on every call, which costs more than the
-    encoding of a small row. No circular-reference markers: rows are trees, and a cycle still fails (as
+def _chunker(sort_keys: bool) -> Callable[[Any, int], Any]:
+    """json's C encoder, built once (`json.dumps` rebuilds it on every call, which costs more than the
+    encoding of a small row), called as `"".join(chunks(obj, 0))`: no Python frame of ours around it on the
+    per-row path. No circular-reference markers: rows are trees, and a cycle still fails (as
     RecursionError, which callers treat as a non-canonical value)."""
     if c_make_encoder is None:  # pragma: no cover - CPython always has the accelerator
         encoder = json.JSONEncoder(sort_keys=sort_keys, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        return encoder.encode
-    make = c_make_encoder(None, _refuse, encode_basestring, None, ":", ",", sort_keys, False, False)
-
-    def encode(obj: Any) -> str:
-        if isinstance(obj, str):
-            return encode_basestring(obj)  # type: ignore[no-any-return]
-        return "".join(make(obj, 0))
-
-    return encode
+        return lambda obj, _level: encoder.iterencode(obj)
+    chunks: Callable[[Any, int], Any] = c_make_encoder(
+        None, _refuse, encode_basestring, None, ":", ",", sort_keys, False, False
+    )
+    return chunks
 
 
-_fast_dumps = _encoder(sort_keys=True)
-_store_dumps = _encoder(sort_keys=False)
+_sorted_chunks = _chunker(sort_keys=True)
+_stored_chunks = _chunker(sort_keys=False)
 
 
-def _is_simple_tree(obj: Any, depth: int = 0) -> bool:
-    """Lists and objects (ASCII keys) of str, bool, None and safe-range int, nested less than MAX_DEPTH deep:
-    where `json.dumps(sort_keys=True)` writes RFC 8785's bytes too. A float is not (Python and ECMAScript
-    write many of them differently), nor a non-ASCII key (RFC 8785 sorts keys by UTF-16 code units)."""
+_OTHER, _AS_IS, _INTEGRAL_FLOATS = 0, 1, 2
+"""What `_tree_kind` finds: a value for the reference encoder; one that json's C encoder (sorting keys) writes
+in RFC 8785's bytes as it is; one it writes so once its integral floats are ints."""
+_REPR_FLOOR = 1e-4
+"""Finite floats that are not integers and not below this in size (they are all below 2**52) are written by
+`repr` as ECMAScript writes them: the same shortest round-trip digits, without an exponent. Below it, repr
+writes an exponent (1e-05) that ECMAScript does not (0.00001, down to 1e-7)."""
+
+
+def _tree_kind(obj: Any, depth: int = 0) -> int:
+    """Lists and objects (ASCII keys) of str, bool, None, safe-range int and most floats, nested less than
+    MAX_DEPTH deep, are written in RFC 8785's bytes by `json.dumps(sort_keys=True)` too (see `_REPR_FLOOR`),
+    integral floats once they are ints (repr writes 2.0, ECMAScript 2; integers below 2**53 are exact).
+    Not so a tiny float, an integral one from 2**53, a non-ASCII key (RFC 8785 sorts keys by UTF-16 code
+    units), or anything else: `_OTHER`, for the reference."""
     if depth >= MAX_DEPTH:
-        return False
+        return _OTHER
     t = type(obj)
     if t is dict:
         try:
             if not "".join(obj).isascii():
-                return False
+                return _OTHER
         except TypeError:  # a key that is not a string
-            return False
+            return _OTHER
         values: Any = obj.values()
     elif t is list:
         values = obj
     else:
-        return False
+        return _OTHER
+    kind = _AS_IS
     for value in values:
         tv = type(value)
         if tv is str or value is None or tv is bool:
@@ -74,19 +83,45 @@ def _is_simple_tree(obj: Any, depth: int = 0) -> bool:
         if tv is int:
             if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
                 continue
-            return False
-        if (tv is dict or tv is list) and _is_simple_tree(value, depth + 1):
-            continue
-        return False
-    return True
+            return _OTHER
+        if tv is float:
+            if value.is_integer():  # False for NaN and infinities
+                if -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+                    kind = _INTEGRAL_FLOATS
+                    continue
+                return _OTHER
+            if _REPR_FLOOR <= abs(value) < 1e16:  # the upper bound keeps NaN and infinities out
+                continue
+            return _OTHER
+        if tv is dict or tv is list:
+            inner = _tree_kind(value, depth + 1)
+            if inner:
+                kind = max(kind, inner)
+                continue
+        return _OTHER
+    return kind
+
+
+def _integral_floats_as_ints(obj: Any) -> Any:
+    t = type(obj)
+    if t is float and obj.is_integer():
+        return int(obj)
+    if t is dict:
+        return {k: _integral_floats_as_ints(v) for k, v in obj.items()}
+    if t is list:
+        return [_integral_floats_as_ints(v) for v in obj]
+    return obj
 
 
 def canonical_bytes(obj: Any) -> bytes:
     """RFC 8785 bytes of `obj`. Raises NonCanonicalValueError for NaN, Infinity, unsafe ints, non-JSON types
     and values nested deeper than MAX_DEPTH."""
-    if _is_simple_tree(obj):
+    kind = _tree_kind(obj)
+    if kind:
+        if kind == _INTEGRAL_FLOATS:
+            obj = _integral_floats_as_ints(obj)
         try:
-            return _fast_dumps(obj).encode()
+            return "".join(_sorted_chunks(obj, 0)).encode()
         except UnicodeEncodeError as exc:
             raise NonCanonicalValueError(f"a string holds a lone surrogate and is not valid Unicode: {exc}") from exc
     _refuse_deep(obj)
@@ -105,12 +140,25 @@ def stable_hash(obj: Any) -> str:
 def dumps(obj: Any) -> str:
     """Storage JSON: keeps key order and the int/float distinction (canonical JSON writes 1.0 as 1), so a
     stored row round-trips with its types. Rejects NaN, Infinity and values nested deeper than MAX_DEPTH."""
-    if not _is_simple_tree(obj):
+    if not _tree_kind(obj):
         _refuse_deep(obj)
     try:
-        return _store_dumps(obj)
+        return "".join(_stored_chunks(obj, 0))
     except (TypeError, ValueError, RecursionError) as exc:
         raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
+
+
+def dumps_and_hash(obj: Any) -> tuple[str, str]:
+    """`dumps(obj)` and `stable_hash(obj)` together, looking at `obj` once: what a source row costs."""
+    kind = _tree_kind(obj)
+    if not kind:
+        return dumps(obj), stable_hash(obj)
+    stored = "".join(_stored_chunks(obj, 0))
+    try:
+        text = "".join(_sorted_chunks(obj if kind == _AS_IS else _integral_floats_as_ints(obj), 0)).encode()
+    except UnicodeEncodeError as exc:
+        raise NonCanonicalValueError(f"a string holds a lone surrogate and is not valid Unicode: {exc}") from exc
+    return stored, hashlib.sha256(text).hexdigest()
 
 
 def loads(text: str) -> Any:

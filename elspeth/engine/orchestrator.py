@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from elspeth import __version__, canonical
 from elspeth.api import CallRecord, Capability, Clock
 from elspeth.engine.clock import SystemClock
+from elspeth.engine.collector import tuned_for_a_run
 from elspeth.engine.interrupts import Interrupted, StopRequest, noted
 from elspeth.engine.pipeline import Pipeline, build_pipeline, node_config_record, settings_document
 from elspeth.engine.runner import Runner
@@ -96,7 +97,7 @@ class _Session:
 
     def settings_record(self) -> tuple[str, str]:
         document = settings_document(self.settings, self.redactor.secrets)
-        return canonical.dumps(document), canonical.stable_hash(document)
+        return canonical.dumps_and_hash(document)
 
     def record_nodes(self) -> None:
         """Record the pipeline's nodes that the run does not have yet (all of them when it starts)."""
@@ -129,7 +130,7 @@ class _Session:
         status = RunStatus.COMPLETED
         # The engine's thread writes the Landscape; workers and plugins' own threads take their turn only
         # where it sets the lock aside (see recorder.py).
-        with self.recorder.lock:
+        with self.recorder.lock, tuned_for_a_run():
             try:
                 body()
             except Interrupted as stop:

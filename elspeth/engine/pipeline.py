@@ -164,4 +164,4 @@ def settings_document(settings: Settings, secrets: frozenset[str]) -> dict[str, 
 
 def node_config_record(node: Node, redactor: Redactor) -> tuple[str, str]:
     document = redactor(node.options)
-    return canonical.dumps(document), canonical.stable_hash(document)
+    return canonical.dumps_and_hash(document)

@@ -234,7 +234,9 @@ class CsvEncoder:
                     f"(columns: {', '.join(fields)}); list it in the sink's `fields` option, or drop or "
                     "rename it with a field_map transform"
                 )
-            writer.writerow([_cell(col, row.get(col)) for col in fields])
+            # Text, most cells, is written as it is without a call per cell.
+            cells = map(row.get, fields)
+            writer.writerow([v if type(v) is str else _cell(col, v) for col, v in zip(fields, cells, strict=True)])
         return buffer.getvalue().encode("utf-8")
 
     def restore(self, stored: list[str] | None) -> None:

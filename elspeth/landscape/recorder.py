@@ -55,6 +55,9 @@ _TABLE_ORDER = (
     schema.token_outcomes,
 )
 _AUTO_FLUSH_ENTRIES = 20_000
+# Statuses and outcomes go to the driver as plain str (`str()` of a StrEnum is one): sqlite3 takes an
+# enum member through its adaptation protocol, which costs more than the insert of its column.
+_OPEN = str(StateStatus.OPEN)
 _BATCH_COLUMN = {c.name: i for i, c in enumerate(schema.batches.columns)}
 _CALL_COLUMNS = [c.name for c in schema.calls.columns]
 
@@ -120,7 +123,9 @@ class Recorder:
         self.on_call = on_call
         self.now = now
         self.conn: Connection = engine.connect()
-        self._inserts: dict[Table, list[list[Any]]] = {t: [] for t in _TABLE_ORDER}
+        # Rows as tuples, which the driver takes as they are; lists only where a buffered row may still change
+        # (node_states and batches, see _buffered_states).
+        self._inserts: dict[Table, list[Sequence[Any]]] = {t: [] for t in _TABLE_ORDER}
         self._updates: list[Any] = []
         self._state_closes: list[dict[str, Any]] = []
         self._entries = 0
@@ -158,8 +163,8 @@ class Recorder:
     def rows_recorded(self) -> int:
         return self._ids["row"].next
 
-    def _insert(self, table: Table, values: list[Any]) -> None:
-        """Buffer one row, given as a list in the table's column order (schema.py)."""
+    def _insert(self, table: Table, values: Sequence[Any]) -> None:
+        """Buffer one row, given in the table's column order (schema.py)."""
         self._inserts[table].append(values)
         self._entries += 1
         if self._entries >= _AUTO_FLUSH_ENTRIES:
@@ -266,7 +271,7 @@ class Recorder:
     ) -> None:
         self._insert(
             schema.nodes,
-            [
+            (
                 self.run_id,
                 node_id,
                 kind,
@@ -276,7 +281,7 @@ class Recorder:
                 position,
                 config_json,
                 config_hash,
-            ],
+            ),
         )
 
     # ------------------------------------------------------------ rows and tokens
@@ -288,8 +293,8 @@ class Recorder:
         skipped by a resume (which rereads the source past the rows recorded) and never finished."""
         row_id = self._ids["row"].take()
         token_id = self._ids["token"].take()
-        self._inserts[schema.rows].append([self.run_id, row_id, payload_json, payload_hash, quarantined])
-        self._inserts[schema.tokens].append([self.run_id, token_id, row_id, None, source_node_id, None, None])
+        self._inserts[schema.rows].append((self.run_id, row_id, payload_json, payload_hash, quarantined))
+        self._inserts[schema.tokens].append((self.run_id, token_id, row_id, None, source_node_id, None, None))
         self._entries += 2
         if self._entries >= _AUTO_FLUSH_ENTRIES:
             self._flush_buffer()
@@ -309,7 +314,7 @@ class Recorder:
             self._flush_buffer()
         self._insert(
             schema.tokens,
-            [
+            (
                 self.run_id,
                 token_id,
                 row_id,
@@ -317,7 +322,7 @@ class Recorder:
                 origin_node_id,
                 origin_batch_id,
                 payload_json,
-            ],
+            ),
         )
         return token_id
 
@@ -335,17 +340,17 @@ class Recorder:
         reason_json = None if reason is None else self._error_json(reason)
         self._insert(
             schema.token_outcomes,
-            [
+            (
                 self.run_id,
                 token_id,
-                outcome,
+                str(outcome),
                 node_id,
                 sink_node_id,
                 artifact_id,
                 batch_id,
                 reason_json,
                 self.now(),
-            ],
+            ),
         )
 
     def add_sink_outcomes(
@@ -358,17 +363,17 @@ class Recorder:
         now = self.now()
         # Built whole before any is buffered: a flush's outcomes are recorded all together or not at all.
         entries = [
-            [
+            (
                 self.run_id,
                 token_id,
-                outcome,
+                str(outcome),
                 decided_by,
                 sink_node_id,
                 artifact_id,
                 None,
                 None if reason is None else self._error_json(reason),
                 now,
-            ]
+            )
             for token_id, outcome, decided_by, reason in written
         ]
         self._inserts[schema.token_outcomes].extend(entries)
@@ -393,7 +398,7 @@ class Recorder:
             token_id,
             operation,
             attempt,
-            StateStatus.OPEN,
+            _OPEN,
             input_hash,
             None,
             None,
@@ -405,7 +410,10 @@ class Recorder:
         # Registered before the insert: an automatic flush inside _insert must see it as already written.
         self._buffered_states[state_id] = values
         self._open_states[state_id] = node_id
-        self._insert(schema.node_states, values)
+        self._inserts[schema.node_states].append(values)  # _insert, inlined: a state opens for every row
+        self._entries += 1
+        if self._entries >= _AUTO_FLUSH_ENTRIES:
+            self._flush_buffer()
         return state_id
 
     def close_state(
@@ -437,7 +445,7 @@ class Recorder:
                 output_json = output.decode()
         buffered = self._buffered_states.get(state_id)
         if buffered is not None:
-            buffered[6], buffered[8], buffered[9], buffered[11] = status, output_hash, error_json, ended_at
+            buffered[6], buffered[8], buffered[9], buffered[11] = str(status), output_hash, error_json, ended_at
             buffered[12], buffered[13] = output_json, output_ref
         else:
             # Sent with one executemany of a statement compiled once: with rows in flight most states close
@@ -446,7 +454,7 @@ class Recorder:
                 {
                     "w_run": self.run_id,
                     "w_state": state_id,
-                    "v_status": status,
+                    "v_status": str(status),
                     "v_output": output_hash,
                     "v_error": error_json,
                     "v_ended": ended_at,
@@ -612,7 +620,7 @@ class Recorder:
         return batch_id
 
     def add_batch_member(self, batch_id: int, ordinal: int, token_id: int, payload_json: str) -> None:
-        self._insert(schema.batch_members, [self.run_id, batch_id, ordinal, token_id, payload_json])
+        self._insert(schema.batch_members, (self.run_id, batch_id, ordinal, token_id, payload_json))
 
     def update_batch(self, batch_id: int, *, error: Mapping[str, Any] | None = None, **changes: Any) -> None:
         """Change status, trigger, flush_state_id or checkpoint_json of a batch; `error` is stored as error_json."""
@@ -637,7 +645,7 @@ class Recorder:
         artifact_id = self._ids["artifact"].take()
         self._insert(
             schema.artifacts,
-            [
+            (
                 self.run_id,
                 artifact_id,
                 node_id,
@@ -647,14 +655,14 @@ class Recorder:
                 size,
                 row_count,
                 self.now(),
-            ],
+            ),
         )
         return artifact_id
 
     def add_checkpoint(self, node_id: str, artifact_id: int, resume: Mapping[str, Any], rows_read: int) -> None:
         self._insert(
             schema.checkpoints,
-            [
+            (
                 self.run_id,
                 self._ids["checkpoint"].take(),
                 node_id,
@@ -662,7 +670,7 @@ class Recorder:
                 canonical.dumps(dict(resume)),
                 rows_read,
                 self.now(),
-            ],
+            ),
         )
 
 

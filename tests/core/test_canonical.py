@@ -4,7 +4,7 @@ import math
 
 import pytest
 import rfc8785
-from hypothesis import given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from elspeth import canonical
@@ -44,6 +44,55 @@ trees = st.recursive(
     lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(), inner, max_size=5),
     max_leaves=40,
 )
+
+
+# Every finite float (subnormals included), with more weight where ECMAScript's and Python's ways of writing a
+# number part: integral values (below and above 2**53), the edges of the exponent-free ranges (1e-7, 1e-4,
+# 1e16, 1e21), and the far ends of the exponent.
+_edges = [1e-7, 1e-4, 1e16, 1e21, 2.0**53, 5e-324, 2.2250738585072014e-308, 1.7976931348623157e308]
+edge_floats = (
+    st.sampled_from(_edges)
+    .flatmap(lambda edge: st.sampled_from([edge, math.nextafter(edge, 0), math.nextafter(edge, math.inf)]))
+    .filter(math.isfinite)
+)
+any_floats = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.integers(min_value=-(2**70), max_value=2**70).map(float),
+    st.floats(min_value=1e-9, max_value=1e-3),
+    st.floats(min_value=1e14, max_value=1e23),
+    edge_floats,
+).flatmap(lambda f: st.sampled_from([f, -f]))
+typed_rows = st.dictionaries(st.text(), st.none() | st.booleans() | safe_ints | st.text() | any_floats, max_size=8)
+
+
+@settings(max_examples=2000)
+@given(any_floats)
+@example(-0.0)
+@example(0.0)
+def test_every_float_matches_reference(f):
+    for value in ({"x": f}, [f], {"a": 1, "b": [f, {"c": f}], "d": "text"}):
+        assert canonical.canonical_bytes(value) == rfc8785.dumps(value)
+
+
+@settings(max_examples=500)
+@given(typed_rows)
+def test_flat_rows_with_floats_match_reference(row):
+    if _valid_text(row):
+        assert canonical.canonical_bytes(row) == rfc8785.dumps(row)
+
+
+@given(
+    st.recursive(typed_rows, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3))
+)
+def test_trees_with_floats_match_reference(value):
+    if _valid_text(value):
+        assert canonical.canonical_bytes(value) == rfc8785.dumps(value)
+
+
+def test_a_typed_row_takes_the_fast_path():
+    """The speed of a typed source's rows depends on it (issue 11): an int and a float, integral or not."""
+    for row in ({"id": 7, "amount": 12.34, "name": "x"}, {"id": 7, "amount": 100.0}, {"ratio": -0.0}):
+        assert canonical._tree_kind(row) != canonical._OTHER
 
 
 @given(trees)

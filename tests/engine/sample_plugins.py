@@ -212,6 +212,48 @@ class Flaky(Transform):
 
 
 @frozen
+class InPlaceConfig:
+    change: str = "nothing"
+    """What process() does before it returns the very row it was handed: nothing, "value" (a new value),
+    "add" (a new field), "reorder" (the same values under swapped keys), "bool" (1 becomes True, equal in
+    Python but not in JSON), "nested" (appends to a list in the row), "before_retry" (a new value, then a
+    retryable Error the first time, the row unchanged after)."""
+
+
+class InPlace(Transform):
+    """Changes the row it is handed in place (bug class 23): the engine must not take the input's hash for
+    the output's because the same row object came back."""
+
+    name = "test_in_place"
+    config_class = InPlaceConfig
+    config: InPlaceConfig
+
+    def __init__(self, config: InPlaceConfig) -> None:
+        super().__init__(config)
+        self.seen: set[int] = set()
+
+    def process(self, row: Row, ctx: Context) -> TransformResult:
+        change = self.config.change
+        if change in ("value", "before_retry"):
+            row["value"] = row["value"] * 2 + 1
+        elif change == "add":
+            row["extra"] = len(row)
+        elif change == "reorder":
+            row["id"], row["value"] = row["value"], row["id"]
+        elif change == "bool" and row["value"] == 1:
+            row["value"] = True
+        elif change == "nested":
+            if "tags" in row:
+                row["tags"].append(row["id"])
+            else:
+                return Success({**row, "tags": []})
+        if change == "before_retry" and row["id"] not in self.seen:
+            self.seen.add(row["id"])
+            return Error(reason="try again", retryable=True)
+        return Success(row)
+
+
+@frozen
 class CallerConfig:
     calls: int = 3
     error_every: int = 0
@@ -490,6 +532,7 @@ def register_transforms(register: Any) -> None:
     register(Fanout)
     register(Fault)
     register(Flaky)
+    register(InPlace)
     register(Caller)
     register(Retrier)
     register(Sleep)

@@ -165,7 +165,9 @@ def sqlite_ceiling(src: Path, work: Path, typed: bool) -> dict[str, object]:
         hashed = [(i, payload, hashlib.sha256(payload.encode()).hexdigest()) for i, payload in chunk]
         rows = [(run, i, payload, digest, False) for i, payload, digest in hashed]
         tokens = [(run, i, i, None, source, None, None) for i, _, _ in hashed]
-        states = [(run, i, transform, i, "process", 1, "completed", d, d, None, now, now) for i, _, d in hashed]
+        states = [
+            (run, i, transform, i, "process", 1, "completed", d, d, None, now, now, None, None) for i, _, d in hashed
+        ]
 
         def job() -> None:
             conn.executemany(sql["rows"], rows)
@@ -179,7 +181,7 @@ def sqlite_ceiling(src: Path, work: Path, typed: bool) -> dict[str, object]:
         nonlocal flushes, pending
         flushes += 1
         now, ids = time.time(), -flushes  # the flushes' own ids, apart from the rows'
-        state = (run, ids, sink, None, "flush", 1, "completed", None, "0" * 64, None, now, now)
+        state = (run, ids, sink, None, "flush", 1, "completed", None, "0" * 64, None, now, now, None, None)
         artifact = (run, ids, sink, ids, "file:///out.csv", "0" * 64, 1, len(pending), now)
         mark = (run, ids, sink, ids, "{}", pending[-1] + 1, now)
         outcomes = [(run, t, "completed", sink, sink, ids, None, None, now) for t in pending]

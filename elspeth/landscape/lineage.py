@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from elspeth.errors import ElspethError
 from elspeth.landscape import schema as t
+from elspeth.landscape.retention import Purge, purge_of
 
 _PREVIEW_CHARS = 120
 _FIND_RUNS = "list the runs with 'elspeth runs' (add --landscape URL if the run used another landscape)"
@@ -33,6 +34,8 @@ class RunInfo:
     ended_at: float | None
     error: str | None
     rows: int
+    purged_at: float | None
+    """When its bodies were purged (see retention.py): from then on it is attributable only, by hashes."""
 
 
 @frozen
@@ -66,6 +69,7 @@ class RunOverview:
     flushes: int
     calls: int
     quarantined: int
+    purge: Purge | None
 
 
 @frozen
@@ -140,7 +144,9 @@ class RowLineage:
     run_id: str
     row_id: int
     payload: Any
+    """None once the run is purged: payload_hash still names it."""
     payload_hash: str | None
+    purged: bool
     quarantined: bool
     quarantine_reason: Any
     tokens: list[TokenInfo]
@@ -153,8 +159,10 @@ def _json(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
-def _preview(text: str | None, ref: str | None) -> str | None:
+def _preview(text: str | None, ref: str | None, digest: str | None, purged: bool) -> str | None:
     if text is None:
+        if purged:
+            return "(purged; its sha256 is kept)" if digest else None
         return f"(stored payload {ref})" if ref else None
     return text if len(text) <= _PREVIEW_CHARS else text[: _PREVIEW_CHARS - 1] + "…"
 
@@ -166,18 +174,23 @@ def _row_counts() -> Any:
 def _run_query() -> Any:
     counts = _row_counts()
     r = t.runs.c
-    return select(
-        r.run_id,
-        r.status,
-        r.attempt,
-        r.settings_hash,
-        r.settings_path,
-        r.elspeth_version,
-        r.started_at,
-        r.ended_at,
-        r.error,
-        func.coalesce(counts.c.rows, 0).label("rows"),
-    ).outerjoin(counts, counts.c.run_id == r.run_id)
+    return (
+        select(
+            r.run_id,
+            r.status,
+            r.attempt,
+            r.settings_hash,
+            r.settings_path,
+            r.elspeth_version,
+            r.started_at,
+            r.ended_at,
+            r.error,
+            func.coalesce(counts.c.rows, 0).label("rows"),
+            t.purges.c.purged_at,
+        )
+        .outerjoin(counts, counts.c.run_id == r.run_id)
+        .outerjoin(t.purges, t.purges.c.run_id == r.run_id)
+    )
 
 
 def list_runs(conn: Connection) -> list[RunInfo]:
@@ -232,6 +245,7 @@ def run_overview(conn: Connection, run_id: str) -> RunOverview:
         flushes=flushes,
         calls=calls,
         quarantined=quarantined,
+        purge=purge_of(conn, run_id),
     )
 
 
@@ -252,7 +266,7 @@ def _artifacts(conn: Connection, query: Any) -> list[ArtifactInfo]:
 
 def row_lineage(conn: Connection, run_id: str, row_id: int) -> RowLineage:
     """Everything the Landscape knows about source row `row_id` of `run_id`."""
-    get_run(conn, run_id)
+    purged = get_run(conn, run_id).purged_at is not None
     source_row = conn.execute(select(t.rows).where(t.rows.c.run_id == run_id, t.rows.c.row_id == row_id)).first()
     if source_row is None:
         low, high = conn.execute(
@@ -281,10 +295,11 @@ def row_lineage(conn: Connection, run_id: str, row_id: int) -> RowLineage:
         row_id=row_id,
         payload=_json(source_row.payload_json),
         payload_hash=source_row.payload_hash,
+        purged=purged,
         quarantined=bool(source_row.quarantined),
         quarantine_reason=quarantine,
         tokens=tokens,
-        states=_states(conn, run_id, sorted(state_ids)),
+        states=_states(conn, run_id, sorted(state_ids), purged),
         batches=batches,
         outcomes=outcomes,
     )
@@ -330,7 +345,7 @@ def _state_ids_of_tokens(conn: Connection, run_id: str, token_ids: Iterable[int]
     return conn.execute(select(s.state_id).where(s.run_id == run_id, s.token_id.in_(list(token_ids)))).scalars()
 
 
-def _states(conn: Connection, run_id: str, state_ids: list[int]) -> list[StateInfo]:
+def _states(conn: Connection, run_id: str, state_ids: list[int], purged: bool) -> list[StateInfo]:
     c = t.calls.c
     calls: dict[int, list[CallInfo]] = {}
     for r in conn.execute(
@@ -345,8 +360,8 @@ def _states(conn: Connection, run_id: str, state_ids: list[int]) -> list[StateIn
                 status=r.status,
                 request_hash=r.request_hash,
                 response_hash=r.response_hash,
-                request_preview=_preview(r.request_json, r.request_ref) or "",
-                response_preview=_preview(r.response_json, r.response_ref),
+                request_preview=_preview(r.request_json, r.request_ref, r.request_hash, purged) or "",
+                response_preview=_preview(r.response_json, r.response_ref, r.response_hash, purged),
                 error=_json(r.error_json),
                 latency_ms=r.latency_ms,
             )

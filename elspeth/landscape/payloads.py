@@ -7,6 +7,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+
 from elspeth.errors import LandscapeError
 
 
@@ -52,3 +54,18 @@ class FilePayloadStore:
 
     def exists(self, ref: str) -> bool:
         return self._path(ref).exists()
+
+    def remove(self, ref: str) -> None:
+        """Delete a payload (retention purges bodies no unpurged run refers to); gone already is fine."""
+        self._path(ref).unlink(missing_ok=True)
+
+
+def payload_dir(url: str, configured: str | None) -> Path:
+    """Where a Landscape's payload files live: the configured directory, else `payloads` beside a SQLite
+    file, else .elspeth/payloads in the current directory."""
+    if configured:
+        return Path(configured)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database).resolve().parent / "payloads"
+    return Path.cwd() / ".elspeth" / "payloads"

@@ -1,9 +1,19 @@
-"""The same engine on PostgreSQL: the Landscape's schema, deferred foreign keys and recovery queries work
-through the same code as on SQLite."""
+"""The same engine on PostgreSQL: the Landscape's schema and its migrations, deferred foreign keys and
+recovery queries work through the same code as on SQLite."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from elspeth.errors import LandscapeError
+from elspeth.landscape import lineage, schema
+from elspeth.landscape.database import open_database, upgrade_database
+from elspeth.landscape.migrations import m0001_initial
 
 from .test_recovery import assert_routed_output, routed
 
@@ -58,3 +68,69 @@ def test_postgres_rows_in_flight_equal_the_serial_run(pg_world):
     assert one.status == many.status == "completed", (one.error, many.error)
     assert serial.bytes("out") == concurrent.bytes("out") and serial.bytes("errors") == concurrent.bytes("errors")
     concurrent.assert_clean(many.run_id)
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """Databases of their own on the test server, dropped afterwards: a schema test must start empty, and
+    must never move the shared test database to another schema under other checkouts' feet."""
+    server = create_engine(make_url(postgres_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"elspeth_schema_{uuid.uuid4().hex[:10]}"
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        made.append(name)
+        return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with server.connect() as conn:
+        for name in made:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    server.dispose()
+
+
+def test_postgres_migrations_add_up_to_the_live_schema(fresh_postgres):
+    from tests.landscape.test_migrations import shape
+
+    migrated, live = fresh_postgres(), fresh_postgres()
+    open_database(migrated).dispose()
+    engine = create_engine(live)
+    schema.metadata.create_all(engine)
+    engine.dispose()
+    assert shape(migrated) == shape(live)
+
+
+def test_postgres_first_schema_landscape_upgrades_and_explains(fresh_postgres):
+    """The committed first-schema Landscape's rows, copied into a PostgreSQL database of that schema."""
+    from tests.landscape.test_migrations import V1, shape
+
+    url = fresh_postgres()
+    source = create_engine(f"sqlite:///{V1 / 'landscape.db'}")
+    target = create_engine(url)
+    with source.connect() as old, target.begin() as new:
+        m0001_initial.apply(new)
+        for table in m0001_initial._metadata.tables.values():
+            rows = [dict(r) for r in old.execute(table.select()).mappings()]
+            if rows:
+                new.execute(table.insert(), rows)
+    source.dispose()
+    target.dispose()
+    with pytest.raises(LandscapeError, match="elspeth db upgrade"):
+        open_database(url)
+    assert upgrade_database(url) == ("0001_initial", ["0002_purges"])
+    live = fresh_postgres()
+    engine = create_engine(live)
+    schema.metadata.create_all(engine)
+    engine.dispose()
+    assert shape(url) == shape(live)
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            overview = lineage.run_overview(conn, "v1-completed")
+            row = lineage.row_lineage(conn, "v1-completed", 1)
+    finally:
+        engine.dispose()
+    assert overview.outcomes == {"completed": 22, "quarantined": 2, "routed": 6}
+    assert row.payload_hash and row.payload["order_id"]

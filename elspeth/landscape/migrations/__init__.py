@@ -5,7 +5,7 @@ database records every migration it applied in `elspeth_migrations` (name, when,
 in a transaction of its own, and `elspeth_meta.schema_version` counts them, which is what an elspeth from
 before named migrations reads to refuse a newer database. Databases from before named migrations have
 `schema_version = 1` and no ledger: they are at 0001_initial, and the ledger is written on their first
-upgrade. How to add a migration: docs/landscape-migrations.md.
+upgrade. How to add a migration: docs/landscape.md.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from typing import Any
 
 import attrs
 import pytest
+from sqlalchemy import text
 
 from elspeth.errors import ElspethError, ResumeError
 from elspeth.landscape import lineage
@@ -91,6 +92,7 @@ def test_purge_a_run_and_still_explain_it_from_hashes(world):
     assert all(store.exists(ref) for ref in shared), "the unpurged run still needs its payload files"
     assert explained(w, first.run_id) == before, "every state, call, batch, outcome and hash is still there"
     assert w.query("PRAGMA foreign_key_check") == []
+    w.assert_clean(first.run_id)
     w.assert_clean(second.run_id)
 
     engine = open_database(w.url)
@@ -143,3 +145,19 @@ def test_runs_that_could_be_resumed_are_kept_unless_asked_and_a_purge_is_never_r
         engine.dispose()
     with pytest.raises(ResumeError, match="was purged"):
         w.resume(failed.run_id, settings)
+
+
+def test_the_sweep_finds_a_body_missing_from_a_run_that_was_not_purged(world):
+    """The database lets bodies be NULL, for purged runs' sake; for any other run the kit's sweep refuses it."""
+    w = world("w")
+    done = w.run(calls_and_batches(w, "a"))
+    assert done.status == "completed", done.error
+    w.assert_clean(done.run_id)
+    with w.connect() as conn:
+        run = {"run": done.run_id}
+        conn.execute(text("UPDATE rows SET payload_json = NULL WHERE run_id = :run AND row_id = 3"), run)
+        conn.execute(text("UPDATE tokens SET payload_json = NULL WHERE run_id = :run AND row_id IS NULL"), run)
+        conn.execute(text("UPDATE calls SET request_json = NULL WHERE run_id = :run AND request_ref IS NULL"), run)
+        conn.commit()
+    found = {(v.invariant, v.message.split(" ")[0]) for v in w.sweep(done.run_id)}
+    assert {("row-body", "rows"), ("row-body", "tokens"), ("call-body", "call(s)")} <= found

@@ -631,6 +631,11 @@ def db() -> None:
 
     An elspeth refuses a Landscape at an older schema than its own until it is upgraded here (back it up
     first), and one at a newer schema always.
+
+    \b
+    Examples:
+      elspeth db version
+      elspeth db upgrade --landscape sqlite:///.elspeth/landscape.db
     """
 
 
@@ -660,7 +665,12 @@ def db_upgrade(settings_file: str | None, landscape_url: str | None) -> None:
 @_SETTINGS_ARGUMENT
 @_landscape_option(_WHICH_LANDSCAPE)
 def db_version(settings_file: str | None, landscape_url: str | None) -> None:
-    """Show the Landscape's schema, the one this elspeth needs, and the migrations between them."""
+    """Show the Landscape's schema, the one this elspeth needs, and the migrations between them.
+
+    \b
+    Example:
+      elspeth db version --landscape sqlite:///.elspeth/landscape.db
+    """
     url, _ = _landscape_of(settings_file, landscape_url)
     _require_existing(url)
     state = schema_state_of(url)

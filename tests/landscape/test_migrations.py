@@ -216,3 +216,29 @@ def test_a_failing_migration_changes_nothing_and_a_later_one_applies_alone(tmp_p
     assert upgrade_database(url) == ("0002_purges", ["0003_note"])
     assert ("note", "INTEGER", True) in shape(url)["runs"]["columns"]
     open_database(url).dispose()
+
+
+def test_two_upgrades_at_once_apply_each_migration_once(tmp_path):
+    """Two processes upgrading one first-schema Landscape together: one applies, the other finds it done."""
+    db = v1_copy(tmp_path) / "landscape.db"
+    upgrades = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                f"from elspeth.landscape.database import upgrade_database as u; print(u({f'sqlite:///{db}'!r})[1])",
+            ],
+            env={"PYTHONPATH": str(REPO)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    results = [p.communicate(timeout=120) for p in upgrades]
+    assert [p.returncode for p in upgrades] == [0, 0], results
+    applied = sorted(out.strip() for out, _ in results)
+    assert applied == sorted(["[]", str([m.name for m in migrations.MIGRATIONS[1:]])]), results
+    with sqlite3.connect(db) as conn:
+        names = [r[0] for r in conn.execute("SELECT name FROM elspeth_migrations ORDER BY name")]
+    assert names == [m.name for m in migrations.MIGRATIONS]

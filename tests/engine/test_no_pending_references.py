@@ -16,6 +16,9 @@ from attrs import Factory, define
 from sqlalchemy import Engine, event
 
 from elspeth.landscape import schema
+from elspeth.landscape.database import open_database
+from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.retention import purge_run
 
 from .sample_plugins import FakeClock
 
@@ -47,7 +50,7 @@ def checked() -> Iterator[Checked]:
         event.remove(Engine, "after_cursor_execute", check)
 
 
-def test_a_run_with_every_kind_of_record_leaves_no_reference_pending(world, checked):
+def test_a_run_with_every_kind_of_record_and_its_purge_leave_no_reference_pending(world, checked):
     w = world("w")
     settings = w.settings(
         source={"plugin": "test_numbers", "options": {"count": 120, "quarantine_at": [4, 50]}},
@@ -69,8 +72,13 @@ def test_a_run_with_every_kind_of_record_leaves_no_reference_pending(world, chec
         on_error="errors",
     )
     summary = w.run(settings, clock=FakeClock())
-    assert checked.pending == []
     assert summary.status == "completed", summary.error
+    engine = open_database(w.url)
+    try:
+        purge_run(engine, FilePayloadStore(w.payload_dir), summary.run_id, cutoff=None)
+    finally:
+        engine.dispose()
+    assert checked.pending == []
     tables = " ".join(checked.statements)
     for table in schema.metadata.tables:
         if table in ("runs", "elspeth_meta"):

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import MetaData, create_engine
 from sqlalchemy.engine import make_url
 
 from elspeth.errors import LandscapeError
@@ -96,10 +96,27 @@ def test_postgres_migrations_add_up_to_the_live_schema(fresh_postgres):
 
     migrated, live = fresh_postgres(), fresh_postgres()
     open_database(migrated).dispose()
-    engine = create_engine(live)
-    schema.metadata.create_all(engine)
-    engine.dispose()
+    create_live_schema(live)
     assert shape(migrated) == shape(live)
+
+
+def create_live_schema(url: str) -> None:
+    """schema.py's tables, from a copy: creating them on PostgreSQL marks the foreign keys it adds with ALTER
+    never to be written inline again, which would strip them from every SQLite database this process makes."""
+    copy = MetaData()
+    for table in schema.metadata.tables.values():
+        table.to_metadata(copy)
+    engine = create_engine(url)
+    copy.create_all(engine)
+    engine.dispose()
+
+
+def test_a_sqlite_landscape_made_after_a_postgresql_one_keeps_every_foreign_key(fresh_postgres, tmp_path):
+    from tests.landscape.test_migrations import live_schema, shape
+
+    open_database(fresh_postgres()).dispose()
+    open_database(f"sqlite:///{tmp_path / 'after.db'}").dispose()
+    assert shape(f"sqlite:///{tmp_path / 'after.db'}") == live_schema(tmp_path / "live.db")
 
 
 def test_postgres_first_schema_landscape_upgrades_and_explains(fresh_postgres):
@@ -111,7 +128,7 @@ def test_postgres_first_schema_landscape_upgrades_and_explains(fresh_postgres):
     target = create_engine(url)
     with source.connect() as old, target.begin() as new:
         m0001_initial.apply(new)
-        for table in m0001_initial._metadata.tables.values():
+        for table in m0001_initial.build().tables.values():
             rows = [dict(r) for r in old.execute(table.select()).mappings()]
             if rows:
                 new.execute(table.insert(), rows)
@@ -121,9 +138,7 @@ def test_postgres_first_schema_landscape_upgrades_and_explains(fresh_postgres):
         open_database(url)
     assert upgrade_database(url) == ("0001_initial", ["0002_purges"])
     live = fresh_postgres()
-    engine = create_engine(live)
-    schema.metadata.create_all(engine)
-    engine.dispose()
+    create_live_schema(live)
     assert shape(url) == shape(live)
     engine = open_database(url)
     try:

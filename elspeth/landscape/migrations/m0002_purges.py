@@ -25,10 +25,6 @@ from elspeth.landscape.migrations.operations import reshape_table
 
 NAME = "0002_purges"
 
-_metadata = MetaData()
-for _table in m0001_initial._metadata.tables.values():
-    _table.to_metadata(_metadata)
-
 
 def _drop_check(table: Table, name: str) -> Table:
     (check,) = (c for c in table.constraints if isinstance(c, CheckConstraint) and c.name == name)
@@ -36,34 +32,36 @@ def _drop_check(table: Table, name: str) -> Table:
     return table
 
 
-rows = _metadata.tables["rows"]
-rows.c.payload_json.nullable = True
-batch_members = _metadata.tables["batch_members"]
-batch_members.c.payload_json.nullable = True
-tokens = _drop_check(_metadata.tables["tokens"], "ck_token_rebuildable")
-calls = _drop_check(_metadata.tables["calls"], "ck_call_has_request")
-
-purges = Table(
-    "purges",
-    _metadata,
-    Column("run_id", String(64), primary_key=True),
-    Column("purged_at", Float, nullable=False),
-    Column("cutoff", Float),
-    Column("purged_by", String(128), nullable=False),
-    Column("elspeth_version", String(32), nullable=False),
-    Column("rows_cleared", Integer, nullable=False),
-    Column("tokens_cleared", Integer, nullable=False),
-    Column("batch_members_cleared", Integer, nullable=False),
-    Column("calls_cleared", Integer, nullable=False),
-    Column("payload_files_removed", Integer, nullable=False),
-    ForeignKeyConstraint(["run_id"], ["runs.run_id"], deferrable=True, initially="DEFERRED"),
-    sqlite_with_rowid=False,
-)
+def build() -> MetaData:
+    """0001's tables with this migration's changes, in a MetaData of their own (see m0001_initial.build)."""
+    metadata = m0001_initial.build()
+    metadata.tables["rows"].c.payload_json.nullable = True
+    metadata.tables["batch_members"].c.payload_json.nullable = True
+    _drop_check(metadata.tables["tokens"], "ck_token_rebuildable")
+    _drop_check(metadata.tables["calls"], "ck_call_has_request")
+    Table(
+        "purges",
+        metadata,
+        Column("run_id", String(64), primary_key=True),
+        Column("purged_at", Float, nullable=False),
+        Column("cutoff", Float),
+        Column("purged_by", String(128), nullable=False),
+        Column("elspeth_version", String(32), nullable=False),
+        Column("rows_cleared", Integer, nullable=False),
+        Column("tokens_cleared", Integer, nullable=False),
+        Column("batch_members_cleared", Integer, nullable=False),
+        Column("calls_cleared", Integer, nullable=False),
+        Column("payload_files_removed", Integer, nullable=False),
+        ForeignKeyConstraint(["run_id"], ["runs.run_id"], deferrable=True, initially="DEFERRED"),
+        sqlite_with_rowid=False,
+    )
+    return metadata
 
 
 def apply(conn: Connection) -> None:
-    reshape_table(conn, rows, ["ALTER TABLE rows ALTER COLUMN payload_json DROP NOT NULL"])
-    reshape_table(conn, batch_members, ["ALTER TABLE batch_members ALTER COLUMN payload_json DROP NOT NULL"])
-    reshape_table(conn, tokens, ["ALTER TABLE tokens DROP CONSTRAINT ck_token_rebuildable"])
-    reshape_table(conn, calls, ["ALTER TABLE calls DROP CONSTRAINT ck_call_has_request"])
-    purges.create(conn)
+    tables = build().tables
+    reshape_table(conn, tables["rows"], ["ALTER TABLE rows ALTER COLUMN payload_json DROP NOT NULL"])
+    reshape_table(conn, tables["batch_members"], ["ALTER TABLE batch_members ALTER COLUMN payload_json DROP NOT NULL"])
+    reshape_table(conn, tables["tokens"], ["ALTER TABLE tokens DROP CONSTRAINT ck_token_rebuildable"])
+    reshape_table(conn, tables["calls"], ["ALTER TABLE calls DROP CONSTRAINT ck_call_has_request"])
+    tables["purges"].create(conn)

@@ -1,5 +1,5 @@
 """The `elspeth` command: run, resume, validate, explain, report, runs, keygen, export, verify-export, verify,
-plugins (and plugins new), install, uninstall.
+purge, db, plugins (and plugins new), install, uninstall.
 
 Every ElspethError becomes `Error: <message>` on stderr and exit code 2, without a traceback (`--debug`
 shows it). Commands only parse, call the library and render; the queries live in landscape/lineage.py.
@@ -11,6 +11,7 @@ import contextlib
 import json
 import signal
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -33,10 +34,11 @@ from elspeth.evidence.export import export_run
 from elspeth.evidence.grade import Grade, Level, grade_of_run
 from elspeth.evidence.read_back import SettingsSinks
 from elspeth.evidence.verify import Finding, Status, Verification, verify_run
-from elspeth.landscape import lineage
-from elspeth.landscape.database import check_url, default_url, open_database
-from elspeth.landscape.payloads import FilePayloadStore, default_payload_dir
+from elspeth.landscape import lineage, migrations, retention
+from elspeth.landscape.database import check_url, default_url, open_database, schema_state_of, upgrade_database
+from elspeth.landscape.payloads import FilePayloadStore, payload_dir
 from elspeth.landscape.redaction import Redactor
+from elspeth.landscape.retention import Purge
 from elspeth.landscape.row_values import StepValues, step_values
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.preflight import check_plugins
@@ -377,8 +379,8 @@ def _payloads_option(command: Any) -> Any:
     )(command)
 
 
-def _payload_store(url: str, payload_dir: Path | None) -> FilePayloadStore:
-    return FilePayloadStore(payload_dir or default_payload_dir(url))
+def _payload_store(url: str, directory: Path | None) -> FilePayloadStore:
+    return FilePayloadStore(payload_dir(url, str(directory) if directory else None))
 
 
 def _payload_reader(url: str, payload_dir: Path | None) -> lineage.ReadPayload:
@@ -504,15 +506,18 @@ def runs(landscape_url: str | None, payload_dir: Path | None, as_json: bool) -> 
         echo("No runs yet; start one with: elspeth run SETTINGS.yaml")
         return
     rows = [
-        (r.run_id, r.status, when(r.started_at), when(r.ended_at), r.attempt, f"{r.rows:,}", grades[r.run_id])
+        (r.run_id, _status(r), when(r.started_at), when(r.ended_at), r.attempt, f"{r.rows:,}", grades[r.run_id])
         for r in found
     ]
     echo(table(("RUN", "STATUS", "STARTED", "ENDED", "ATTEMPTS", "ROWS", "GRADE"), rows))
 
 
-@contextlib.contextmanager
-def _connect(url: str) -> Iterator[Connection]:
-    """A connection to an existing Landscape; a missing SQLite file is an error, not a new database."""
+def _status(run: lineage.RunInfo) -> str:
+    return f"{run.status}, purged" if run.purged_at is not None else run.status
+
+
+def _require_existing(url: str) -> None:
+    """A missing SQLite file is an error, not a new database."""
     parsed = check_url(url)
     database = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if database and database != ":memory:" and not Path(database).exists():
@@ -520,6 +525,12 @@ def _connect(url: str) -> Iterator[Connection]:
             f"no landscape at {database}; run a pipeline first ('elspeth run SETTINGS.yaml') "
             "or point at one with --landscape URL"
         )
+
+
+@contextlib.contextmanager
+def _connect(url: str) -> Iterator[Connection]:
+    """A connection to an existing Landscape at the current schema."""
+    _require_existing(url)
     engine = open_database(url)
     try:
         with engine.connect() as conn:
@@ -547,7 +558,7 @@ def _render_overview(o: lineage.RunOverview, landscape_hint: str, run_grade: Gra
     run = o.run
     outcomes = ", ".join(f"{name} {count:,}" for name, count in o.outcomes.items()) or "none"
     lines = [
-        f"Run {run.run_id}: {run.status}",
+        f"Run {run.run_id}: {_status(run)}",
         f"  started    {when(run.started_at)}",
         f"  ended      {when(run.ended_at) or '-'}",
         f"  attempts   {run.attempt}",
@@ -560,6 +571,8 @@ def _render_overview(o: lineage.RunOverview, landscape_hint: str, run_grade: Gra
     ]
     if run.error:
         lines.append(f"  error      {run.error}")
+    if o.purge is not None:
+        lines.append(f"  purged     {_purge_text(o.purge)}")
     lines += ["", "Nodes"]
     node_rows = [(n.position, n.node_id, n.kind, n.plugin, n.distribution, n.plugin_version) for n in o.nodes]
     lines += _indent(table(("#", "NODE", "KIND", "PLUGIN", "DISTRIBUTION", "VERSION"), node_rows))
@@ -572,11 +585,21 @@ def _render_overview(o: lineage.RunOverview, landscape_hint: str, run_grade: Gra
     return "\n".join(lines)
 
 
+def _purge_text(purge: Purge) -> str:
+    return (
+        f"{when(purge.purged_at)} by {purge.purged_by} (elspeth {purge.elspeth_version}): row and call bodies "
+        f"removed, every hash kept; attributable only ({purge.rows_cleared:,} rows, {purge.calls_cleared:,} "
+        f"calls, {purge.payload_files_removed:,} payload files)"
+    )
+
+
 def _render_lineage(r: lineage.RowLineage, values: dict[int, StepValues]) -> str:
     lines = [f"Run {r.run_id}, row {r.row_id} (rows count from 0)"]
     shortened = False
     payload = _compact(r.payload)
-    if len(payload) <= 100:
+    if r.purged:
+        lines.append("  payload    (purged: attributable by its sha256 only)")
+    elif len(payload) <= 100:
         lines.append(f"  payload    {payload}")
     else:
         lines += ["  payload", *_indent(json.dumps(r.payload, indent=2, ensure_ascii=False), 4)]
@@ -850,6 +873,141 @@ def _status_text(status: Status) -> str:
 
 def _finding_line(f: Finding) -> str:
     return f"    {_status_text(f.status):<11}  {f.subject}: {f.detail}"
+
+
+# ---------------------------------------------------------------- purge / db
+
+
+def _landscape_of(settings_file: str | None, landscape_url: str | None) -> tuple[str, str | None]:
+    """The Landscape URL (--landscape, else the settings', else the default) and the settings' payload_dir."""
+    configured = _load(settings_file)[0].landscape if settings_file else None
+    url = landscape_url or (configured.url if configured else None) or default_url()
+    return url, configured.payload_dir if configured else None
+
+
+_SETTINGS_ARGUMENT = click.argument(
+    "settings_file", metavar="[SETTINGS.yaml]", required=False, type=click.Path(dir_okay=False)
+)
+_WHICH_LANDSCAPE = f"with SETTINGS.yaml, {_FROM_SETTINGS}; without, {_LOCAL}"
+
+
+@main.command()
+@_SETTINGS_ARGUMENT
+@click.option("--older-than", "older_than", metavar="AGE", help="Purge runs that ended more than AGE ago: 90d, 36h.")
+@click.option("--run", "run_ids", metavar="RUN_ID", multiple=True, help="Purge this run (repeatable).")
+@click.option(
+    "--include-unfinished",
+    is_flag=True,
+    help="Also purge failed and interrupted runs, which then can no longer be resumed.",
+)
+@click.option("--dry-run", is_flag=True, help="Say what would be purged; change nothing.")
+@_landscape_option(_WHICH_LANDSCAPE)
+def purge(
+    settings_file: str | None,
+    older_than: str | None,
+    run_ids: tuple[str, ...],
+    include_unfinished: bool,
+    dry_run: bool,
+    landscape_url: str | None,
+) -> None:
+    """Remove the row and call bodies of old runs, keeping every record and every hash.
+
+    A purged run stays in the Landscape, attributable by hashes only: `explain` and `runs` say so, and
+    the purges table records who purged it, when, and what went. A payload file is removed once no
+    unpurged run refers to it. A run still running is never purged.
+
+    \b
+    Examples:
+      elspeth purge --older-than 90d --dry-run
+      elspeth purge settings.yaml --older-than 90d
+      elspeth purge --run 20250101-120000-ab12cd
+    """
+    if older_than is None and not run_ids:
+        raise ConfigError("say which runs to purge: --older-than AGE (e.g. 90d), --run RUN_ID, or both")
+    cutoff = time.time() - retention.parse_age(older_than) if older_than is not None else None
+    url, configured_dir = _landscape_of(settings_file, landscape_url)
+    store = FilePayloadStore(payload_dir(url, configured_dir))
+    with _connect(url) as conn:
+        chosen = retention.select_runs(conn, cutoff=cutoff, run_ids=run_ids, include_unfinished=include_unfinished)
+    for candidate, reason in chosen.kept:
+        echo(f"kept {candidate.run_id}: {reason}")
+    if not chosen.purge:
+        echo("Nothing to purge.")
+        return
+    if dry_run:
+        for candidate in chosen.purge:
+            echo(f"would purge {candidate.run_id} ({candidate.status}, ended {when(candidate.ended_at) or '-'})")
+        echo(f"Dry run: {plural(len(chosen.purge), 'run')} would be purged; nothing changed.")
+        return
+    engine = open_database(url)
+    try:
+        for candidate in chosen.purge:
+            done = retention.purge_run(engine, store, candidate.run_id, cutoff=cutoff)
+            echo(
+                f"purged {done.run_id}: {plural(done.rows_cleared, 'row')}, {plural(done.tokens_cleared, 'token')}, "
+                f"{plural(done.batch_members_cleared, 'batch member')}, {plural(done.calls_cleared, 'call')}, "
+                f"{plural(done.payload_files_removed, 'payload file')}"
+            )
+    finally:
+        engine.dispose()
+    echo(f"Purged {plural(len(chosen.purge), 'run')}; their records and hashes stay (elspeth explain RUN_ID).")
+
+
+@main.group()
+def db() -> None:
+    """The Landscape's schema: which version it is at, and upgrading it.
+
+    An elspeth refuses a Landscape at an older schema than its own until it is upgraded here (back it up
+    first), and one at a newer schema always.
+
+    \b
+    Examples:
+      elspeth db version
+      elspeth db upgrade --landscape sqlite:///.elspeth/landscape.db
+    """
+
+
+@db.command("upgrade")
+@_SETTINGS_ARGUMENT
+@_landscape_option(_WHICH_LANDSCAPE)
+def db_upgrade(settings_file: str | None, landscape_url: str | None) -> None:
+    """Apply the schema migrations the Landscape lacks, each in a transaction of its own.
+
+    \b
+    Example:
+      elspeth db upgrade --landscape sqlite:///.elspeth/landscape.db
+    """
+    url, _ = _landscape_of(settings_file, landscape_url)
+    _require_existing(url)
+    before, applied = upgrade_database(url)
+    shown = hide_password(url)
+    if not applied:
+        echo(f"{shown} is at schema {before}, the current one; nothing to do.")
+        return
+    echo(f"Upgraded {shown} from schema {before} to {applied[-1]}:")
+    for name in applied:
+        echo(f"  applied {name}")
+
+
+@db.command("version")
+@_SETTINGS_ARGUMENT
+@_landscape_option(_WHICH_LANDSCAPE)
+def db_version(settings_file: str | None, landscape_url: str | None) -> None:
+    """Show the Landscape's schema, the one this elspeth needs, and the migrations between them.
+
+    \b
+    Example:
+      elspeth db version --landscape sqlite:///.elspeth/landscape.db
+    """
+    url, _ = _landscape_of(settings_file, landscape_url)
+    _require_existing(url)
+    state = schema_state_of(url)
+    echo(f"landscape  {hide_password(url)}")
+    echo(f"schema     {state.version}")
+    echo(f"elspeth    {__version__} (needs {migrations.HEAD})")
+    if state.pending:
+        pending = ", ".join(m.name for m in state.pending)
+        echo(f"pending    {pending}: back it up, then elspeth db upgrade{_landscape_hint(url)}")
 
 
 # ---------------------------------------------------------------- plugins

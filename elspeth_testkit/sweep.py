@@ -21,7 +21,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from attrs import define, field, frozen
-from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, create_engine, exists, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, create_engine, exists, func, or_, select, true
 from sqlalchemy.engine import make_url
 
 from elspeth.canonical import stable_hash
@@ -83,6 +83,8 @@ class _Run:
     run_id: str
     status: str | None
     payloads: FilePayloadStore | None
+    purged: bool
+    """Its bodies were purged (retention): every record and hash stays, and the checks of bodies are moot."""
 
     def rows(self, query: Any) -> list[dict[str, Any]]:
         return [dict(r) for r in self.conn.execute(query).mappings()]
@@ -202,6 +204,8 @@ def _call_indexes(run: _Run) -> Iterator[Violation]:
 def _calls(run: _Run) -> Iterator[Violation]:
     """Every body is stored (inline or in the payload store, whose bytes hash to the ref) and hashes, as
     canonical JSON, to the recorded request_hash / response_hash."""
+    if run.purged:
+        return
     c = schema.calls
     missing, corrupt, mismatched, not_json = [], [], [], []
     for call in run.rows(select(c).where(c.c.run_id == run.run_id).order_by(c.c.state_id, c.c.call_index)):
@@ -336,10 +340,23 @@ def _consumed(run: _Run) -> Iterator[Violation]:
         yield _violation("consumed-batch", "member(s) of a completed batch that are not CONSUMED", bad_members)
 
 
+def _bodies(run: _Run) -> Iterator[Violation]:
+    """Rows, batch members and tokens that are not a source row's carry their payload: only a purge may
+    take it away. (The database lets these be NULL for purged runs' sake.)"""
+    if run.purged:
+        return
+    r, m, t = schema.rows, schema.batch_members, schema.tokens
+    for table, extra in ((r, true()), (m, true()), (t, t.c.row_id.is_(None))):
+        bad = run.rows(select(table).where(table.c.run_id == run.run_id, table.c.payload_json.is_(None), extra))
+        if bad:
+            yield _violation("row-body", f"{table.name} without their payload in a run that was not purged", bad)
+
+
 def _row_hashes(run: _Run) -> Iterator[Violation]:
     r = schema.rows
     bad = []
-    for row in run.rows(select(r).where(r.c.run_id == run.run_id, r.c.quarantined.is_(False))):
+    query = select(r).where(r.c.run_id == run.run_id, r.c.quarantined.is_(False), r.c.payload_json.is_not(None))
+    for row in run.rows(query):
         try:
             payload = strict_loads(row["payload_json"])
         except ValueError:
@@ -427,6 +444,8 @@ def _lineage(run: _Run) -> Iterator[Violation]:
         .order_by(o.c.token_id, ns.c.state_id)
     ):
         expanding[row["token_id"]] = row
+    if run.purged:
+        return  # the rows to hash are gone; their hashes stay in the states
     short = []
     for token_id, outcome in expanding.items():
         kids = children.get(token_id, [])
@@ -482,6 +501,7 @@ CHECKS: tuple[Callable[[_Run], Iterator[Violation]], ...] = (
     _stuck_batches,
     _outcomes,
     _rows_have_tokens,
+    _bodies,
     _call_indexes,
     _calls,
     _artifacts,
@@ -515,7 +535,8 @@ def sweep(engine_or_url: Engine | str, run_id: str, payload_dir: str | Path | No
         with engine.connect() as conn:
             r = schema.runs
             status = conn.execute(select(r.c.status).where(r.c.run_id == run_id)).scalar()
-            run = _Run(conn, run_id, status, payloads)
+            purged = conn.execute(select(schema.purges.c.run_id).where(schema.purges.c.run_id == run_id)).first()
+            run = _Run(conn, run_id, status, payloads, purged is not None)
             found = [] if status is not None else [_violation("run-missing", f"no run {run_id!r} in the landscape")]
             for check in CHECKS:
                 found.extend(check(run))

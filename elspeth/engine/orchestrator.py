@@ -25,9 +25,10 @@ from elspeth.engine.summary import ArtifactSummary, ProgressCallback, RunSummary
 from elspeth.errors import ConfigError, ResumeError
 from elspeth.landscape import schema, summaries
 from elspeth.landscape.database import default_url, open_database
-from elspeth.landscape.payloads import FilePayloadStore, default_payload_dir
+from elspeth.landscape.payloads import FilePayloadStore, payload_dir
 from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.redaction import Redactor
+from elspeth.landscape.retention import purge_of
 from elspeth.landscape.statuses import RunStatus
 from elspeth.landscape.unfinished import (
     close_interrupted_states,
@@ -50,8 +51,7 @@ def _owner() -> str:
 
 def _landscape(settings: Settings, landscape_url: str | None) -> tuple[str, FilePayloadStore]:
     url = landscape_url or settings.landscape.url or default_url()
-    configured = settings.landscape.payload_dir
-    return url, FilePayloadStore(Path(configured) if configured else default_payload_dir(url))
+    return url, FilePayloadStore(payload_dir(url, settings.landscape.payload_dir))
 
 
 class _Session:
@@ -276,8 +276,14 @@ def resume_run(
         engine = open_database(url)
         with engine.connect() as conn:
             run = conn.execute(select(schema.runs).where(schema.runs.c.run_id == run_id)).mappings().first()
+            purged = purge_of(conn, run_id)
         if run is None:
             raise ResumeError(f"no run {run_id!r} in {make_url(url).render_as_string()}; `elspeth runs` lists them")
+        if purged is not None:
+            raise ResumeError(
+                f"run {run_id} was purged ({time.strftime('%Y-%m-%d', time.localtime(purged.purged_at))}): its "
+                "rows and call bodies are gone, so it cannot be resumed; run the pipeline again instead"
+            )
         if run["status"] == RunStatus.COMPLETED:
             raise ResumeError(f"run {run_id} already completed; there is nothing to resume")
         _refuse_if_alive(run_id, run["status"], run["owner"])

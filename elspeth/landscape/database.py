@@ -1,4 +1,9 @@
-"""Opening a Landscape database: URL handling, SQLite pragmas, schema migration."""
+"""Opening a Landscape database: URL handling, SQLite pragmas, the schema version check.
+
+A new database is created at the current schema. An existing one at an older schema is refused, not
+upgraded on the side: an upgrade changes a shared audit record that older elspeths then cannot open, so it
+is a step of its own (`elspeth db upgrade`), taken once and on purpose, after a backup.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
+from elspeth import __version__
 from elspeth.errors import LandscapeError
-from elspeth.landscape.migrations import migrate
+from elspeth.landscape import migrations
 
 DEFAULT_DIR = Path(".elspeth")
 
@@ -71,9 +77,57 @@ def _check_sqlite_path(url: str, database: str) -> None:
 
 
 def open_database(url: str) -> Engine:
-    """An engine on `url` with the schema at the current version. SQLite connections get foreign keys on,
-    WAL and full sync: a commit survives a SIGKILL and a power cut. A new SQLite file is created readable
-    by its owner only (0600), and SQLite gives its -wal and -shm files the same mode."""
+    """An engine on `url` with the schema at the current version: created if the database is empty, else a
+    LandscapeError saying what to do when it is older or newer than this elspeth. SQLite connections get
+    foreign keys on, WAL and full sync: a commit survives a SIGKILL and a power cut. A new SQLite file is
+    created readable by its owner only (0600), and SQLite gives its -wal and -shm files the same mode."""
+    engine, parsed = _engine(url)
+    try:
+        with engine.connect() as conn:
+            state = migrations.schema_state(conn)
+        if state.empty:
+            migrations.upgrade(engine)
+        elif state.pending:
+            shown = parsed.render_as_string()
+            raise LandscapeError(
+                f"the landscape at {shown} is at schema {state.version}; this elspeth ({__version__}) needs "
+                f"{migrations.HEAD}. Back it up, then upgrade it: elspeth db upgrade --landscape {shown}"
+            )
+    except DatabaseError as exc:  # OperationalError ("unable to open"), "file is not a database", ...
+        engine.dispose()
+        raise LandscapeError(f"cannot open the landscape at {parsed.render_as_string()}: {exc.orig}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
+
+
+def upgrade_database(url: str) -> tuple[str, list[str]]:
+    """Apply every migration the database at `url` lacks: (the schema it was at, the migrations applied)."""
+    engine, parsed = _engine(url)
+    try:
+        with engine.connect() as conn:
+            before = migrations.schema_state(conn).version
+        return before, migrations.upgrade(engine)
+    except DatabaseError as exc:
+        raise LandscapeError(f"cannot upgrade the landscape at {parsed.render_as_string()}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def schema_state_of(url: str) -> migrations.SchemaState:
+    """Which migrations the database at `url` has; changes nothing."""
+    engine, parsed = _engine(url)
+    try:
+        with engine.connect() as conn:
+            return migrations.schema_state(conn)
+    except DatabaseError as exc:
+        raise LandscapeError(f"cannot read the landscape at {parsed.render_as_string()}: {exc.orig}") from None
+    finally:
+        engine.dispose()
+
+
+def _engine(url: str) -> tuple[Engine, URL]:
     parsed = check_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database
@@ -89,12 +143,7 @@ def open_database(url: str) -> Engine:
                 f"the driver for {parsed.drivername} is not installed ({exc.name}); "
                 "install it, e.g. pip install 'elspeth[postgres]'"
             ) from None
-    try:
-        migrate(engine)
-    except DatabaseError as exc:  # OperationalError ("unable to open"), "file is not a database", ...
-        engine.dispose()
-        raise LandscapeError(f"cannot open the landscape at {parsed.render_as_string()}: {exc.orig}") from None
-    return engine
+    return engine, parsed
 
 
 def _create_private(path: Path) -> None:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, func, select
 
 from elspeth.errors import ElspethError, LandscapeError
 from elspeth.landscape import schema as t
+from elspeth.landscape.retention import Purge, purge_of
 
 ReadPayload = Callable[[str], bytes]
 """Reads a body from the payload store by reference (FilePayloadStore.get); raises LandscapeError when it is
@@ -38,6 +39,8 @@ class RunInfo:
     ended_at: float | None
     error: str | None
     rows: int
+    purged_at: float | None
+    """When its bodies were purged (see retention.py): from then on it is attributable only, by hashes."""
 
 
 @frozen
@@ -71,6 +74,7 @@ class RunOverview:
     flushes: int
     calls: int
     quarantined: int
+    purge: Purge | None
 
 
 @frozen
@@ -157,7 +161,9 @@ class RowLineage:
     run_id: str
     row_id: int
     payload: Any
+    """None once the run is purged: payload_hash still names it."""
     payload_hash: str | None
+    purged: bool
     quarantined: bool
     quarantine_reason: Any
     tokens: list[TokenInfo]
@@ -170,7 +176,11 @@ def _json(text: str | None) -> Any:
     return json.loads(text) if text is not None else None
 
 
-def _preview(text: str | None, ref: str | None, read: ReadPayload | None) -> str | None:
+def _preview(
+    text: str | None, ref: str | None, digest: str | None, read: ReadPayload | None, purged: bool
+) -> str | None:
+    if text is None and purged:
+        return "(purged; its sha256 is kept)" if digest else None
     if text is None and ref is not None:
         body = _stored(ref, read)
         if body is None:
@@ -204,18 +214,23 @@ def _row_counts() -> Any:
 def _run_query() -> Any:
     counts = _row_counts()
     r = t.runs.c
-    return select(
-        r.run_id,
-        r.status,
-        r.attempt,
-        r.settings_hash,
-        r.settings_path,
-        r.elspeth_version,
-        r.started_at,
-        r.ended_at,
-        r.error,
-        func.coalesce(counts.c.rows, 0).label("rows"),
-    ).outerjoin(counts, counts.c.run_id == r.run_id)
+    return (
+        select(
+            r.run_id,
+            r.status,
+            r.attempt,
+            r.settings_hash,
+            r.settings_path,
+            r.elspeth_version,
+            r.started_at,
+            r.ended_at,
+            r.error,
+            func.coalesce(counts.c.rows, 0).label("rows"),
+            t.purges.c.purged_at,
+        )
+        .outerjoin(counts, counts.c.run_id == r.run_id)
+        .outerjoin(t.purges, t.purges.c.run_id == r.run_id)
+    )
 
 
 def list_runs(conn: Connection) -> list[RunInfo]:
@@ -270,6 +285,7 @@ def run_overview(conn: Connection, run_id: str) -> RunOverview:
         flushes=flushes,
         calls=calls,
         quarantined=quarantined,
+        purge=purge_of(conn, run_id),
     )
 
 
@@ -294,6 +310,7 @@ def row_lineage(conn: Connection, run_id: str, row_id: int, read: ReadPayload | 
     # Only that the run exists: get_run counts its rows, a scan of them all, and a report asks for many rows.
     if conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id == run_id)).first() is None:
         raise ElspethError(f"no run {run_id!r} in this landscape; {_FIND_RUNS}")
+    purged = purge_of(conn, run_id) is not None
     source_row = conn.execute(select(t.rows).where(t.rows.c.run_id == run_id, t.rows.c.row_id == row_id)).first()
     if source_row is None:
         low, high = conn.execute(
@@ -322,10 +339,11 @@ def row_lineage(conn: Connection, run_id: str, row_id: int, read: ReadPayload | 
         row_id=row_id,
         payload=_json(source_row.payload_json),
         payload_hash=source_row.payload_hash,
+        purged=purged,
         quarantined=bool(source_row.quarantined),
         quarantine_reason=quarantine,
         tokens=tokens,
-        states=_states(conn, run_id, sorted(state_ids), read),
+        states=_states(conn, run_id, sorted(state_ids), read, purged),
         batches=batches,
         outcomes=outcomes,
     )
@@ -383,7 +401,9 @@ def _state_ids_of_tokens(conn: Connection, run_id: str, token_ids: Iterable[int]
     return conn.execute(select(s.state_id).where(s.run_id == run_id, s.token_id.in_(list(token_ids)))).scalars()
 
 
-def _states(conn: Connection, run_id: str, state_ids: list[int], read: ReadPayload | None) -> list[StateInfo]:
+def _states(
+    conn: Connection, run_id: str, state_ids: list[int], read: ReadPayload | None, purged: bool
+) -> list[StateInfo]:
     c = t.calls.c
     calls: dict[int, list[CallInfo]] = {}
     for r in conn.execute(
@@ -398,8 +418,8 @@ def _states(conn: Connection, run_id: str, state_ids: list[int], read: ReadPaylo
                 status=r.status,
                 request_hash=r.request_hash,
                 response_hash=r.response_hash,
-                request_preview=_preview(r.request_json, r.request_ref, read) or "",
-                response_preview=_preview(r.response_json, r.response_ref, read),
+                request_preview=_preview(r.request_json, r.request_ref, r.request_hash, read, purged) or "",
+                response_preview=_preview(r.response_json, r.response_ref, r.response_hash, read, purged),
                 error=_json(r.error_json),
                 latency_ms=r.latency_ms,
                 request=_value(r.request_json, r.request_ref, read),

@@ -12,15 +12,6 @@ from sqlalchemy.engine import make_url
 from elspeth.errors import LandscapeError
 
 
-def default_payload_dir(url: str) -> Path:
-    """Where a run on Landscape `url` keeps its payloads unless its settings say otherwise: beside a SQLite
-    file, else under .elspeth in the current directory."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
-        return Path(parsed.database).resolve().parent / "payloads"
-    return Path.cwd() / ".elspeth" / "payloads"
-
-
 class FilePayloadStore:
     """Files named by the sha256 of their bytes, two-level fan-out. Writes are atomic (temp file, fsync,
     rename), so a crash never leaves a half-written payload under a valid name; reads verify the hash."""
@@ -63,3 +54,18 @@ class FilePayloadStore:
 
     def exists(self, ref: str) -> bool:
         return self._path(ref).exists()
+
+    def remove(self, ref: str) -> None:
+        """Delete a payload (retention purges bodies no unpurged run refers to); gone already is fine."""
+        self._path(ref).unlink(missing_ok=True)
+
+
+def payload_dir(url: str, configured: str | None) -> Path:
+    """Where a Landscape's payload files live: the configured directory, else `payloads` beside a SQLite
+    file, else .elspeth/payloads in the current directory."""
+    if configured:
+        return Path(configured)
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database and parsed.database != ":memory:":
+        return Path(parsed.database).resolve().parent / "payloads"
+    return Path.cwd() / ".elspeth" / "payloads"

@@ -7,7 +7,8 @@ On SQLite the tables are WITHOUT ROWID: the composite primary key is the table's
 the work of each insert on the hot path.
 Invariants the database can hold by itself are constraints here, not code elsewhere: one terminal outcome
 per token (primary key), call_index unique per state (primary key), a batch past draft has a trigger and a
-flush state (check), a call has a request (check).
+flush state (check).
+The schema changes only through migrations (landscape/migrations/); a test proves they add up to this file.
 """
 
 from __future__ import annotations
@@ -88,6 +89,15 @@ meta = Table(
     Column("value", Text, nullable=False),
 )
 
+migrations_ledger = Table(
+    "elspeth_migrations",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("applied_at", Float),
+    Column("elspeth_version", String(32)),
+    # Both NULL for 0001_initial in a database created before the ledger: nobody recorded when, or by whom.
+)
+
 runs = Table(
     "runs",
     metadata,
@@ -126,7 +136,8 @@ rows = Table(
     metadata,
     Column("run_id", RUN_ID, primary_key=True),
     Column("row_id", Integer, primary_key=True, autoincrement=False),
-    Column("payload_json", Text, nullable=False),
+    # NULL once the run is purged (see purges); payload_hash stays.
+    Column("payload_json", Text),
     Column("payload_hash", HASH),
     Column("quarantined", Boolean, nullable=False),
     _run_fk(),
@@ -148,7 +159,6 @@ tokens = Table(
     _node_fk("origin_node_id"),
     _batch_fk("origin_batch_id"),
     CheckConstraint("row_id IS NOT NULL OR origin_batch_id IS NOT NULL", name="ck_token_has_origin"),
-    CheckConstraint("row_id IS NOT NULL OR payload_json IS NOT NULL", name="ck_token_rebuildable"),
     # A row's tokens are looked up by row (explain, the sweep); children by parent. Without the second, a
     # deferred foreign key pending in a transaction makes SQLite scan all tokens on every insert.
     Index("ix_tokens_row", "run_id", "row_id"),
@@ -205,7 +215,6 @@ calls = Table(
     _state_fk(),
     _one_of("status", CallStatus),
     CheckConstraint("call_index >= 0", name="ck_call_index_natural"),
-    CheckConstraint("request_json IS NOT NULL OR request_ref IS NOT NULL", name="ck_call_has_request"),
     CheckConstraint("status != 'error' OR error_json IS NOT NULL", name="ck_call_error_recorded"),
     sqlite_with_rowid=False,
 )
@@ -245,7 +254,7 @@ batch_members = Table(
     Column("batch_id", Integer, primary_key=True, autoincrement=False),
     Column("ordinal", Integer, primary_key=True, autoincrement=False),
     Column("token_id", Integer, nullable=False),
-    Column("payload_json", Text, nullable=False),
+    Column("payload_json", Text),
     _batch_fk(),
     _token_fk(),
     Index("ux_batch_members_token", "run_id", "batch_id", "token_id", unique=True),
@@ -306,5 +315,23 @@ token_outcomes = Table(
     CheckConstraint("(sink_node_id IS NULL) = (artifact_id IS NULL)", name="ck_outcome_sink_has_artifact"),
     CheckConstraint("outcome NOT IN ('completed', 'routed') OR artifact_id IS NOT NULL", name="ck_outcome_written"),
     CheckConstraint("outcome != 'consumed' OR batch_id IS NOT NULL", name="ck_outcome_consumed_batch"),
+    sqlite_with_rowid=False,
+)
+
+purges = Table(
+    "purges",
+    metadata,
+    Column("run_id", RUN_ID, primary_key=True),
+    Column("purged_at", Float, nullable=False),
+    # The --older-than boundary (epoch seconds) the run ended before; NULL when the run was named.
+    Column("cutoff", Float),
+    Column("purged_by", String(128), nullable=False),
+    Column("elspeth_version", String(32), nullable=False),
+    Column("rows_cleared", Integer, nullable=False),
+    Column("tokens_cleared", Integer, nullable=False),
+    Column("batch_members_cleared", Integer, nullable=False),
+    Column("calls_cleared", Integer, nullable=False),
+    Column("payload_files_removed", Integer, nullable=False),
+    _run_fk(),
     sqlite_with_rowid=False,
 )

@@ -16,6 +16,9 @@ from attrs import Factory, define
 from sqlalchemy import Engine, event
 
 from elspeth.landscape import schema
+from elspeth.landscape.database import open_database
+from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.retention import purge_run
 
 from .conftest import World
 from .sample_plugins import FakeClock
@@ -71,11 +74,16 @@ def every_kind_of_record(w: World) -> dict[str, Any]:
     )
 
 
-def test_a_run_with_every_kind_of_record_leaves_no_reference_pending(world, checked):
+def test_a_run_with_every_kind_of_record_and_its_purge_leave_no_reference_pending(world, checked):
     w = world("w")
     summary = w.run(every_kind_of_record(w), clock=FakeClock())
-    assert checked.pending == []
     assert summary.status == "completed", summary.error
+    engine = open_database(w.url)
+    try:
+        purge_run(engine, FilePayloadStore(w.payload_dir), summary.run_id, cutoff=None)
+    finally:
+        engine.dispose()
+    assert checked.pending == []
     tables = " ".join(checked.statements)
     for table in schema.metadata.tables:
         if table in ("runs", "elspeth_meta"):

@@ -1,18 +1,22 @@
-"""The same engine on PostgreSQL: the Landscape's schema, deferred foreign keys and recovery queries work
-through the same code as on SQLite."""
+"""The same engine on PostgreSQL: the Landscape's schema and its migrations, deferred foreign keys and
+recovery queries work through the same code as on SQLite."""
 
 from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, MetaData, create_engine, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 
-from elspeth.landscape import schema
-from elspeth.landscape.database import open_database
+from elspeth.errors import LandscapeError
+from elspeth.landscape import lineage, schema
+from elspeth.landscape.database import open_database, upgrade_database
+from elspeth.landscape.migrations import m0001_initial
 from elspeth.landscape.payloads import FilePayloadStore
 from elspeth.landscape.recorder import Recorder
 from elspeth.landscape.statuses import RunStatus, StateStatus
@@ -190,3 +194,84 @@ def test_postgres_copy_refusing_a_row_raises_the_sqlalchemy_error_of_a_write(pos
     finally:
         recorder.close()
         engine.dispose()
+
+
+@pytest.fixture
+def fresh_postgres(postgres_url: str) -> Iterator[Callable[[], str]]:
+    """Databases of their own on the test server, dropped afterwards: a schema test must start empty, and
+    must never move the shared test database to another schema under other checkouts' feet."""
+    server = create_engine(make_url(postgres_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"elspeth_schema_{uuid.uuid4().hex[:10]}"
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE {name}")
+        made.append(name)
+        return make_url(postgres_url).set(database=name).render_as_string(hide_password=False)
+
+    yield make
+    with server.connect() as conn:
+        for name in made:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    server.dispose()
+
+
+def test_postgres_migrations_add_up_to_the_live_schema(fresh_postgres):
+    from tests.landscape.test_migrations import shape
+
+    migrated, live = fresh_postgres(), fresh_postgres()
+    open_database(migrated).dispose()
+    create_live_schema(live)
+    assert shape(migrated) == shape(live)
+
+
+def create_live_schema(url: str) -> None:
+    """schema.py's tables, from a copy: creating them on PostgreSQL marks the foreign keys it adds with ALTER
+    never to be written inline again, which would strip them from every SQLite database this process makes."""
+    copy = MetaData()
+    for table in schema.metadata.tables.values():
+        table.to_metadata(copy)
+    engine = create_engine(url)
+    copy.create_all(engine)
+    engine.dispose()
+
+
+def test_a_sqlite_landscape_made_after_a_postgresql_one_keeps_every_foreign_key(fresh_postgres, tmp_path):
+    from tests.landscape.test_migrations import live_schema, shape
+
+    open_database(fresh_postgres()).dispose()
+    open_database(f"sqlite:///{tmp_path / 'after.db'}").dispose()
+    assert shape(f"sqlite:///{tmp_path / 'after.db'}") == live_schema(tmp_path / "live.db")
+
+
+def test_postgres_first_schema_landscape_upgrades_and_explains(fresh_postgres):
+    """The committed first-schema Landscape's rows, copied into a PostgreSQL database of that schema."""
+    from tests.landscape.test_migrations import V1, shape
+
+    url = fresh_postgres()
+    source = create_engine(f"sqlite:///{V1 / 'landscape.db'}")
+    target = create_engine(url)
+    with source.connect() as old, target.begin() as new:
+        m0001_initial.apply(new)
+        for table in m0001_initial.build().tables.values():
+            rows = [dict(r) for r in old.execute(table.select()).mappings()]
+            if rows:
+                new.execute(table.insert(), rows)
+    source.dispose()
+    target.dispose()
+    with pytest.raises(LandscapeError, match="elspeth db upgrade"):
+        open_database(url)
+    assert upgrade_database(url) == ("0001_initial", ["0002_purges"])
+    live = fresh_postgres()
+    create_live_schema(live)
+    assert shape(url) == shape(live)
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            overview = lineage.run_overview(conn, "v1-completed")
+            row = lineage.row_lineage(conn, "v1-completed", 1)
+    finally:
+        engine.dispose()
+    assert overview.outcomes == {"completed": 22, "quarantined": 2, "routed": 6}
+    assert row.payload_hash and row.payload["order_id"]

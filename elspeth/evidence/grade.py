@@ -16,6 +16,7 @@ no longer installed counts as unknown, which grades the run attributable.
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Iterable
 
 from attrs import frozen
@@ -26,6 +27,7 @@ from elspeth.errors import PluginError
 from elspeth.evidence.bodies import purged_bodies
 from elspeth.landscape import schema
 from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.retention import purge_of
 from elspeth.plugin_manager import PluginRegistry
 
 
@@ -108,4 +110,12 @@ def grade_of_run(conn: Connection, run_id: str, registry: PluginRegistry, store:
         node_capabilities(registry, r.node_id, r.kind, r.plugin, r.distribution, r.plugin_version)
         for r in conn.execute(select(schema.nodes).where(n.run_id == run_id).order_by(n.position, n.node_id))
     ]
+    purge = purge_of(conn, run_id)
+    if purge is not None:
+        # A purged run keeps its hashes, not its bodies: whatever its plugins could do, it is attributable only.
+        return Grade(Level.ATTRIBUTABLE, (f"purged on {_day(purge.purged_at)}: bodies removed, every hash kept",))
     return grade(nodes, bodies_purged=purged_bodies(conn, run_id, store))
+
+
+def _day(epoch: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(epoch))

@@ -2,8 +2,9 @@
 
 Each sink's latest artifact (it describes every byte the sink made durable) is re-hashed where it lives:
 `file://` artifacts directly, others through the sink plugin's optional `read_back`. Every stored payload
-is re-hashed too: source rows, and call bodies inline and in the payload store. A body whose hash is kept but
-whose bytes are gone was purged: reported as such, not as a mismatch.
+is re-hashed too: source rows, the outputs kept of the steps that changed a row, and call bodies inline and
+in the payload store. In a run `elspeth purge` purged (its record says so), a body whose hash is kept but
+whose bytes are gone is reported as purged; in any other run a missing body is a mismatch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from elspeth.evidence.read_back import ReadBackContext
 from elspeth.evidence.records import BODY_FIELDS, hash_problem
 from elspeth.landscape import schema
 from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.retention import purge_of
 
 _CHUNK = 1 << 20
 SinkFor = Callable[[str], Sink]
@@ -62,7 +64,8 @@ class Verification:
 def verify_run(conn: Connection, run_id: str, store: FilePayloadStore, sink_for: SinkFor) -> Verification:
     result = Verification(run_id)
     result.artifacts = [_check_artifact(run_id, *a, store, sink_for) for a in _latest_artifacts(conn, run_id)]
-    for finding in _payload_findings(conn, run_id, store):
+    purged = purge_of(conn, run_id) is not None
+    for finding in _payload_findings(conn, run_id, store, purged):
         if finding.status is Status.MATCHES:
             result.payloads_matching += 1
         else:
@@ -135,12 +138,19 @@ def _file_chunks(path: str) -> Iterator[bytes]:
         raise ElspethError(f"{path}: {exc.strerror}") from None
 
 
-def _payload_findings(conn: Connection, run_id: str, store: FilePayloadStore) -> Iterable[Finding]:
+def _payload_findings(conn: Connection, run_id: str, store: FilePayloadStore, purged: bool) -> Iterable[Finding]:
     r = schema.rows.c
     rows = select(r.row_id, r.payload_json, r.payload_hash).where(r.run_id == run_id, r.payload_hash.is_not(None))
     for row_id, text, recorded in conn.execution_options(yield_per=2000).execute(rows.order_by(r.row_id)):
-        problem = hash_problem(text, recorded)
-        yield Finding(Status.MISMATCH if problem else Status.MATCHES, f"row {row_id} payload", problem or "")
+        yield _body_finding(f"row {row_id} payload", text, None, recorded, store, purged)
+    s = schema.node_states.c
+    kept = select(s.state_id, s.node_id, s.output_json, s.output_ref, s.output_hash).where(
+        s.run_id == run_id, (s.output_json.is_not(None)) | (s.output_ref.is_not(None))
+    )
+    for state_id, node_id, text, ref, recorded in conn.execution_options(yield_per=2000).execute(
+        kept.order_by(s.state_id)
+    ):
+        yield _body_finding(f"state {state_id} output ({node_id})", text, ref, recorded, store, purged)
     c = schema.calls.c
     calls = select(schema.calls).where(c.run_id == run_id).order_by(c.state_id, c.call_index)
     for call in conn.execution_options(yield_per=2000).execute(calls):
@@ -149,19 +159,29 @@ def _payload_findings(conn: Connection, run_id: str, store: FilePayloadStore) ->
             if recorded is None:
                 continue
             subject = f"call {call.state_id}/{call.call_index} {text_field.removesuffix('_json')}"
-            yield _body_finding(subject, getattr(call, text_field), getattr(call, ref_field), recorded, store)
+            yield _body_finding(subject, getattr(call, text_field), getattr(call, ref_field), recorded, store, purged)
 
 
-def _body_finding(subject: str, text: str | None, ref: str | None, recorded: str, store: FilePayloadStore) -> Finding:
+def _body_finding(
+    subject: str, text: str | None, ref: str | None, recorded: str, store: FilePayloadStore, purged: bool
+) -> Finding:
     if ref is not None:
         subject += f" (payload {ref})"
         if not store.exists(ref):
-            return Finding(Status.PURGED, subject, f"not in the payload store {store.root}; its hash is kept")
+            return _gone(subject, f"not in the payload store {store.root}", purged)
         try:
             text = store.get(ref).decode("utf-8", errors="replace")
         except LandscapeError as exc:
             return Finding(Status.MISMATCH, subject, str(exc))
     if text is None:
-        return Finding(Status.PURGED, subject, "its hash is kept, the body is not")
+        return _gone(subject, "the body is not kept", purged)
     problem = hash_problem(text, recorded)
     return Finding(Status.MISMATCH if problem else Status.MATCHES, subject, problem or "")
+
+
+def _gone(subject: str, where: str, purged: bool) -> Finding:
+    """A body whose hash is kept and whose bytes are not: purged, in a run the purge record names; missing
+    otherwise (the audit trail lost something it promised to keep)."""
+    if purged:
+        return Finding(Status.PURGED, subject, f"{where}; its hash is kept (the run was purged)")
+    return Finding(Status.MISMATCH, subject, f"{where}, yet the run was never purged: the body is missing")

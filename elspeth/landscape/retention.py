@@ -143,6 +143,9 @@ def purge_run(engine: Engine, store: FilePayloadStore, run_id: str, *, cutoff: f
                 [calls.request_ref, calls.response_ref],
             ),
         }
+        # The values a step changed are row data too (not counted in the record, whose columns predate them).
+        states = t.node_states.c
+        _clear(conn, t.node_states, run_id, [states.output_json], [states.output_ref])
         doomed = sorted(ref for ref in refs - _refs_in_use(conn, refs, besides=run_id) if store.exists(ref))
         record = Purge(
             run_id=run_id,
@@ -167,27 +170,30 @@ def _clear(conn: Connection, table: Table, run_id: str, bodies: list[Column], re
     return conn.execute(update(table).where(where).values({c.name: None for c in bodies})).rowcount
 
 
+def _ref_columns() -> list[Column]:  # type: ignore[type-arg]
+    """Every column that names a payload-store file: call bodies, and the outputs kept of changed steps."""
+    return [t.calls.c.request_ref, t.calls.c.response_ref, t.node_states.c.output_ref]
+
+
 def _refs(conn: Connection, run_id: str) -> set[str]:
-    c = t.calls.c
     found: set[str] = set()
-    for ref in (c.request_ref, c.response_ref):
-        found.update(conn.execute(select(ref).where(c.run_id == run_id, ref.is_not(None)).distinct()).scalars())
+    for ref in _ref_columns():
+        run = ref.table.c.run_id
+        found.update(conn.execute(select(ref).where(run == run_id, ref.is_not(None)).distinct()).scalars())
     return found
 
 
 def _refs_in_use(conn: Connection, refs: set[str], *, besides: str) -> set[str]:
     """Which of `refs` a run other than `besides`, not purged, still refers to."""
-    c = t.calls.c
     ordered = sorted(refs)
     used: set[str] = set()
     for start in range(0, len(ordered), _CHUNK):
         chunk = ordered[start : start + _CHUNK]
-        for ref in (c.request_ref, c.response_ref):
+        for ref in _ref_columns():
+            run = ref.table.c.run_id
             used.update(
                 conn.execute(
-                    select(ref)
-                    .where(ref.in_(chunk), c.run_id != besides, c.run_id.not_in(select(t.purges.c.run_id)))
-                    .distinct()
+                    select(ref).where(ref.in_(chunk), run != besides, run.not_in(select(t.purges.c.run_id))).distinct()
                 ).scalars()
             )
     return used

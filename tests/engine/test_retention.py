@@ -43,9 +43,13 @@ def explained(w: Any, run_id: str) -> list[dict[str, Any]]:
         engine.dispose()
     for row in rows:
         row.pop("payload"), row.pop("purged")
+        for token in row["tokens"]:
+            token.pop("payload")
         for state in row["states"]:
+            state.pop("output"), state.pop("output_status")
             for call in state["calls"]:
-                call.pop("request_preview"), call.pop("response_preview")
+                for body in ("request_preview", "response_preview", "request", "response"):
+                    call.pop(body)
     return rows
 
 

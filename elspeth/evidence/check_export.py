@@ -19,7 +19,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from elspeth.errors import ElspethError
 from elspeth.evidence import signing
-from elspeth.evidence.records import BODY_FIELDS, FORMAT, RECORD_TABLES, SIGNATURE_ALGORITHM, VERSION, hash_problem
+from elspeth.evidence.records import (
+    BODY_FIELDS,
+    FORMAT,
+    OUTPUT_FIELDS,
+    RECORD_TABLES,
+    SIGNATURE_ALGORITHM,
+    VERSION,
+    hash_problem,
+)
 
 _RECORD_TYPES = frozenset(name for name, _ in RECORD_TABLES)
 
@@ -60,6 +68,7 @@ def check_export(path: str, key: Ed25519PublicKey) -> ExportCheck:
     header = _header(path, first)
     result.run_id = str(header.get("run_id", ""))
     result.grade = str(header.get("grade", ""))
+    purged = header.get("purge") is not None
     digest = hashlib.sha256(first)
     previous = hashlib.sha256(first).hexdigest()
     broken_links: list[int] = []
@@ -86,7 +95,7 @@ def check_export(path: str, key: Ed25519PublicKey) -> ExportCheck:
             end = (number, record)
         elif kind in _RECORD_TYPES:
             counted[kind] = counted.get(kind, 0) + 1
-            _check_record(kind, record, number, result)
+            _check_record(kind, record, number, result, purged)
         else:
             result.problem(number, f"record type {kind!r} is not one of this format's")
     _name_changed_lines(broken_links, result)
@@ -141,16 +150,25 @@ def _name_changed_lines(broken: list[int], result: ExportCheck) -> None:
         )
 
 
-def _check_record(kind: str, record: dict[str, Any], number: int, result: ExportCheck) -> None:
+def _check_record(kind: str, record: dict[str, Any], number: int, result: ExportCheck, purged: bool) -> None:
+    """The record's bodies against its hashes. In a purged run (the header carries its purge) a body may be
+    gone, its hash kept; in any other run a hash without its body is a problem."""
     if kind == "run":
         _check_hash(record, "settings_json", "settings_hash", number, result, "settings")
     elif kind == "node":
         _check_hash(record, "config_json", "config_hash", number, result, f"config of node {record.get('node_id')}")
     elif kind == "row" and record.get("payload_hash") is not None:
-        _check_hash(record, "payload_json", "payload_hash", number, result, f"payload of row {record.get('row_id')}")
-    elif kind == "call":
-        name = f"call {record.get('state_id')}/{record.get('call_index')}"
-        for text_field, ref_field, hash_field in BODY_FIELDS:
+        if not (purged and record.get("payload_json") is None):
+            what = f"payload of row {record.get('row_id')}"
+            _check_hash(record, "payload_json", "payload_hash", number, result, what)
+    elif kind in ("call", "state"):
+        name = f"{kind} {record.get('state_id')}" + (f"/{record.get('call_index')}" if kind == "call" else "")
+        fields = BODY_FIELDS if kind == "call" else OUTPUT_FIELDS
+        for text_field, ref_field, hash_field in fields:
+            if kind == "state" and record.get(text_field) is None and record.get(ref_field) is None:
+                continue  # the step kept nothing: it changed nothing, or the run was purged
+            if purged and record.get(text_field) is None and record.get(ref_field) is None:
+                continue
             which = text_field.removesuffix("_json")
             ref = record.get(ref_field)
             if ref is None:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+import attrs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Connection, select
 
@@ -22,8 +23,17 @@ from elspeth import __version__
 from elspeth.errors import ElspethError, LandscapeError
 from elspeth.evidence import signing
 from elspeth.evidence.grade import Grade
-from elspeth.evidence.records import BODY_FIELDS, FORMAT, RECORD_TABLES, SIGNATURE_ALGORITHM, VERSION, encode_line
+from elspeth.evidence.records import (
+    BODY_FIELDS,
+    FORMAT,
+    OUTPUT_FIELDS,
+    RECORD_TABLES,
+    SIGNATURE_ALGORITHM,
+    VERSION,
+    encode_line,
+)
 from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.retention import purge_of
 
 _FETCH = 2000
 
@@ -94,6 +104,7 @@ def _write(
             "grade": grade.level.value,
             "grade_reasons": list(grade.reasons),
             "bodies_purged": bodies_purged,
+            "purge": _purge_record(conn, run_id),
         }
     )
     counts: dict[str, int] = {}
@@ -123,14 +134,22 @@ def _records(conn: Connection, run_id: str, store: FilePayloadStore) -> Iterator
         for row in conn.execution_options(yield_per=_FETCH).execute(query):
             record: dict[str, Any] = dict(zip(names, (record_type, *row), strict=True))
             if record_type == "call":
-                _add_bodies(record, store, run_id)
+                _add_bodies(record, store, BODY_FIELDS)
+            elif record_type == "state":
+                _add_bodies(record, store, OUTPUT_FIELDS)
             yield record_type, record
 
 
-def _add_bodies(call: dict[str, Any], store: FilePayloadStore, run_id: str) -> None:
-    """A body kept in the payload store goes into the record, as `request_body`/`response_body`: its text, or
-    null when it is gone (purged)."""
-    for text_field, ref_field, _ in BODY_FIELDS:
+def _purge_record(conn: Connection, run_id: str) -> dict[str, Any] | None:
+    """The run's purge, when it was purged: its bodies are then gone by design, their hashes kept."""
+    purge = purge_of(conn, run_id)
+    return None if purge is None else {k: v for k, v in attrs.asdict(purge).items() if k != "run_id"}
+
+
+def _add_bodies(call: dict[str, Any], store: FilePayloadStore, fields: tuple[tuple[str, str, str], ...]) -> None:
+    """A body kept in the payload store goes into the record, as `request_body`/`response_body` (a state's
+    `output_body`): its text, or null when it is gone (purged)."""
+    for text_field, ref_field, _ in fields:
         ref = call[ref_field]
         if ref is None:
             continue

@@ -35,6 +35,9 @@ except run_id (the header names the run), under the column's name."""
 BODY_FIELDS = (("request_json", "request_ref", "request_hash"), ("response_json", "response_ref", "response_hash"))
 """A call's bodies: inline text, payload-store reference, and the hash of the body's canonical JSON."""
 
+OUTPUT_FIELDS = (("output_json", "output_ref", "output_hash"),)
+"""A state's kept output, likewise: present when the step changed the row (and not purged)."""
+
 
 # Built once: json.dumps builds an encoder per call, which costs as much as encoding a small record.
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode

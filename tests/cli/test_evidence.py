@@ -226,7 +226,7 @@ def test_keygen_makes_a_private_file(elspeth, tmp_path):
 def test_verify_matches_then_names_a_changed_output_file(elspeth, demo, tmp_path):
     ok = elspeth("verify", "demo", "--landscape", demo)
     assert ok.exit_code == 0, ok.output
-    assert ok.stdout.count("    matches ") == 3 and "payloads   28 match" in ok.stdout
+    assert ok.stdout.count("    matches ") == 3 and "payloads   56 match" in ok.stdout
 
     orders = tmp_path / "demo" / "orders.csv"
     orders.write_bytes(flip_byte(orders.read_bytes(), 100))
@@ -244,7 +244,7 @@ def test_verify_names_a_changed_row_payload(elspeth, demo, tmp_path):
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     assert [(p["status"], p["subject"]) for p in report["payloads"]] == [("mismatch", "row 0 payload")]
-    assert report["payloads_matching"] == 27
+    assert report["payloads_matching"] == 55
 
 
 def test_verify_unknown_run(elspeth, demo, user_error):
@@ -349,7 +349,8 @@ def test_a_purged_run_verifies_its_hashes_and_reports_its_bodies_purged(elspeth,
     found = records(out)
     assert found[0]["bodies_purged"] > 0 and found[0]["grade"] == "attributable"
     assert next(r for r in found if r["type"] == "call" and r["request_ref"])["request_body"] is None
-    assert check(elspeth, out, tmp_path / "key.pub.pem").exit_code == 0
+    checked = check(elspeth, out, tmp_path / "key.pub.pem")
+    assert checked.exit_code == 0, checked.output
 
 
 def test_runs_and_explain_show_the_grade(elspeth, llm_run):

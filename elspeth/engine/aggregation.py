@@ -44,7 +44,7 @@ class Batch:
 FailMembers = Callable[[Node, list[Member], dict[str, Any], int], None]
 
 
-@define
+@define(kw_only=True)
 class AggregationRuntime:
     node: Node
     recorder: Recorder

@@ -79,14 +79,14 @@ class Runner:
         }
         self.aggregations = [
             AggregationRuntime(
-                node,
-                recorder,
-                clock,
-                self._ctx,
-                self._emit_from_aggregate,
-                self._fail_members,
-                self._retries,
-                self._aside,
+                node=node,
+                recorder=recorder,
+                clock=clock,
+                make_ctx=self._ctx,
+                emit=self._emit_from_aggregate,
+                fail=self._fail_members,
+                retries=self._retries,
+                aside=self._aside,
             )
             for node in pipeline.aggregations
         ]

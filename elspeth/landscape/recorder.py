@@ -59,6 +59,30 @@ _AUTO_FLUSH_ENTRIES = 20_000
 # enum member through its adaptation protocol, which costs more than the insert of its column.
 _OPEN = str(StateStatus.OPEN)
 _BATCH_COLUMN = {c.name: i for i, c in enumerate(schema.batches.columns)}
+_STATE_COLUMNS = (
+    "run_id",
+    "state_id",
+    "node_id",
+    "token_id",
+    "operation",
+    "attempt",
+    "status",
+    "input_hash",
+    "output_hash",
+    "error_json",
+    "started_at",
+    "ended_at",
+    "output_json",
+    "output_ref",
+)
+"""The order `open_state` lays a state out in (a list literal: a state opens for every row). Checked against
+the schema below, so a column added to node_states fails at import, not as a shifted insert."""
+if tuple(c.name for c in schema.node_states.columns) != _STATE_COLUMNS:
+    raise ImportError("recorder._STATE_COLUMNS is not node_states' column order in schema.py; update it")
+_S_STATUS, _S_OUTPUT_HASH, _S_ERROR, _S_ENDED, _S_OUTPUT_JSON, _S_OUTPUT_REF = (
+    _STATE_COLUMNS.index(name)
+    for name in ("status", "output_hash", "error_json", "ended_at", "output_json", "output_ref")
+)
 _CALL_COLUMNS = [c.name for c in schema.calls.columns]
 
 
@@ -445,8 +469,9 @@ class Recorder:
                 output_json = output.decode()
         buffered = self._buffered_states.get(state_id)
         if buffered is not None:
-            buffered[6], buffered[8], buffered[9], buffered[11] = str(status), output_hash, error_json, ended_at
-            buffered[12], buffered[13] = output_json, output_ref
+            buffered[_S_STATUS], buffered[_S_OUTPUT_HASH] = str(status), output_hash
+            buffered[_S_ERROR], buffered[_S_ENDED] = error_json, ended_at
+            buffered[_S_OUTPUT_JSON], buffered[_S_OUTPUT_REF] = output_json, output_ref
         else:
             # Sent with one executemany of a statement compiled once: with rows in flight most states close
             # after a call's commit has sent them, and building an UPDATE for each costs more than running it.

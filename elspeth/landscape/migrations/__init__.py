@@ -65,6 +65,9 @@ def schema_state(conn: Connection) -> SchemaState:
         state = SchemaState(tuple(r.name for r in rows), rows[-1].elspeth_version if rows else None)
     elif schema.meta.name in tables:
         version = conn.execute(select(schema.meta.c.value).where(schema.meta.c.key == "schema_version")).scalar()
+        if version != "1" and schema.migrations_ledger.name in set(inspect(conn).get_table_names()):
+            # Another process upgraded it between the two reads (each its own snapshot): read it again.
+            return schema_state(conn)
         if version != "1":
             raise LandscapeError(
                 f"this landscape says schema_version {version!r} but has no elspeth_migrations table; "

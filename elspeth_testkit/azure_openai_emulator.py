@@ -41,21 +41,20 @@ import itertools
 import json
 import random
 import re
-import socketserver
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from email.parser import BytesParser
 from email.policy import HTTP
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from attrs import define, field, frozen
 
 from elspeth_testkit.azure_openai_limits import RateBudgets, estimated_tokens
-from elspeth_testkit.loopback import LoopbackServer
+from elspeth_testkit.loopback import LoopbackHTTPServer, LoopbackServer, read_body
 
 FINAL_STATUSES = ("completed", "failed", "expired", "cancelled")
 _SAFE_FILTER = {name: {"filtered": False, "severity": "safe"} for name in ("hate", "self_harm", "sexual", "violence")}
@@ -764,18 +763,10 @@ def _validate_batch_input(data: bytes) -> list[dict[str, Any]]:
 # ---------------------------------------------------------------- HTTP
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # socketserver's backlog of 5 leaves most of 64 simultaneous connects to SYN retries (a second or more).
-    request_queue_size = 512
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, address: tuple[str, int], emulator: AzureOpenAIEmulator) -> None:
         self.emulator = emulator
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:  # HTTPServer's looks up the host's FQDN, which can be slow
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -785,21 +776,8 @@ class _Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: _Server
 
-    def _read_body(self) -> bytes:
-        if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            chunks: list[bytes] = []
-            while True:
-                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
-                if size == 0:
-                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                        pass
-                    return b"".join(chunks)
-                chunks.append(self.rfile.read(size))
-                self.rfile.readline()
-        return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
     def _serve(self) -> None:
-        body = self._read_body()
+        body = read_body(self)
         headers = {k.lower(): v for k, v in self.headers.items()}
         status, content_type, data, extra = self.server.emulator.handle(self.command, self.path, headers, body)
         self.send_response(status)

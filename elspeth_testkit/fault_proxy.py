@@ -37,14 +37,14 @@ import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from attrs import define, field, frozen
 
-from elspeth_testkit.loopback import LoopbackServer
+from elspeth_testkit.loopback import MAX_LINE, BadRequest, ClientGone, LoopbackServer, read_body
 
 Headers = tuple[tuple[str, str], ...]
 
@@ -67,7 +67,6 @@ HOP_BY_HOP = frozenset(
 FAILURE_FAULTS = frozenset({"timeout", "reset", "malformed"})
 """Faults after which the client has no usable answer, whatever the status."""
 
-_MAX_LINE = 65536
 _POLL = 0.01
 _GARBLE_TAIL = b"<!-- garbled by the elspeth fault proxy"
 
@@ -296,14 +295,6 @@ def _reason(code: int) -> str:
 # ---------------------------------------------------------------- the proxy
 
 
-class _ClientGone(Exception):
-    """The client closed the connection before its request was complete."""
-
-
-class _BadRequest(Exception):
-    pass
-
-
 class _Server(socketserver.ThreadingMixIn, socketserver.TCPServer):
     allow_reuse_address = True
     request_queue_size = 128
@@ -348,14 +339,14 @@ class _Handler(BaseHTTPRequestHandler):
 
     def handle_one_request(self) -> None:
         try:
-            self.raw_requestline = self.rfile.readline(_MAX_LINE + 1)
+            self.raw_requestline = self.rfile.readline(MAX_LINE + 1)
         except OSError:
             self.close_connection = True
             return
         if not self.raw_requestline:
             self.close_connection = True
             return
-        if len(self.raw_requestline) > _MAX_LINE:
+        if len(self.raw_requestline) > MAX_LINE:
             self.send_error(http.HTTPStatus.REQUEST_URI_TOO_LONG)
             return
         if not self.parse_request():
@@ -604,12 +595,12 @@ class FaultProxy(LoopbackServer):
 
     def _serve(self, handler: _Handler, pending: _Pending, target: str) -> None:
         try:
-            pending.request_body = _read_body(handler)
-        except _ClientGone:
+            pending.request_body = read_body(handler)
+        except ClientGone:
             handler.close_connection = True
             pending.client_gone = True
             return
-        except _BadRequest as exc:
+        except BadRequest as exc:
             body = json.dumps({"error": {"code": "400", "message": str(exc)}}).encode()
             self._answer(handler, pending, 400, (("Content-Type", "application/json"),), body, close=True)
             return
@@ -801,50 +792,6 @@ def _abort(handler: _Handler) -> None:
     handler.rfile.close()
     handler.wfile.close()
     sock.close()
-
-
-def _read_body(handler: _Handler) -> bytes:
-    encodings = [e.strip().lower() for v in handler.headers.get_all("Transfer-Encoding", []) for e in v.split(",")]
-    if encodings:
-        if encodings[-1] != "chunked":
-            raise _BadRequest(f"unsupported Transfer-Encoding {', '.join(encodings)}")
-        return b"".join(_chunks(handler))
-    length = handler.headers.get("Content-Length")
-    if length is None:
-        return b""
-    try:
-        size = int(length)
-    except ValueError:
-        raise _BadRequest(f"bad Content-Length {length!r}") from None
-    if size < 0:
-        raise _BadRequest(f"bad Content-Length {length!r}")
-    data = handler.rfile.read(size)
-    if len(data) < size:
-        raise _ClientGone
-    return data
-
-
-def _chunks(handler: _Handler) -> Iterator[bytes]:
-    rfile = handler.rfile
-    while True:
-        line = rfile.readline(_MAX_LINE + 1)
-        if not line:
-            raise _ClientGone
-        try:
-            size = int(line.split(b";", 1)[0].strip(), 16)
-        except ValueError:
-            raise _BadRequest(f"bad chunk size line {line[:40]!r}") from None
-        if size == 0:
-            break
-        data = rfile.read(size)
-        if len(data) < size:
-            raise _ClientGone
-        yield data
-        rfile.readline(_MAX_LINE + 1)
-    while True:  # trailer fields, up to the empty line
-        line = rfile.readline(_MAX_LINE + 1)
-        if line in (b"\r\n", b"\n", b""):
-            return
 
 
 # ---------------------------------------------------------------- command line

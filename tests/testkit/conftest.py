@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-import socketserver
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from elspeth_testkit.fault_proxy import FaultProxy
+from elspeth_testkit.loopback import LoopbackHTTPServer
 
 from .job_service import JobService
 
@@ -60,12 +60,8 @@ class EchoHandler(BaseHTTPRequestHandler):
         pass
 
 
-class EchoServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def server_bind(self) -> None:  # HTTPServer's looks up the host's FQDN, which can be slow
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
+class EchoServer(LoopbackHTTPServer):
+    pass
 
 
 class QuietEchoHandler(EchoHandler):

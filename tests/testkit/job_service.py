@@ -8,12 +8,11 @@ its job). `POST /rpc` does both, as one endpoint for everything would: `{"op": "
 from __future__ import annotations
 
 import json
-import socketserver
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from elspeth_testkit.loopback import LoopbackServer
+from elspeth_testkit.loopback import LoopbackHTTPServer, LoopbackServer, read_body
 
 
 class JobService(LoopbackServer):
@@ -76,16 +75,10 @@ class JobService(LoopbackServer):
         return 200, {"id": job_id, "status": "done", "results": [{**r, "batch_size": len(rows)} for r in rows]}
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
+class _Server(LoopbackHTTPServer):
     def __init__(self, address: tuple[str, int], service: JobService) -> None:
         self.service = service
         super().__init__(address, _Handler)
-
-    def server_bind(self) -> None:  # HTTPServer's looks up the host's FQDN, which can be slow
-        socketserver.TCPServer.server_bind(self)
-        self.server_name, self.server_port = self.server_address[:2]  # type: ignore[assignment]
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -94,7 +87,7 @@ class _Handler(BaseHTTPRequestHandler):
     server: _Server
 
     def _serve(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = read_body(self)
         status, document = self.server.service.handle(
             self.command, self.path, body, self.headers.get("Idempotency-Key")
         )

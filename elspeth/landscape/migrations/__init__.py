@@ -11,7 +11,7 @@ upgrade. How to add a migration: docs/landscape.md.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from attrs import frozen
 from sqlalchemy import Connection, Engine, inspect, select, text
@@ -88,21 +88,26 @@ def schema_state(conn: Connection) -> SchemaState:
 
 def upgrade(engine: Engine) -> list[str]:
     """Apply the migrations the database lacks, each in its own transaction; the names applied. A migration
-    another process applied meanwhile is skipped: the ledger is read again under a lock."""
+    another process applied meanwhile is skipped: the ledger is read again under a lock. An empty database
+    gets them all in one transaction: a process killed while creating a Landscape leaves it empty, never at
+    some schema between (which every later run would refuse until an upgrade)."""
     with engine.connect() as conn:
         state = schema_state(conn)
-    return [m.name for m in state.pending if _apply_one(engine, m)]
+    if state.empty:
+        return _apply(engine, state.pending)
+    return [name for m in state.pending for name in _apply(engine, (m,))]
 
 
-def _apply_one(engine: Engine, migration: Migration) -> bool:
+def _apply(engine: Engine, batch: Sequence[Migration]) -> list[str]:
+    """`batch` in one transaction, the database locked against other upgraders; the names applied."""
     if engine.dialect.name == "sqlite":
-        return _apply_sqlite(engine, migration)
+        return _apply_sqlite(engine, batch)
     with engine.begin() as conn:
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _PG_LOCK})
-        return _apply_locked(conn, migration)
+        return [m.name for m in batch if _apply_locked(conn, m)]
 
 
-def _apply_sqlite(engine: Engine, migration: Migration) -> bool:
+def _apply_sqlite(engine: Engine, batch: Sequence[Migration]) -> list[str]:
     """SQLite rebuilds a table to change a column or a constraint, and a rebuild drops a table others refer
     to: so foreign keys are off during a migration (they cannot be switched inside a transaction), every
     reference is checked before the commit, and the transaction is begun by hand, since the driver would
@@ -112,11 +117,11 @@ def _apply_sqlite(engine: Engine, migration: Migration) -> bool:
         try:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
             try:
-                done = _apply_locked(conn, migration)
+                done = [m.name for m in batch if _apply_locked(conn, m)]
                 broken = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
                 if broken:
                     raise LandscapeError(
-                        f"migration {migration.name} would leave {len(broken)} broken references "
+                        f"migration {batch[-1].name} would leave {len(broken)} broken references "
                         f"(first: {tuple(broken[0])}); nothing was changed"
                     )
             except BaseException:

@@ -31,7 +31,8 @@ from typing import Any, TypeVar
 from attrs import define, field, frozen
 
 from elspeth.api import Context
-from elspeth.errors import ConfigError, ServiceUnreachable
+from elspeth.errors import ServiceUnreachable
+from elspeth.options import not_negative, positive
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -42,27 +43,17 @@ is: a service answering 429 with Retry-After: 0 would otherwise be asked again a
 recorded call."""
 
 
-def _positive(_instance: Any, attribute: Any, value: float) -> None:
-    if not value > 0:
-        raise ConfigError(f"retry policy: `{attribute.name}` must be greater than 0, not {value!r}")
-
-
-def _not_negative(_instance: Any, attribute: Any, value: float) -> None:
-    if not value >= 0:
-        raise ConfigError(f"retry policy: `{attribute.name}` must be 0 or more, not {value!r}")
-
-
 @frozen(kw_only=True)
 class RetryPolicy:
     """How often and how patiently to try one request."""
 
-    max_attempts: int = field(default=3, validator=_positive)
+    max_attempts: int = field(default=3, validator=positive)
     """Attempts per request, counting the first."""
-    backoff_seconds: float = field(default=1.0, validator=_not_negative)
+    backoff_seconds: float = field(default=1.0, validator=not_negative)
     """Wait before the 2nd attempt, doubled before each later one, unless the service said how long."""
-    max_wait_seconds: float = field(default=60.0, validator=_not_negative)
+    max_wait_seconds: float = field(default=60.0, validator=not_negative)
     """No wait is longer, a Retry-After included: these retries are for short hiccups, not outages."""
-    max_throttled_seconds: float = field(default=0.0, validator=_not_negative)
+    max_throttled_seconds: float = field(default=0.0, validator=not_negative)
     """For how long a request keeps waiting out 429s (a quota that is busy, not a request that failed)
     without using up `max_attempts`; 0: a 429 counts like any other failure."""
 

@@ -13,6 +13,8 @@ from attrs import define, field
 from elspeth.errors import ConfigError, ServiceUnreachable
 from elspeth.retries import MAX_THROTTLED, NOT_RETRIED, RetryPolicy, Tries, Verdict, retry, retry_after
 
+from .sample_plugins import FakeClock
+
 NOW = 1_800_000_000.0
 
 
@@ -51,22 +53,16 @@ def test_a_policy_that_cannot_work_is_refused(bad: dict[str, Any]) -> None:
         RetryPolicy(**bad)
 
 
-@define
-class Clock:
-    """A clock whose sleeps pass at once and are kept, so the waits the loop chose can be read."""
+class Clock(FakeClock):
+    """Its sleeps pass at once and are kept, so the waits the loop chose can be read."""
 
-    t: float = 0.0
-    slept: list[float] = field(factory=list)
-
-    def now(self) -> float:
-        return NOW + self.t
-
-    def monotonic(self) -> float:
-        return self.t
+    def __init__(self) -> None:
+        super().__init__()
+        self.slept: list[float] = []
 
     def sleep(self, seconds: float) -> None:
         self.slept.append(seconds)
-        self.t += seconds
+        super().sleep(seconds)
 
 
 @define

@@ -5,6 +5,7 @@ is done. Each request is recorded through `http_client.recorded_call`. How a sam
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from attrs import frozen
@@ -72,6 +73,24 @@ class JobAggregate(Aggregate):
         if job["status"] != "done":
             return Pending({**checkpoint, "job_id": job_id, "poll_errors": 0}, retry_after=self.config.poll_seconds)
         return Success(*job["results"])
+
+
+class JobsInMemory(JobAggregate):
+    """Remembers each batch's job id on the plugin itself, keyed by the batch's rows: what the buggy samples
+    rely on instead of the checkpoint (a resumed run is a new process with no such memory)."""
+
+    def __init__(self, config: object) -> None:
+        super().__init__(config)
+        self.jobs: dict[str, str] = {}
+
+    @staticmethod
+    def key(rows: list[Row]) -> str:
+        return json.dumps(rows, sort_keys=True)
+
+    def submit(self, rows: list[Row], ctx: Context) -> str:
+        job_id = super().submit(rows, ctx)
+        self.jobs[self.key(rows)] = job_id
+        return job_id
 
 
 class RpcRequests(JobAggregate):

@@ -10,23 +10,14 @@ from elspeth.api import Context, Register, Row
 from elspeth.hookspecs import hookimpl
 
 from .http_client import send
-from .job_client import JobAggregate
+from .job_client import JobsInMemory
 
 
-class SampleJobsResubmitUnrecorded(JobAggregate):
+class SampleJobsResubmitUnrecorded(JobsInMemory):
     name = "sample_jobs_resubmit_unrecorded"
 
-    def __init__(self, config: object) -> None:
-        super().__init__(config)
-        self.jobs: dict[str, str] = {}
-
-    def submit(self, rows: list[Row], ctx: Context) -> str:
-        job_id = super().submit(rows, ctx)
-        self.jobs[json.dumps(rows, sort_keys=True)] = job_id
-        return job_id
-
     def job_id(self, rows: list[Row], ctx: Context) -> str:
-        key = json.dumps(rows, sort_keys=True)
+        key = self.key(rows)
         if key not in self.jobs:
             _status, body = send(self.submit_request(rows), self.config.timeout)
             self.jobs[key] = json.loads(body)["id"]

@@ -4,33 +4,22 @@ again as a new batch, which submits them again, while the first job runs on."""
 
 from __future__ import annotations
 
-import json
-
 from elspeth.api import BatchResult, Context, Error, Register, Row
 from elspeth.hookspecs import hookimpl
 
-from .job_client import JobAggregate
+from .job_client import JobsInMemory
 
 
-class SampleJobsRetryWhenLost(JobAggregate):
+class SampleJobsRetryWhenLost(JobsInMemory):
     name = "sample_jobs_retry_when_lost"
 
-    def __init__(self, config: object) -> None:
-        super().__init__(config)
-        self.jobs: dict[str, str] = {}
-
-    def submit(self, rows: list[Row], ctx: Context) -> str:
-        job_id = super().submit(rows, ctx)
-        self.jobs[json.dumps(rows, sort_keys=True)] = job_id
-        return job_id
-
     def process_batch(self, rows: list[Row], ctx: Context) -> BatchResult:
-        if ctx.checkpoint is not None and json.dumps(rows, sort_keys=True) not in self.jobs:
+        if ctx.checkpoint is not None and self.key(rows) not in self.jobs:
             return Error("lost track of the job", retryable=True)
         return super().process_batch(rows, ctx)
 
     def job_id(self, rows: list[Row], ctx: Context) -> str:
-        return self.jobs[json.dumps(rows, sort_keys=True)]
+        return self.jobs[self.key(rows)]
 
 
 @hookimpl

@@ -11,7 +11,6 @@ peak RSS is read with wait4.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import subprocess
 import sys
@@ -19,17 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-FIELDS = ["id", "name", "email", "amount", "city", "note"]
-
-
-def make_input(path: Path, rows: int) -> None:
-    with path.open("w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(FIELDS)
-        for i in range(rows):
-            writer.writerow(
-                [i, f"Customer {i:07d}", f"user{i}@example.com", f"{i * 1.37:.2f}", "Springfield", "ordinary row"]
-            )
+from throughput import make_input  # beside this file, as bench/report.py takes it
 
 
 def elspeth(work: Path, *args: str) -> tuple[float, float, float]:

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from attrs import define
 
@@ -40,6 +40,53 @@ _UNCOUNTED = contextlib.nullcontext()
 class CallScope:
     request: Any
     response: Any = None
+
+
+class RecordCall(Protocol):
+    def __call__(
+        self,
+        *,
+        call_type: str,
+        provider: str,
+        request: Any,
+        response: Any = None,
+        error: Any = None,
+        latency_ms: float | None = None,
+    ) -> object: ...
+
+
+@contextmanager
+def timed_call(
+    record: RecordCall,
+    call_type: str,
+    provider: str,
+    request: Any,
+    counted: contextlib.AbstractContextManager[object] = _UNCOUNTED,
+) -> Iterator[CallScope]:
+    """What `ctx.call` does for every ctx: time the block and record the call as it ended, its response or
+    its error, with the request as the block left it (a plugin may add to it, e.g. a retry's headers)."""
+    scope = CallScope(request=request)
+    started = time.perf_counter()
+    try:
+        with counted:
+            yield scope
+    except BaseException as exc:
+        record(
+            call_type=call_type,
+            provider=provider,
+            request=scope.request,
+            response=scope.response,
+            error=error_info(exc),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        raise
+    record(
+        call_type=call_type,
+        provider=provider,
+        request=scope.request,
+        response=scope.response,
+        latency_ms=(time.perf_counter() - started) * 1000,
+    )
 
 
 def work_key(run_id: str, node_id: str, token_ids: Iterable[int] = ()) -> str:
@@ -86,27 +133,5 @@ class NodeContext:
             latency_ms=latency_ms,
         )
 
-    @contextmanager
-    def call(self, call_type: str, provider: str, request: Any) -> Iterator[CallScope]:
-        scope = CallScope(request=request)
-        started = time.perf_counter()
-        try:
-            with self.in_flight or _UNCOUNTED:
-                yield scope
-        except BaseException as exc:
-            self.record_call(
-                call_type=call_type,
-                provider=provider,
-                request=scope.request,
-                response=scope.response,
-                error=error_info(exc),
-                latency_ms=(time.perf_counter() - started) * 1000,
-            )
-            raise
-        self.record_call(
-            call_type=call_type,
-            provider=provider,
-            request=scope.request,
-            response=scope.response,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
+    def call(self, call_type: str, provider: str, request: Any) -> contextlib.AbstractContextManager[CallScope]:
+        return timed_call(self.record_call, call_type, provider, request, self.in_flight or _UNCOUNTED)

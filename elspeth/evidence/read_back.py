@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 
 from attrs import define, field
 
 from elspeth.api import Clock, PayloadStore, Sink, can_read_back
 from elspeth.engine.clock import SystemClock
-from elspeth.engine.context import CallScope
+from elspeth.engine.context import CallScope, timed_call
 from elspeth.engine.pipeline import instantiate
 from elspeth.errors import ElspethError
-from elspeth.landscape.recorder import error_info
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.settings import Settings, read_settings_file, settings_from_raw
 
@@ -45,19 +43,8 @@ class ReadBackContext:
     ) -> None:
         self.calls.append({"call_type": call_type, "provider": provider, "status": "error" if error else "ok"})
 
-    @contextmanager
-    def call(self, call_type: str, provider: str, request: Any) -> Iterator[CallScope]:
-        scope = CallScope(request=request)
-        started = time.perf_counter()
-        try:
-            yield scope
-        except BaseException as exc:
-            self.record_call(call_type=call_type, provider=provider, request=scope.request, error=error_info(exc))
-            raise
-        latency = (time.perf_counter() - started) * 1000
-        self.record_call(
-            call_type=call_type, provider=provider, request=request, response=scope.response, latency_ms=latency
-        )
+    def call(self, call_type: str, provider: str, request: Any) -> AbstractContextManager[CallScope]:
+        return timed_call(self.record_call, call_type, provider, request)
 
 
 def sink_for_read_back(settings: Settings, registry: PluginRegistry, node_id: str, settings_path: str) -> Sink:

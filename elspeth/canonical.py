@@ -220,3 +220,15 @@ def describe_non_canonical(obj: Any, path: str = "$") -> str | None:
                 return found
         return None
     return f"{path}: {type(obj).__name__} is not a JSON type; convert it in the source (e.g. to a string)"
+
+
+__all__ = [
+    "MAX_DEPTH",
+    "canonical_bytes",
+    "describe_non_canonical",
+    "dumps",
+    "dumps_and_hash",
+    "loads",
+    "nesting_problem",
+    "stable_hash",
+]

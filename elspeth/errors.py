@@ -54,3 +54,16 @@ class ServiceUnreachable(ElspethError):
             message=f"{node_id}: {self}; its rows are unfinished, not failed: once it can be reached, "
             f"`elspeth resume {run_id}`",
         )
+
+
+__all__ = [
+    "ConfigError",
+    "ElspethError",
+    "KeyFileError",
+    "LandscapeError",
+    "NonCanonicalValueError",
+    "PluginCrash",
+    "PluginError",
+    "ResumeError",
+    "ServiceUnreachable",
+]

@@ -32,3 +32,6 @@ def register_sinks(register: Register) -> None:
 def record_call(call: CallRecord) -> None:
     """Fires after an external call (an `elspeth.api.CallRecord`) is durably in the Landscape. Observers
     only: cassette recorders, telemetry, the conformance kit. An exception raised here fails the run."""
+
+
+__all__ = ["hookimpl", "hookspec"]

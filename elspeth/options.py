@@ -76,3 +76,16 @@ def at_least(minimum: float, *, maximum: float | None = None, unit: str = "") ->
             raise ConfigError(f"option `{attribute.name}` is {value!r}; it must be {bound}{unit}")
 
     return check
+
+
+__all__ = [
+    "Validator",
+    "at_least",
+    "known_encoding",
+    "no_duplicates",
+    "not_negative",
+    "one_of",
+    "positive",
+    "single_character",
+    "values_one_of",
+]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import os
 import sys
+import traceback
 from collections.abc import Iterable
 from typing import Any
 
@@ -57,10 +58,24 @@ def _load_entry_points(pm: pluggy.PluginManager, only: str | None) -> None:
             module = ep.load()
         except Exception as exc:
             raise PluginError(
-                f"plugin entry point {ep.name!r} of distribution {dist!r} failed to import: {exc}"
+                f"plugin entry point {ep.name!r} of distribution {dist!r} failed to import: "
+                f"{type(exc).__name__}: {exc}{_where(exc, ep.module)}; fix it there, or remove the plugin "
+                f"(elspeth uninstall {dist or ep.name})"
             ) from exc
         pm.register(module, name=ep.name)
         pm._plugin_distinfo.append((module, ep.dist))  # type: ignore[attr-defined,arg-type]  # as pluggy does
+
+
+def _where(exc: BaseException, module: str) -> str:
+    """The last line of the plugin package's own code the failed import ran: what its author must fix (the
+    exception alone, `'str' object is not callable`, says neither where nor in which file)."""
+    package = module.split(".")[0]
+    where = ""
+    for frame, line in traceback.walk_tb(exc.__traceback__):
+        name = frame.f_globals.get("__name__", "")
+        if name == package or name.startswith(package + "."):
+            where = f" (at {frame.f_code.co_filename}, line {line})"
+    return where
 
 
 @frozen

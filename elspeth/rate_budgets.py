@@ -284,3 +284,6 @@ def budget_snapshots() -> list[BudgetSnapshot]:
     with _registry_lock:
         budgets = sorted(_budgets.items())
     return [budget.snapshot() for _key, budget in budgets]
+
+
+__all__ = ["BudgetSnapshot", "Permit", "RateBudget", "WaitInterrupted", "budget_snapshots", "shared_budget"]

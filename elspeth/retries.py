@@ -26,7 +26,7 @@ import email.utils
 import math
 from collections.abc import Callable, Mapping
 from datetime import UTC
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from attrs import define, field, frozen
 
@@ -134,6 +134,36 @@ def _keeps_waiting(policy: RetryPolicy, tries: Tries, waited: float) -> bool:
     return tries.throttled + 1 < MAX_THROTTLED and waited < policy.max_throttled_seconds
 
 
+@overload
+def call_with_retries(
+    ctx: Context,
+    policy: RetryPolicy,
+    call_type: str,
+    provider: str,
+    request: Any,
+    send: Callable[[], T],
+    judge: Callable[[BaseException], Verdict],
+    *,
+    describe: None = None,
+    service: str = "the service",
+) -> T: ...
+
+
+@overload
+def call_with_retries(
+    ctx: Context,
+    policy: RetryPolicy,
+    call_type: str,
+    provider: str,
+    request: Any,
+    send: Callable[[], T],
+    judge: Callable[[BaseException], Verdict],
+    *,
+    describe: Callable[[T], R],
+    service: str = "the service",
+) -> R: ...
+
+
 def call_with_retries(
     ctx: Context,
     policy: RetryPolicy,
@@ -145,15 +175,17 @@ def call_with_retries(
     *,
     describe: Callable[[T], R] | None = None,
     service: str = "the service",
-) -> R:
+) -> T | R:
     """`send()` retried by `policy`, each attempt one call recorded with `ctx.call` (a failed attempt as an
-    ERROR call): the response recorded, and returned, is `describe(result)` (the result itself by default)."""
+    ERROR call): the response recorded, and returned, is `describe(result)` (the result itself by default).
+    `describe` runs inside the recorded call, so a body it cannot read (raising) makes an ERROR call too."""
 
-    def once(_tries: Tries) -> R:
+    def once(_tries: Tries) -> T | R:
         with ctx.call(call_type, provider, request) as scope:
             result = send()
-            scope.response = describe(result) if describe is not None else result
-            return scope.response  # type: ignore[no-any-return]
+            response = describe(result) if describe is not None else result
+            scope.response = response
+            return response
 
     return retry(ctx, policy, once, judge, service=service)
 
@@ -199,3 +231,15 @@ def _number(value: str | None) -> float | None:
     except ValueError:
         return None
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
+
+
+__all__ = [
+    "MAX_THROTTLED",
+    "NOT_RETRIED",
+    "RetryPolicy",
+    "Tries",
+    "Verdict",
+    "call_with_retries",
+    "retry",
+    "retry_after",
+]

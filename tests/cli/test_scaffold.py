@@ -190,8 +190,9 @@ def _passed(output: str) -> str:
     return "\n".join(line for line in output.splitlines() if line.startswith("PASSED"))
 
 
-def test_the_templates_ship_in_the_wheel(tmp_path: Path) -> None:
-    """The scaffold reads its templates as package data: they must be in the built wheel."""
+def test_the_templates_and_the_typed_markers_ship_in_the_wheel(tmp_path: Path) -> None:
+    """The scaffold reads its templates as package data: they must be in the built wheel. So must the
+    py.typed markers, without which mypy reads no annotation of elspeth in a plugin package (PEP 561)."""
     # Building in pip's isolated environment fetches hatchling; skip that when it is here already.
     isolation = [] if importlib.util.find_spec("hatchling") is None else ["--no-build-isolation"]
     proc = subprocess.run(
@@ -207,3 +208,4 @@ def test_the_templates_ship_in_the_wheel(tmp_path: Path) -> None:
     expected = {f"elspeth/scaffold_templates/{p.relative_to(templates)}" for p in templates.rglob("*.tmpl")}
     assert len(expected) == len(KINDS) * 4 + 5
     assert expected <= names
+    assert {"elspeth/py.typed", "elspeth_testkit/py.typed"} <= names

@@ -6,6 +6,7 @@ turn, know nothing of any plugin."""
 from __future__ import annotations
 
 import ast
+import importlib
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -110,3 +111,12 @@ def test_the_engine_and_the_landscape_know_no_plugin(layer: str) -> None:
         if module.startswith(("elspeth.plugins", "elspeth_s3", "elspeth_http", "azure", "openai", "boto"))
     ]
     assert wrong == []
+
+
+@pytest.mark.parametrize("module", sorted(PUBLIC))
+def test_each_public_module_says_what_it_offers(module: str) -> None:
+    """`__all__` is the list a plugin author reads (dir() of a module also shows what it imported)."""
+    offered = importlib.import_module(module).__dict__.get("__all__")
+    assert offered, f"{module} declares no __all__"
+    missing = [name for name in offered if not hasattr(importlib.import_module(module), name)]
+    assert missing == [], f"{module}.__all__ names what it does not have: {missing}"

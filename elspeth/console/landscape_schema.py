@@ -8,8 +8,8 @@ from elspeth.landscape import migrations
 
 
 def render_schema_state(shown_url: str, state: migrations.SchemaState, landscape_hint: str) -> str:
-    """`shown_url` is the Landscape's URL without its password; `landscape_hint` is what the upgrade command
-    suggested for pending migrations needs to name it."""
+    """`shown_url` is the Landscape's URL without its password; `landscape_hint` is what the `elspeth db
+    upgrade` suggested for pending migrations must add to name this Landscape."""
     lines = [
         f"landscape  {shown_url}",
         f"schema     {state.version}",

@@ -25,7 +25,7 @@ from elspeth.engine.summary import ArtifactSummary, ProgressCallback, RunSummary
 from elspeth.errors import ConfigError, ResumeError
 from elspeth.landscape import schema, summaries
 from elspeth.landscape.database import default_url, open_database
-from elspeth.landscape.payloads import FilePayloadStore, payload_dir
+from elspeth.landscape.payloads import FilePayloadStore, payload_store
 from elspeth.landscape.recorder import Recorder, error_info
 from elspeth.landscape.redaction import Redactor
 from elspeth.landscape.retention import purge_of
@@ -51,7 +51,7 @@ def _owner() -> str:
 
 def _landscape(settings: Settings, landscape_url: str | None) -> tuple[str, FilePayloadStore]:
     url = landscape_url or settings.landscape.url or default_url()
-    return url, FilePayloadStore(payload_dir(url, settings.landscape.payload_dir))
+    return url, payload_store(url, settings.landscape.payload_dir)
 
 
 class _Session:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from attrs import frozen
 from sqlalchemy import Connection, select
@@ -28,7 +28,7 @@ from elspeth.evidence.bodies import purged_bodies
 from elspeth.landscape import schema
 from elspeth.landscape.payloads import FilePayloadStore
 from elspeth.landscape.retention import purge_of
-from elspeth.plugin_manager import PluginRegistry
+from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 
 
 class Level(enum.StrEnum):
@@ -115,6 +115,17 @@ def grade_of_run(conn: Connection, run_id: str, registry: PluginRegistry, store:
         # A purged run keeps its hashes, not its bodies: whatever its plugins could do, it is attributable only.
         return Grade(Level.ATTRIBUTABLE, (f"purged on {_day(purge.purged_at)}: bodies removed, every hash kept",))
     return grade(nodes, bodies_purged=purged_bodies(conn, run_id, store))
+
+
+def grader(conn: Connection, store: FilePayloadStore) -> Callable[[str], Grade]:
+    """Grades runs of the Landscape on `conn` against the plugins installed now. Showing runs must not fail
+    because an installed plugin does: when the plugins cannot be loaded, every grade is unknown and says why."""
+    try:
+        registry = PluginRegistry(make_plugin_manager())
+    except PluginError as exc:
+        unknown = Grade(Level.UNKNOWN, (f"the installed plugins could not be loaded: {exc}",))
+        return lambda _run_id: unknown
+    return lambda run_id: grade_of_run(conn, run_id, registry, store)
 
 
 def _day(epoch: float) -> str:

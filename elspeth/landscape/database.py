@@ -7,12 +7,14 @@ is a step of its own (`elspeth db upgrade`), taken once and on purpose, after a 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
+from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError
 
@@ -100,6 +102,30 @@ def open_database(url: str) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def require_existing(url: str) -> None:
+    """A LandscapeError when `url` names a SQLite file that does not exist: a command that reads a Landscape
+    (or upgrades one) must not create an empty one and report on that."""
+    parsed = check_url(url)
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if database and database != ":memory:" and not Path(database).exists():
+        raise LandscapeError(
+            f"no landscape at {database}; run a pipeline first ('elspeth run SETTINGS.yaml') "
+            "or point at one with --landscape URL"
+        )
+
+
+@contextlib.contextmanager
+def connect_existing(url: str) -> Iterator[Connection]:
+    """A connection to the existing Landscape at `url`, at the current schema."""
+    require_existing(url)
+    engine = open_database(url)
+    try:
+        with engine.connect() as conn:
+            yield conn
+    finally:
+        engine.dispose()
 
 
 def upgrade_database(url: str) -> tuple[str, list[str]]:

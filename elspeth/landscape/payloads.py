@@ -60,7 +60,12 @@ class FilePayloadStore:
         self._path(ref).unlink(missing_ok=True)
 
 
-def payload_dir(url: str, configured: str | None) -> Path:
+def payload_store(url: str, configured: str | Path | None) -> FilePayloadStore:
+    """The payload store of the Landscape at `url`, in `payload_dir(url, configured)`."""
+    return FilePayloadStore(payload_dir(url, configured))
+
+
+def payload_dir(url: str, configured: str | Path | None) -> Path:
     """Where a Landscape's payload files live: the configured directory, else `payloads` beside a SQLite
     file, else .elspeth/payloads in the current directory."""
     if configured:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import io
 
-from elspeth.cli import _render_summary
 from elspeth.console import LiveStatus, table
+from elspeth.console.run_summary import render_summary
 from elspeth.engine.summary import Progress, RunSummary
 
 
@@ -70,6 +70,6 @@ def test_printable_escapes_controls_and_table_cells_stay_on_one_line():
 
 def test_a_resumes_summary_rates_only_the_rows_it_read():
     summary = RunSummary("r9", "completed", 300_000, 100_000, {"completed": 300_000}, (), 10.0)
-    lines = _render_summary(summary).splitlines()
+    lines = render_summary(summary).splitlines()
     assert lines[0] == "Run r9 completed in 10.0s (10,000 rows/s)"
     assert lines[1] == "  rows read  300,000 (100,000 by this attempt)"

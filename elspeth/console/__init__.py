@@ -1,4 +1,7 @@
-"""Text for the terminal: plain tables, times and durations, and the live progress line.
+"""What elspeth prints. Here, the terminal's primitives: plain tables, times and durations, and the live
+progress line. Beside them, one module per kind of output, each a pure function from data to text (or to a
+JSON-ready value): `run_summary`, `pipeline`, `runs`, `row_lineage`, `purge`, `verification`, `export`,
+`landscape_schema`, `plugins`.
 
 Whatever elspeth prints goes through `echo`, which escapes control characters: a row value holding
 `\x1b[2J` or an OSC 8 link, read back from the Landscape by `explain`, must show as text, not act on the
@@ -59,6 +62,11 @@ def table(headers: Sequence[str] | None, rows: Sequence[Sequence[object]]) -> st
 
 def _cell(value: object) -> str:
     return "-" if value is None else printable(str(value), one_line=True)
+
+
+def indent(text: str, width: int = 2) -> list[str]:
+    """The lines of `text`, each `width` spaces in."""
+    return [" " * width + line for line in text.splitlines()]
 
 
 def when(timestamp: float | None) -> str | None:

@@ -12,7 +12,7 @@ from typing import Any
 import cattrs
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from elspeth import __version__, canonical
 from elspeth.api import CallRecord, Capability, Clock
@@ -22,7 +22,7 @@ from elspeth.engine.interrupts import Interrupted, StopRequest, noted
 from elspeth.engine.pipeline import Pipeline, build_pipeline, node_config_record, settings_document
 from elspeth.engine.runner import Runner
 from elspeth.engine.summary import ArtifactSummary, ProgressCallback, RunSummary
-from elspeth.errors import ConfigError, ResumeError
+from elspeth.errors import ConfigError, LandscapeError, ResumeError
 from elspeth.landscape import schema, summaries
 from elspeth.landscape.database import default_url, open_database
 from elspeth.landscape.payloads import FilePayloadStore, payload_store
@@ -239,13 +239,23 @@ def run_pipeline(
             settings, registry, engine, payloads, run_id or new_run_id(), secrets, clock, progress, settings_path, stop
         )
         settings_json, settings_hash = session.settings_record()
-        session.recorder.begin_run(
-            settings_json=settings_json,
-            settings_hash=settings_hash,
-            settings_path=str(Path(settings_path).resolve()) if settings_path else None,
-            version=__version__,
-            owner=_owner(),
-        )
+        try:
+            session.recorder.begin_run(
+                settings_json=settings_json,
+                settings_hash=settings_hash,
+                settings_path=str(Path(settings_path).resolve()) if settings_path else None,
+                version=__version__,
+                owner=_owner(),
+            )
+        except IntegrityError as exc:
+            session._close()
+            if run_id is not None and _run_exists(engine, run_id):
+                raise LandscapeError(
+                    f"run {run_id!r} is already in {make_url(url).render_as_string()}: a run id names one run "
+                    f"(`elspeth runs` lists them); choose another --run-id, or `elspeth resume {run_id}` if that "
+                    "run is unfinished"
+                ) from exc
+            raise
         session.record_nodes()
         session.recorder.commit()
 
@@ -254,6 +264,11 @@ def run_pipeline(
             session.runner.run()
 
         return session.drive(body)
+
+
+def _run_exists(engine: Engine, run_id: str) -> bool:
+    with engine.connect() as conn:
+        return conn.execute(select(schema.runs.c.run_id).where(schema.runs.c.run_id == run_id)).first() is not None
 
 
 def resume_run(

@@ -84,6 +84,17 @@ def test_explain_unknown_run_and_row(elspeth, pipeline, tmp_path, user_error):
     user_error(elspeth("explain", "r6", "--row", "9", "--landscape", url), "no row 9", "0 to 3")
 
 
+def test_a_run_id_in_use_is_refused_before_any_sink_writes(elspeth, pipeline, tmp_path, user_error):
+    url = landscape(tmp_path)
+    assert elspeth("run", str(pipeline), "--landscape", url, "--run-id", "taken", "-q").exit_code == 0
+    written = (tmp_path / "out" / "europe.csv").stat().st_mtime_ns
+    again = elspeth("run", str(pipeline), "--landscape", url, "--run-id", "taken")
+    user_error(again, "run 'taken' is already in", "another --run-id", "elspeth resume taken")
+    assert (tmp_path / "out" / "europe.csv").stat().st_mtime_ns == written
+    listed = json.loads(elspeth("runs", "--landscape", url, "--json").stdout)
+    assert [(r["run_id"], r["status"], r["rows"]) for r in listed] == [("taken", "completed", 4)]
+
+
 def test_missing_landscape_is_not_created(elspeth, tmp_path, user_error):
     url = landscape(tmp_path)
     user_error(elspeth("runs", "--landscape", url), "no landscape at", "elspeth run")

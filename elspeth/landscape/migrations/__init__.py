@@ -19,7 +19,12 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from elspeth import __version__
 from elspeth.errors import LandscapeError
 from elspeth.landscape import schema
-from elspeth.landscape.migrations import m0001_initial, m0002_purges, m0003_node_state_outputs
+from elspeth.landscape.migrations import (
+    m0001_initial,
+    m0002_purges,
+    m0003_node_state_outputs,
+    m0004_outcome_artifact_key,
+)
 
 
 @frozen
@@ -29,7 +34,8 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
-    Migration(m.NAME, m.apply) for m in (m0001_initial, m0002_purges, m0003_node_state_outputs)
+    Migration(m.NAME, m.apply)
+    for m in (m0001_initial, m0002_purges, m0003_node_state_outputs, m0004_outcome_artifact_key)
 )
 HEAD = MIGRATIONS[-1].name
 

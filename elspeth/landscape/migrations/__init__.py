@@ -24,6 +24,7 @@ from elspeth.landscape.migrations import (
     m0002_purges,
     m0003_node_state_outputs,
     m0004_outcome_artifact_key,
+    m0005_indexes_skip_nulls,
 )
 
 
@@ -35,7 +36,13 @@ class Migration:
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
     Migration(m.NAME, m.apply)
-    for m in (m0001_initial, m0002_purges, m0003_node_state_outputs, m0004_outcome_artifact_key)
+    for m in (
+        m0001_initial,
+        m0002_purges,
+        m0003_node_state_outputs,
+        m0004_outcome_artifact_key,
+        m0005_indexes_skip_nulls,
+    )
 )
 HEAD = MIGRATIONS[-1].name
 

@@ -226,6 +226,11 @@ class Recorder:
     def discard(self) -> None:
         """Drop everything not yet committed (after the database itself refused a write)."""
         self.conn.rollback()
+        # A COMMIT that SQLite refused (a deferred foreign key broken) leaves its transaction open, while
+        # SQLAlchemy counts it as ended and so rolls nothing back: the driver's connection is told directly
+        # (unless the connection is lost, and its transaction with it).
+        if not self.conn.invalidated:
+            self.conn.connection.rollback()
         self._inserts = {t: [] for t in _TABLE_ORDER}
         self._updates = []
         self._state_closes = []

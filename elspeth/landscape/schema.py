@@ -27,6 +27,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from elspeth.landscape.statuses import (
@@ -72,6 +73,12 @@ def _token_fk(column: str = "token_id") -> ForeignKeyConstraint:
 
 def _batch_fk(column: str = "batch_id") -> ForeignKeyConstraint:
     return _fk(["run_id", column], "batches", ["run_id", "batch_id"])
+
+
+def _without_nulls(name: str, column: str) -> Index:
+    """An index on (run_id, column) of the rows where `column` is set: every lookup through it names `column`."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(name, "run_id", column, sqlite_where=where, postgresql_where=where)
 
 
 def _one_of(column: str, values: type[enum.StrEnum], nullable: bool = False) -> CheckConstraint:
@@ -160,9 +167,11 @@ tokens = Table(
     _batch_fk("origin_batch_id"),
     CheckConstraint("row_id IS NOT NULL OR origin_batch_id IS NOT NULL", name="ck_token_has_origin"),
     # A row's tokens are looked up by row (explain, the sweep); children by parent. Without the second, a
-    # deferred foreign key pending in a transaction makes SQLite scan all tokens on every insert.
-    Index("ix_tokens_row", "run_id", "row_id"),
-    Index("ix_tokens_parent", "run_id", "parent_token_id"),
+    # deferred foreign key pending in a transaction makes SQLite scan all tokens on every insert. Each holds
+    # only the tokens that have its column: PostgreSQL could otherwise check references to tokens through
+    # them, reading every token of the run each time (migration 0005); a source row's token has no parent.
+    _without_nulls("ix_tokens_row", "row_id"),
+    _without_nulls("ix_tokens_parent", "parent_token_id"),
     sqlite_with_rowid=False,
 )
 
@@ -190,7 +199,7 @@ node_states = Table(
     _one_of("status", StateStatus),
     CheckConstraint("(status = 'open') = (ended_at IS NULL)", name="ck_state_open_iff_not_ended"),
     CheckConstraint("status != 'failed' OR error_json IS NOT NULL", name="ck_state_failure_has_error"),
-    Index("ix_node_states_token", "run_id", "token_id"),
+    _without_nulls("ix_node_states_token", "token_id"),  # a state by token; see tokens' indexes
     sqlite_with_rowid=False,
 )
 
@@ -276,6 +285,8 @@ artifacts = Table(
     Column("created_at", Float, nullable=False),
     _node_fk(),
     _state_fk(),
+    # What a token outcome's reference names (see token_outcomes): an artifact together with its sink.
+    Index("ux_artifacts_node", "run_id", "artifact_id", "node_id", unique=True),
     sqlite_with_rowid=False,
 )
 
@@ -308,8 +319,10 @@ token_outcomes = Table(
     Column("recorded_at", Float, nullable=False),
     _token_fk(),
     _node_fk(),
-    _node_fk("sink_node_id"),
-    _fk(["run_id", "artifact_id"], "artifacts", ["run_id", "artifact_id"]),
+    # One reference for the artifact and the sink: the sink is the node that wrote that artifact. It says
+    # more than a reference to each, and PostgreSQL checks it with one query per outcome instead of two.
+    # ck_outcome_sink_has_artifact keeps the pair whole: a half-NULL key would not be checked at all.
+    _fk(["run_id", "artifact_id", "sink_node_id"], "artifacts", ["run_id", "artifact_id", "node_id"]),
     _batch_fk(),
     _one_of("outcome", TokenOutcome),
     CheckConstraint("(sink_node_id IS NULL) = (artifact_id IS NULL)", name="ck_outcome_sink_has_artifact"),

@@ -275,3 +275,29 @@ def test_postgres_first_schema_landscape_upgrades_and_explains(fresh_postgres):
         engine.dispose()
     assert overview.outcomes == {"completed": 22, "quarantined": 2, "routed": 6}
     assert row.payload_hash and row.payload["order_id"]
+
+
+@pytest.mark.parametrize(("table", "key"), [("tokens", "token_id"), ("node_states", "state_id")])
+def test_postgres_checks_a_reference_to_a_small_table_by_its_primary_key(fresh_postgres, table, key):
+    """The query PostgreSQL runs for each reference, planned while the table is small (when a run's first
+    check plans it, to be kept for the connection's life), goes by primary key: through ix_tokens_parent, as
+    it once did, every check read all of the run's tokens."""
+    url = fresh_postgres()
+    open_database(url).dispose()
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(
+                "INSERT INTO runs VALUES ('r', 'running', '{}', 'h', NULL, 't', 1, NULL, 0, NULL, NULL);"
+                "INSERT INTO nodes VALUES ('r', 'n', 'source', 'p', 'd', '1', 0, '{}', 'h');"
+                "INSERT INTO rows SELECT 'r', i, '{}', 'h', false FROM generate_series(0, 300) i;"
+                "INSERT INTO tokens SELECT 'r', i, i, NULL, 'n', NULL, NULL FROM generate_series(0, 300) i;"
+                "INSERT INTO node_states SELECT 'r', i, 'n', i, 'process', 1, 'open', NULL, NULL, NULL, 0, NULL, "
+                "NULL, NULL FROM generate_series(0, 300) i"
+            )
+            plan = conn.exec_driver_sql(
+                f"EXPLAIN SELECT 1 FROM ONLY {table} x WHERE run_id = 'r' AND {key} = 7 FOR KEY SHARE OF x"
+            ).scalars()
+            assert f"{table}_pkey" in "\n".join(plan)
+    finally:
+        engine.dispose()

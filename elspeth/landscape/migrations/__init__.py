@@ -19,7 +19,13 @@ from sqlalchemy import Connection, Engine, inspect, select, text
 from elspeth import __version__
 from elspeth.errors import LandscapeError
 from elspeth.landscape import schema
-from elspeth.landscape.migrations import m0001_initial, m0002_purges, m0003_node_state_outputs
+from elspeth.landscape.migrations import (
+    m0001_initial,
+    m0002_purges,
+    m0003_node_state_outputs,
+    m0004_outcome_artifact_key,
+    m0005_indexes_skip_nulls,
+)
 
 
 @frozen
@@ -29,7 +35,14 @@ class Migration:
 
 
 MIGRATIONS: tuple[Migration, ...] = tuple(
-    Migration(m.NAME, m.apply) for m in (m0001_initial, m0002_purges, m0003_node_state_outputs)
+    Migration(m.NAME, m.apply)
+    for m in (
+        m0001_initial,
+        m0002_purges,
+        m0003_node_state_outputs,
+        m0004_outcome_artifact_key,
+        m0005_indexes_skip_nulls,
+    )
 )
 HEAD = MIGRATIONS[-1].name
 

@@ -38,7 +38,7 @@ from typing import Any
 
 from attrs import frozen
 
-from elspeth.landscape.reading import CallRecord, RunRecords, open_landscape
+from elspeth.landscape.reading import BatchStatus, CallRecord, RunRecords, open_landscape
 from elspeth_testkit.fault_proxy import Exchange
 from elspeth_testkit.sweep import Violation
 from elspeth_testkit.wire_check import Needle, WireMatch, match_wire
@@ -106,7 +106,9 @@ class KilledRun:
             started = records.run.started_at if records.run is not None else 0.0
             states = _states(records)
             nodes = {n.node_id for n in records.nodes if n.plugin == plugin}
-            pending_batches = [b for b in records.batches if b.status == "executing" and b.checkpoint_json is not None]
+            pending_batches = [
+                b for b in records.batches if b.status == BatchStatus.EXECUTING and b.checkpoint_json is not None
+            ]
             last_record = max([started, *_moments(records)])
         pending = []
         for batch in pending_batches:

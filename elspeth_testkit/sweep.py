@@ -492,21 +492,21 @@ CHECKS: tuple[Callable[[_Run], Iterator[Violation]], ...] = (
 
 
 @contextmanager
-def reading(landscape: Landscape | str, payload_dir: str | Path | None = None) -> Iterator[Landscape]:
+def opened(landscape: Landscape | str, payload_dir: str | Path | None = None) -> Iterator[Landscape]:
     """`landscape` itself, or the one at that URL (with `payload_dir`, default where the engine puts it),
     closed when done."""
     if isinstance(landscape, Landscape):
         yield landscape
         return
-    with open_landscape(landscape, payload_dir) as opened:
-        yield opened
+    with open_landscape(landscape, payload_dir) as reader:
+        yield reader
 
 
 def sweep(landscape: Landscape | str, run_id: str, payload_dir: str | Path | None = None) -> list[Violation]:
     """Every invariant violation in run `run_id` of `landscape` (open, or its URL). `payload_dir` is the
     payload store of a URL (default: where the engine puts it, `payloads` beside a SQLite file)."""
-    with reading(landscape, payload_dir) as opened:
-        records = opened.run(run_id)
+    with opened(landscape, payload_dir) as reader:
+        records = reader.run(run_id)
         info = records.run
         if info is None:
             return [_violation("run-missing", f"no run {run_id!r} in the landscape")]
@@ -554,7 +554,7 @@ __all__ = [
     "Violation",
     "assert_clean",
     "format_rows",
-    "reading",
+    "opened",
     "report",
     "row_of",
     "strict_loads",

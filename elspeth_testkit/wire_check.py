@@ -50,7 +50,7 @@ from attrs import frozen
 from elspeth.landscape.reading import Body, CallRecord, CallStatus, Landscape, RunRecords
 from elspeth.landscape.redaction import Redactor
 from elspeth_testkit.fault_proxy import Exchange
-from elspeth_testkit.sweep import Violation, reading, report, strict_loads
+from elspeth_testkit.sweep import Violation, opened, report, strict_loads
 
 PREVIEW_CHARS = 200
 CANDIDATES_SHOWN = 3
@@ -548,8 +548,8 @@ def match_wire(
 ) -> WireMatch:
     """`compare_wire_with_calls`, with the matching it found. An exchange that matches no call is not reported
     when `excused` says it may never have been recorded (its client was killed before it could record it)."""
-    with reading(landscape_or_url, payload_dir) as opened:
-        landscape = _load(opened.run(run_id))
+    with opened(landscape_or_url, payload_dir) as reader:
+        landscape = _load(reader.run(run_id))
 
     calls, orphans = landscape.calls, landscape.orphans
     redact = Redactor.of(secrets)

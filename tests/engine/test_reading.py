@@ -25,7 +25,7 @@ from elspeth.landscape.reading import (
     open_landscape,
 )
 
-from .conftest import World
+from .conftest import World, healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,25 +42,6 @@ TABLES = {
     "outcomes": ("token_outcomes", "token_id"),
 }
 """Kind of record: its table and primary key (after run_id)."""
-
-
-def everything(w: World) -> str:
-    """A run that writes to every table: fan-out, calls (some failing, some too big to keep inline), routing,
-    an aggregation, two sinks."""
-    settings = w.settings(
-        source={"plugin": "test_numbers", "options": {"count": 24, "b_every": 4}},
-        transforms=[
-            {"plugin": "test_fanout", "options": {"copies": 2}},
-            {"plugin": "test_caller", "options": {"calls": 2, "big_every": 5, "error_every": 7}},
-            {"plugin": "route", "options": {"field": "dest", "routes": {"b": "b"}}},
-        ],
-        aggregations=[{"plugin": "test_batcher", "options": {}, "trigger": {"count": 10}}],
-        sinks=["out", "b"],
-        default_sink="out",
-    )
-    summary = w.run(settings)
-    assert summary.status == "completed", summary.error
-    return summary.run_id
 
 
 def _matches(record: Any, row: dict[str, Any]) -> list[str]:
@@ -83,7 +64,7 @@ def _matches(record: Any, row: dict[str, Any]) -> list[str]:
 
 def test_each_kind_of_record_holds_its_tables_rows(world):
     w = world("w")
-    run_id = everything(w)
+    run_id = healthy(w)
     with open_landscape(w.url, w.payload_dir) as landscape:
         run = landscape.run(run_id)
         for kind, (table, key) in TABLES.items():
@@ -97,13 +78,13 @@ def test_each_kind_of_record_holds_its_tables_rows(world):
         assert run.run.status is RunStatus.COMPLETED and run.purge is None
         assert {type(s.status) for s in run.states} == {StateStatus}
         assert {o.outcome for o in run.outcomes} >= {TokenOutcome.EXPANDED, TokenOutcome.CONSUMED}
-        assert {c.status for c in run.calls} == {CallStatus.OK, CallStatus.ERROR}
+        assert {type(c.status) for c in run.calls} == {CallStatus}
         assert run.dangling() == []
 
 
 def test_bodies_kept_in_the_payload_store_are_read_from_it_and_checked(world):
     w = world("w")
-    run_id = everything(w)
+    run_id = healthy(w)
     with open_landscape(w.url, w.payload_dir) as landscape:
         stored = [c.request for c in landscape.run(run_id).calls if c.request.ref is not None]
     assert stored, "the run should keep some requests in the payload store"
@@ -121,8 +102,8 @@ def test_bodies_kept_in_the_payload_store_are_read_from_it_and_checked(world):
 
 def test_runs_are_listed_newest_first_and_a_missing_run_reads_as_none(world):
     w = world("w")
-    first = everything(w)
-    second = everything(World(w.root / "again", w.registry, landscape=w.url))  # its own outputs, one Landscape
+    first = healthy(w)
+    second = healthy(World(w.root / "again", w.registry, landscape=w.url))  # its own outputs, one Landscape
     with open_landscape(w.url) as landscape:
         assert [r.run_id for r in landscape.runs()] == [second, first]
         missing = landscape.run("no-such-run")
@@ -145,7 +126,7 @@ def _example() -> str:
 
 def test_the_example_in_the_docs_runs_as_written(world, tmp_path):
     w = world("w")
-    run_id = everything(w)
+    run_id = healthy(w)
     script = tmp_path / "where_rows_went.py"
     script.write_text(_example())
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

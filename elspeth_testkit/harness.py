@@ -90,6 +90,7 @@ class RunResult:
     """What the run kept out of the Landscape: the values under secret-looking options."""
     connections: list[Connection] = attrs.Factory(list)
     """The connections the plugin under test opened during the run."""
+    _records: RunRecords | None = field(default=None, init=False)
 
     @property
     def run_id(self) -> str:
@@ -103,9 +104,12 @@ class RunResult:
         return sweep(self.url, self.run_id, self.payload_dir)
 
     def records(self) -> RunRecords:
-        """What the Landscape holds of the run, all read now."""
-        with open_landscape(self.url, self.payload_dir) as landscape:
-            return landscape.run(self.run_id).load()
+        """What the Landscape holds of the run, read once (the run has ended: nothing changes it but a resume,
+        whose result is another RunResult)."""
+        if self._records is None:
+            with open_landscape(self.url, self.payload_dir) as landscape:
+                self._records = landscape.run(self.run_id).load()
+        return self._records
 
 
 @define

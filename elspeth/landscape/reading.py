@@ -30,6 +30,7 @@ from elspeth.landscape.retention import Purge, purge_of
 from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, StateStatus, TokenOutcome, TriggerReason
 
 _FETCH = 2000
+R = TypeVar("R")
 
 
 def _optional_trigger(value: str | None) -> TriggerReason | None:
@@ -201,9 +202,6 @@ class Dangling:
 
     description: str
     rows: tuple[dict[str, Any], ...]
-
-
-R = TypeVar("R")
 
 
 def run_rows(conn: Connection, table: Table, run_id: str) -> Iterator[dict[str, Any]]:

@@ -22,6 +22,7 @@ from attrs import frozen
 
 from elspeth.api import Aggregate, Cardinality, Row, group_key
 from elspeth.canonical import dumps
+from elspeth.landscape.reading import MemberRecord
 from elspeth.settings import structure
 
 if TYPE_CHECKING:
@@ -211,36 +212,37 @@ def shown_rows(rule: Rule, batch: SeenBatch) -> list[dict[str, Any]]:
 def seen_batches(result: RunResult, node_id: str, labels: list[str]) -> list[SeenBatch]:
     """The batches of `node_id`, each after its last attempt (a retry replaces the batch it retries), with
     the label of the input row its first member came from."""
-    batches = {b["batch_id"]: b for b in result.rows("batches", node_id=node_id)}
-    retried = {b["retry_of"]: b["batch_id"] for b in batches.values() if b["retry_of"] is not None}
-    members: dict[int, list[dict[str, Any]]] = {}
-    for m in sorted(result.rows("batch_members"), key=lambda m: m["ordinal"]):
-        members.setdefault(m["batch_id"], []).append(m)
-    tokens = result.rows("tokens")
-    position = {r: i for i, r in enumerate(sorted({t["row_id"] for t in tokens if t["row_id"] is not None}))}
-    row_of = {t["token_id"]: t["row_id"] for t in tokens}
+    records = result.records()
+    batches = {b.batch_id: b for b in records.batches if b.node_id == node_id}
+    retried = {b.retry_of: b.batch_id for b in batches.values() if b.retry_of is not None}
+    members: dict[int, list[MemberRecord]] = {}
+    for m in records.members:  # in (batch_id, ordinal) order
+        members.setdefault(m.batch_id, []).append(m)
+    tokens = records.tokens
+    position = {r: i for i, r in enumerate(sorted({t.row_id for t in tokens if t.row_id is not None}))}
+    row_of = {t.token_id: t.row_id for t in tokens}
     outputs: dict[int, list[Row]] = {}
-    for t in sorted(tokens, key=lambda t: t["token_id"]):
-        if t["origin_batch_id"] is not None:
-            outputs.setdefault(t["origin_batch_id"], []).append(json.loads(t["payload_json"]))
+    for t in tokens:  # in token_id order
+        if t.origin_batch_id is not None:
+            outputs.setdefault(t.origin_batch_id, []).append(json.loads(t.payload_json or "null"))
     seen = []
-    for first in sorted(b for b, row in batches.items() if row["retry_of"] is None):
+    for first in sorted(b for b, batch in batches.items() if batch.retry_of is None):
         last = first
         while last in retried:
             last = retried[last]
         batch, rows = batches[last], members.get(last, [])
-        if not rows or batch["status"] not in ("completed", "failed"):
+        if not rows or batch.status not in ("completed", "failed"):
             continue
-        index = position.get(row_of.get(rows[0]["token_id"]), 0)
+        index = position.get(row_of.get(rows[0].token_id), 0)
         label = labels[index] if index < len(labels) else "rows"
         seen.append(
             SeenBatch(
                 last,
                 label,
                 label == ORDINARY,
-                [json.loads(m["payload_json"]) for m in rows],
-                outputs.get(last, []) if batch["status"] == "completed" else None,
-                json.loads(batch["error_json"]) if batch["error_json"] else None,
+                [json.loads(m.payload_json or "null") for m in rows],
+                outputs.get(last, []) if batch.status == "completed" else None,
+                json.loads(batch.error_json) if batch.error_json else None,
             )
         )
     return seen

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+import sqlite3
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -16,7 +17,8 @@ from attrs import has
 from elspeth.api import Capability, NoConfig
 from elspeth.errors import ConfigError
 from elspeth.landscape import redaction
-from elspeth.landscape.database import open_database
+from elspeth.landscape.database import upgrade_database
+from elspeth.landscape.reading import BatchStatus, StateRecord, StateStatus
 from elspeth.settings import is_secret_name, run_secrets, structure
 from elspeth_testkit import fault_proxy
 from elspeth_testkit.fault_proxy import FaultProxy
@@ -46,15 +48,15 @@ def contract(h: Harness) -> None:
 
 def artifact_matches_bytes(h: Harness, result: RunResult, sink_node: str, data: bytes) -> None:
     """The recorded artifact of the sink's last flush describes all the stored bytes (bug class 2)."""
-    artifacts = result.rows("artifacts", node_id=sink_node)
+    artifacts = [a for a in result.records().artifacts if a.node_id == sink_node]
     if not artifacts:
         h.fail("artifact-missing", f"no artifact was recorded for {sink_node}")
-    last = max(artifacts, key=lambda a: a["artifact_id"])
+    last = artifacts[-1]  # in artifact_id order
     digest = hashlib.sha256(data).hexdigest()
-    if (last["content_hash"], last["size"]) != (digest, len(data)):
+    if (last.content_hash, last.size) != (digest, len(data)):
         h.fail(
             "artifact-bytes",
-            f"the last artifact of {sink_node} records sha256 {last['content_hash'][:12]} and {last['size']} bytes, "
+            f"the last artifact of {sink_node} records sha256 {last.content_hash[:12]} and {last.size} bytes, "
             f"but the destination holds {len(data)} bytes hashing to {digest[:12]}: the hash must describe the "
             "whole output, not the last batch",
             [last],
@@ -119,11 +121,10 @@ def deterministic_outputs(h: Harness, first: RunResult, second: RunResult) -> No
     """Two runs over the same input record the same output hashes, node by node, token by token."""
 
     def hashes(result: RunResult) -> list[tuple[Any, ...]]:
-        states = result.rows("node_states")
         return sorted(
-            (s["node_id"], s["operation"], s["token_id"], s["input_hash"], s["output_hash"])
-            for s in states
-            if s["operation"] == "process"
+            (s.node_id, s.operation, s.token_id, s.input_hash, s.output_hash)
+            for s in result.records().states
+            if s.operation == "process"
         )
 
     a, b = hashes(first), hashes(second)
@@ -235,19 +236,19 @@ def wire_across_resume(h: Harness, proxy: FaultProxy | None, settings: dict[str,
 def pending_completed(h: Harness, resumed: RunResult, pending: Iterable[PendingBatch]) -> None:
     """Each batch the kill left pending completed after the resume, polled with its checkpoint; when one did
     not, the message says how it ended instead, and why."""
-    batches = {b["batch_id"]: b for b in resumed.rows("batches")}
+    batches = {b.batch_id: b for b in resumed.records().batches}
     for batch in pending:
         final = batches[batch.batch_id]
-        if final["status"] == "completed":
+        if final.status == BatchStatus.COMPLETED:
             continue
-        error = json.loads(final["error_json"] or "{}")
-        reason = error.get("reason") or error.get("message") or final["error_json"]
-        again = [b["batch_id"] for b in batches.values() if b["retry_of"] == batch.batch_id]
+        error = json.loads(final.error_json or "{}")
+        reason = error.get("reason") or error.get("message") or final.error_json
+        again = [b.batch_id for b in batches.values() if b.retry_of == batch.batch_id]
         rerun = f"; the engine ran its rows again as batch {again[0]}" if again else ""
         h.fail(
             "pending-resumed",
             f"batch {batch.batch_id} of {batch.node_id}, pending at the kill with checkpoint {batch.checkpoint}, "
-            f"ended {final['status']!r} after the resume, not completed: its poll with that checkpoint answered "
+            f"ended '{final.status}' after the resume, not completed: its poll with that checkpoint answered "
             f"{reason}{rerun}",
             [final],
         )
@@ -328,16 +329,16 @@ def audit_refused(h: Harness, build: Callable[[Harness], dict[str, Any]]) -> Non
             )
 
 
-def _completed_states(result: RunResult, plugin: str) -> list[dict[str, Any]]:
-    own = {n["node_id"] for n in result.rows("nodes") if n["plugin"] == plugin}
-    return [s for s in result.rows("node_states") if s["node_id"] in own and s["status"] == "completed"]
+def _completed_states(result: RunResult, plugin: str) -> list[StateRecord]:
+    records = result.records()
+    own = {n.node_id for n in records.nodes if n.plugin == plugin}
+    return [s for s in records.states if s.node_id in own and s.status == StateStatus.COMPLETED]
 
 
 def _refuse_call_records(h: Harness) -> None:
-    """Create the scenario's Landscape with a trigger that aborts every insert into `calls`."""
-    engine = open_database(h.url)
-    try:
-        with engine.begin() as conn:
-            conn.exec_driver_sql(REFUSE_CALLS)
-    finally:
-        engine.dispose()
+    """Create the scenario's Landscape, at the schema a run would create, with a trigger that aborts every
+    insert into `calls`."""
+    upgrade_database(h.url)
+    with contextlib.closing(sqlite3.connect(h.database)) as db:
+        db.execute(REFUSE_CALLS)
+        db.commit()

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-from elspeth.engine.orchestrator import resume_run, run_pipeline
+from elspeth.engine import resume_run, run_pipeline
 from elspeth.plugin_manager import PluginRegistry, make_plugin_manager
 from elspeth.settings import Settings, structure
 

@@ -90,31 +90,37 @@ class RunView:
 
     @classmethod
     def of(cls, result: RunResult, plugin: str) -> RunView:
-        nodes = {n["node_id"] for n in result.rows("nodes", kind="transform") if n["plugin"] == plugin}
-        row_of_token = {t["token_id"]: t["row_id"] for t in result.rows("tokens")}
-        states = {s["state_id"]: s for s in result.rows("node_states") if s["node_id"] in nodes}
+        records = result.records()
+        nodes = {n.node_id for n in records.nodes if (n.kind, n.plugin) == ("transform", plugin)}
+        row_of_token = {t.token_id: t.row_id for t in records.tokens}
+        states = {s.state_id: s for s in records.states if s.node_id in nodes}
         calls: dict[int, list[_Call]] = defaultdict(list)
-        for c in sorted(result.rows("calls"), key=lambda c: (c["created_at"], c["state_id"], c["call_index"])):
-            state = states.get(c["state_id"])
-            row_id = None if state is None else row_of_token.get(state["token_id"])
+        for c in sorted(records.calls, key=lambda c: (c.created_at, c.state_id, c.call_index)):
+            state = states.get(c.state_id)
+            row_id = None if state is None or state.token_id is None else row_of_token.get(state.token_id)
             if row_id is not None:
-                calls[row_id].append(_Call(c["state_id"], c["call_index"], row_id, c["status"], c["request_hash"]))
+                calls[row_id].append(_Call(c.state_id, c.call_index, row_id, c.status, c.request.hash or ""))
         faulted = frozenset(r for r, made in calls.items() if any(c.status == "error" for c in made))
         sink_rows: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-        for o in result.rows("token_outcomes"):
-            row_id = row_of_token.get(o["token_id"])
-            if o["sink_node_id"] is not None and row_id is not None:
-                sink_rows[o["sink_node_id"]][row_id] += 1
-        process = [s for s in states.values() if s["operation"] == "process"]
-        inputs = {row_of_token.get(s["token_id"]): s["input_hash"] for s in process}
-        return cls(dict(calls), faulted, sink_rows, _peak(process), {r: h for r, h in inputs.items() if r is not None})
+        for o in records.outcomes:
+            row_id = row_of_token.get(o.token_id)
+            if o.sink_node_id is not None and row_id is not None:
+                sink_rows[o.sink_node_id][row_id] += 1
+        process = [s for s in states.values() if s.operation == "process"]
+        inputs = {row_of_token.get(s.token_id) if s.token_id is not None else None: s.input_hash for s in process}
+        return cls(
+            dict(calls),
+            faulted,
+            sink_rows,
+            _peak([(s.started_at, s.ended_at) for s in process]),
+            {r: h for r, h in inputs.items() if r is not None},
+        )
 
 
-def _peak(states: list[dict[str, Any]]) -> int:
-    """The most of these states open at one moment (one that closes as another opens does not overlap it)."""
-    events = sorted(
-        [(s["started_at"], 1) for s in states] + [(s["ended_at"], -1) for s in states if s["ended_at"] is not None]
-    )
+def _peak(intervals: list[tuple[float, float | None]]) -> int:
+    """The most of these (opened, closed) intervals open at one moment (one that closes as another opens does
+    not overlap it)."""
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals if end is not None])
     peak = open_now = 0
     for _, step in events:
         open_now += step

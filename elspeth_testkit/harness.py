@@ -12,7 +12,7 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, NoReturn
@@ -20,13 +20,11 @@ from typing import Any, NoReturn
 import attrs
 import pytest
 from attrs import define, field
-from sqlalchemy import Engine, create_engine, select
 
 from elspeth.api import Capability
-from elspeth.engine.orchestrator import resume_run, run_pipeline
-from elspeth.engine.summary import RunSummary
+from elspeth.engine import RunSummary, resume_run, run_pipeline
 from elspeth.errors import ElspethError, ResumeError
-from elspeth.landscape import schema
+from elspeth.landscape.reading import RunRecords, StateStatus, open_landscape
 from elspeth.plugin_manager import PluginInfo, PluginRegistry, make_plugin_manager
 from elspeth.settings import Settings, run_secrets, structure
 from elspeth_testkit.connection_watch import Connection, watching_connections
@@ -35,7 +33,7 @@ from elspeth_testkit.fault_proxy import FaultProxy
 from elspeth_testkit.input_watch import ROW_METHODS, watching
 from elspeth_testkit.recovery_wire import KilledRun
 from elspeth_testkit.setups import Options, PluginSetup, Row
-from elspeth_testkit.sweep import Violation, sweep
+from elspeth_testkit.sweep import Violation, row_of, sweep
 
 SCAFFOLD_SINKS = ("main", "other", "errors")
 ROW_OPERATIONS = {"transform": ("process",), "aggregate": ("flush", "poll")}
@@ -92,6 +90,7 @@ class RunResult:
     """What the run kept out of the Landscape: the values under secret-looking options."""
     connections: list[Connection] = attrs.Factory(list)
     """The connections the plugin under test opened during the run."""
+    _records: RunRecords | None = field(default=None, init=False)
 
     @property
     def run_id(self) -> str:
@@ -101,23 +100,16 @@ class RunResult:
     def payload_dir(self) -> Path:
         return self.workdir / "payloads"
 
-    def engine(self) -> Engine:
-        return create_engine(self.url)
-
     def violations(self) -> list[Violation]:
         return sweep(self.url, self.run_id, self.payload_dir)
 
-    def rows(self, table: str, **where: Any) -> list[dict[str, Any]]:
-        t = schema.metadata.tables[table]
-        query = select(t).where(t.c.run_id == self.run_id)
-        for column, value in where.items():
-            query = query.where(t.c[column] == value)
-        engine = self.engine()
-        try:
-            with engine.connect() as conn:
-                return [dict(r) for r in conn.execute(query).mappings()]
-        finally:
-            engine.dispose()
+    def records(self) -> RunRecords:
+        """What the Landscape holds of the run, read once (the run has ended: nothing changes it but a resume,
+        whose result is another RunResult)."""
+        if self._records is None:
+            with open_landscape(self.url, self.payload_dir) as landscape:
+                self._records = landscape.run(self.run_id).load()
+        return self._records
 
 
 @define
@@ -161,17 +153,24 @@ class Harness:
         pytest.skip(f"opted out: {reason}")
 
     @property
+    def database(self) -> Path:
+        """The scenario's Landscape: a SQLite file, foreign keys enforced."""
+        return self.workdir / "landscape.db"
+
+    @property
     def url(self) -> str:
-        return f"sqlite:///{self.workdir / 'landscape.db'}"
+        return f"sqlite:///{self.database}"
 
     def fail(
         self,
         invariant: str,
         message: str,
-        rows: list[dict[str, Any]] | None = None,
+        rows: Sequence[Any] | None = None,
         rows_title: str = "the Landscape rows that show it",
     ) -> NoReturn:
-        raise ConformanceFailure(invariant, self.plugin.label, self.scenario, message, rows or [], rows_title)
+        """Fail the scenario; `rows` are rows to show (dicts) or Landscape records."""
+        shown = [r if isinstance(r, dict) else row_of(r) for r in rows or []]
+        raise ConformanceFailure(invariant, self.plugin.label, self.scenario, message, shown, rows_title)
 
     @contextmanager
     def proxied(self) -> Iterator[FaultProxy]:
@@ -274,17 +273,9 @@ class Harness:
         self.fail("resume-refused", f"run {run_id} was resumed (it ended {summary.status!r}), although {why}")
 
     def snapshot(self, run_id: str) -> dict[str, Any]:
-        """What the Landscape holds of run `run_id`: its runs row and every row of it in the other tables."""
-        engine = create_engine(self.url)
-        try:
-            with engine.connect() as conn:
-                return {
-                    name: [dict(r) for r in conn.execute(select(t).where(t.c.run_id == run_id)).mappings()]
-                    for name, t in schema.metadata.tables.items()
-                    if "run_id" in t.c
-                }
-        finally:
-            engine.dispose()
+        """Every record the Landscape holds of run `run_id`, by kind."""
+        with open_landscape(self.url, self.workdir / "payloads") as landscape:
+            return landscape.run(run_id).snapshot()
 
     def check(self, result: RunResult, *, expect_status: str | None = "completed") -> None:
         """The rows the plugin was handed, the Landscape sweep, and the run's status."""
@@ -327,9 +318,10 @@ class Harness:
         if not result.connections or (declared and self.endpoint is not None):
             return
         kind = self.plugin.info.kind
-        nodes = {n["node_id"] for n in result.rows("nodes", kind=kind) if n["plugin"] == self.plugin.info.name}
-        states = {s["state_id"] for s in result.rows("node_states") if s["node_id"] in nodes}
-        calls = [c for c in result.rows("calls") if c["state_id"] in states]
+        records = result.records()
+        nodes = {n.node_id for n in records.nodes if (n.kind, n.plugin) == (kind, self.plugin.info.name)}
+        states = {s.state_id for s in records.states if s.node_id in nodes}
+        calls = [c for c in records.calls if c.state_id in states]
         first = result.connections[0]
         opened = (
             f"opened {len(result.connections)} connection(s) during the run (the first to {first.address}, "
@@ -360,20 +352,14 @@ class Harness:
         strict mode. Sources and sinks cannot answer Error: a row they fail on fails the run."""
         if self.plugin.info.kind not in ROW_OPERATIONS or result.summary.status != "completed":
             return  # a run that failed or stopped has said what went wrong
-        nodes = {
-            n["node_id"]
-            for n in result.rows("nodes", kind=self.plugin.info.kind)
-            if n["plugin"] == self.plugin.info.name
-        }
-        states = [
-            s
-            for s in result.rows("node_states")
-            if s["node_id"] in nodes and s["operation"] in ROW_OPERATIONS[self.plugin.info.kind]
-        ]
-        if not states or any(s["status"] == "completed" for s in states):
+        kind = self.plugin.info.kind
+        records = result.records()
+        nodes = {n.node_id for n in records.nodes if (n.kind, n.plugin) == (kind, self.plugin.info.name)}
+        states = [s for s in records.states if s.node_id in nodes and s.operation in ROW_OPERATIONS[kind]]
+        if not states or any(s.status == StateStatus.COMPLETED for s in states):
             return
-        first = json.loads(states[0]["error_json"] or "{}")
-        reason = first.get("reason") or first.get("message") or states[0]["error_json"]
+        first = json.loads(states[0].error_json or "{}")
+        reason = first.get("reason") or first.get("message") or states[0].error_json
         self.require(
             False,
             f"the {self.plugin.info.kind} answered Error every time it was handed rows in this scenario "
@@ -404,9 +390,7 @@ class Harness:
         need not still begin with what its last recorded artifact describes; a sink that rewrites its
         whole output at every flush legitimately does not."""
         own = {
-            n["node_id"]
-            for n in self.snapshot(run_id)["nodes"]
-            if n["kind"] == "sink" and n["plugin"] == self.plugin.info.name
+            n.node_id for n in self.snapshot(run_id)["nodes"] if (n.kind, n.plugin) == ("sink", self.plugin.info.name)
         }
         kept = []
         for violation in found:

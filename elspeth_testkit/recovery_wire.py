@@ -32,14 +32,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from attrs import frozen
-from sqlalchemy import Engine, create_engine, func, select
 
-from elspeth.landscape import schema
+from elspeth.landscape.reading import BatchStatus, CallRecord, RunRecords, open_landscape
 from elspeth_testkit.fault_proxy import Exchange
 from elspeth_testkit.sweep import Violation
 from elspeth_testkit.wire_check import Needle, WireMatch, match_wire
@@ -101,47 +100,33 @@ class KilledRun:
     @classmethod
     def read(cls, url: str, run_id: str, plugin: str) -> KilledRun:
         """`plugin`: the name of the plugin under test, whose traffic the proxy carries."""
-        engine = create_engine(url)
-        try:
-            return cls._read(engine, run_id, plugin)
-        finally:
-            engine.dispose()
-
-    @classmethod
-    def _read(cls, engine: Engine, run_id: str, plugin: str) -> KilledRun:
         read_at = time.time()
-        with engine.connect() as conn:
-            started = conn.execute(select(schema.runs.c.started_at).where(schema.runs.c.run_id == run_id)).scalar()
-            moments = [started or 0.0]
-            for table, columns in _MOMENTS.items():
-                t = schema.metadata.tables[table]
-                query = select(*(func.max(t.c[c]) for c in columns)).where(t.c.run_id == run_id)
-                moments += [m for m in conn.execute(query).one() if m is not None]
-            states = _states(conn, run_id)
-            n = schema.nodes
-            nodes = set(conn.execute(select(n.c.node_id).where(n.c.run_id == run_id, n.c.plugin == plugin)).scalars())
-            b = schema.batches
-            pending_rows = conn.execute(
-                select(b.c.batch_id, b.c.node_id, b.c.attempt, b.c.flush_state_id, b.c.checkpoint_json)
-                .where(b.c.run_id == run_id, b.c.status == "executing", b.c.checkpoint_json.is_not(None))
-                .order_by(b.c.batch_id)
-            ).all()
-            conn.rollback()
+        with open_landscape(url) as landscape:
+            records = landscape.run(run_id)
+            started = records.run.started_at if records.run is not None else 0.0
+            states = _states(records)
+            nodes = {n.node_id for n in records.nodes if n.plugin == plugin}
+            pending_batches = [
+                b for b in records.batches if b.status == BatchStatus.EXECUTING and b.checkpoint_json is not None
+            ]
+            last_record = max([started, *_moments(records)])
         pending = []
-        for batch_id, node_id, attempt, last_state, checkpoint in pending_rows:
-            last = states.get(last_state)
-            if last is None:
+        for batch in pending_batches:
+            last = states.get(batch.flush_state_id) if batch.flush_state_id is not None else None
+            if last is None or batch.checkpoint_json is None:
                 continue
             had = sorted(
                 (s for s in states.values() if s.state_id <= last.state_id and _same_batch(s, last)),
                 key=lambda s: s.state_id,
             )
-            pending.append(PendingBatch(batch_id, node_id, attempt, checkpoint, tuple(had)))
+            pending.append(
+                PendingBatch(batch.batch_id, batch.node_id, batch.attempt, batch.checkpoint_json, tuple(had))
+            )
         return cls(
             run_id,
-            started or 0.0,
+            started,
             read_at,
-            max(moments),
+            last_record,
             tuple(s.started_at for s in states.values() if s.ended_at is None and s.node_id in nodes),
             max(states, default=0),
             tuple(pending),
@@ -170,15 +155,18 @@ class KilledRun:
         return unfinished and exchange.ended_at > self.last_record - RECORD_GRACE
 
 
-_MOMENTS = {
-    "node_states": ("started_at", "ended_at"),
-    "calls": ("created_at",),
-    "batches": ("created_at", "updated_at"),
-    "artifacts": ("created_at",),
-    "checkpoints": ("created_at",),
-    "token_outcomes": ("recorded_at",),
-}
-"""The timestamps of the tables a run writes to."""
+def _moments(records: RunRecords) -> Iterator[float]:
+    """Every moment a durable record of the run names, besides its start."""
+    for state in records.states:
+        yield state.started_at
+        if state.ended_at is not None:
+            yield state.ended_at
+    yield from (c.created_at for c in records.calls)
+    for batch in records.batches:
+        yield from (batch.created_at, batch.updated_at)
+    yield from (a.created_at for a in records.artifacts)
+    yield from (c.created_at for c in records.checkpoints)
+    yield from (o.recorded_at for o in records.outcomes)
 
 
 def _same_batch(a: _State, b: _State) -> bool:
@@ -189,12 +177,11 @@ def _same_batch(a: _State, b: _State) -> bool:
     )
 
 
-def _states(conn: Any, run_id: str) -> dict[int, _State]:
-    ns = schema.node_states
-    query = select(
-        ns.c.state_id, ns.c.node_id, ns.c.operation, ns.c.attempt, ns.c.input_hash, ns.c.started_at, ns.c.ended_at
-    ).where(ns.c.run_id == run_id)
-    return {r[0]: _State(*r) for r in conn.execute(query).all()}
+def _states(records: RunRecords) -> dict[int, _State]:
+    return {
+        s.state_id: _State(s.state_id, s.node_id, s.operation, s.attempt, s.input_hash, s.started_at, s.ended_at)
+        for s in records.states
+    }
 
 
 def compare_across_resume(
@@ -207,14 +194,9 @@ def compare_across_resume(
     """The violations of both attempts' exchanges against the Landscape of the resumed run (or of the killed
     run alone, when it was not resumed): `job-resubmitted` first, then the wire check's."""
     sent = list(exchanges)
-    wire = match_wire(sent, url, killed.run_id, payload_dir, secrets, excused=killed.cut_off)
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            states = _states(conn, killed.run_id)
-            conn.rollback()
-    finally:
-        engine.dispose()
+    with open_landscape(url, payload_dir) as landscape:
+        wire = match_wire(sent, landscape, killed.run_id, secrets=secrets, excused=killed.cut_off)
+        states = _states(landscape.run(killed.run_id))
     writes = _Writes(
         [e for e in sent if e.method.upper() not in READS], wire, states, killed, killed.resumed_work(states)
     )
@@ -236,7 +218,7 @@ class _Writes:
         """The state of its call; unrecorded, the resumed work that was under way while it crossed the wire."""
         call = self.wire.calls.get(exchange.index)
         if call is not None:
-            return self.states.get(call["state_id"])
+            return self.states.get(call.state_id)
         if self.killed.attempt_of(exchange) == "resumed":
             return next(
                 (s for i, s in self.states.items() if i in self.resumed_work and s.holds(exchange.started_at)), None
@@ -328,7 +310,7 @@ def _violation(
         "job-resubmitted",
         f"batch {batch.batch_id} of {batch.node_id} (attempt {batch.attempt}) submitted its job with "
         f"{first.method} {first.path} (exchange #{first.index}), first recorded at "
-        f"+{first_call['created_at'] - origin:.3f} s as {_call_name(first_call)}, and answered Pending with "
+        f"+{first_call.created_at - origin:.3f} s as {_call_name(first_call)}, and answered Pending with "
         f"checkpoint {batch.checkpoint}{answered}; after the resume, {_work(state)} sent "
         f"{again.method} {again.path} again at +{again.started_at - origin:.3f} s (exchange #{again.index}, "
         f"{recorded}): the job was submitted twice. A resumed batch is handed its checkpoint in ctx.checkpoint: "
@@ -350,11 +332,11 @@ def _work(state: _State) -> str:
     )
 
 
-def _call_name(call: dict[str, Any]) -> str:
-    return f"call {call['call_index']} of node_state {call['state_id']}"
+def _call_name(call: CallRecord) -> str:
+    return f"call {call.call_index} of node_state {call.state_id}"
 
 
-def _shown(which: str, exchange: Exchange, call: dict[str, Any] | None, origin: float) -> dict[str, Any]:
+def _shown(which: str, exchange: Exchange, call: CallRecord | None, origin: float) -> dict[str, Any]:
     return {
         "which": which,
         "exchange": exchange.describe(),

@@ -5,35 +5,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import create_engine, select
-
-from elspeth.landscape import schema
+from elspeth.landscape.reading import open_landscape
 from elspeth_testkit.sweep import Violation
 
 
 def _calls(url: str, run_id: str) -> list[dict[str, Any]]:
-    c, s = schema.calls, schema.node_states
-    query = (
-        select(
-            s.c.node_id,
-            s.c.token_id,
-            c.c.call_index,
-            c.c.call_type,
-            c.c.provider,
-            c.c.status,
-            c.c.request_hash,
-            c.c.response_hash,
-        )
-        .join(s, (s.c.run_id == c.c.run_id) & (s.c.state_id == c.c.state_id))
-        .where(c.c.run_id == run_id)
-        .order_by(c.c.state_id, c.c.call_index)
-    )
-    engine = create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [dict(r) for r in conn.execute(query).mappings()]
-    finally:
-        engine.dispose()
+    with open_landscape(url) as landscape:
+        records = landscape.run(run_id)
+        states = {s.state_id: s for s in records.states}
+        return [
+            {
+                "node_id": states[c.state_id].node_id,
+                "token_id": states[c.state_id].token_id,
+                "call_index": c.call_index,
+                "call_type": c.call_type,
+                "provider": c.provider,
+                "status": str(c.status),
+                "request_hash": c.request.hash,
+                "response_hash": c.response.hash,
+            }
+            for c in records.calls
+            if c.state_id in states  # as a join would: an orphan call is the sweep's finding
+        ]
 
 
 def compare_replayed_calls(recorded: tuple[str, str], replayed: tuple[str, str]) -> list[Violation]:

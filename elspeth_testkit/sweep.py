@@ -1,7 +1,8 @@
 """The Landscape sweep: the invariants of DESIGN section 4, checked on one run from what is stored.
 
-It reads the Landscape tables with SQLAlchemy and the content-addressed payload store, nothing else: no
-engine objects, so the conformance kit can end every scenario with it whatever plugin ran. Each check
+It reads the run's records through the declared read API (`elspeth.landscape.reading`), which resolves
+bodies from the content-addressed payload store, and nothing else: no engine objects, no SQL, so the
+conformance kit can end every scenario with it whatever plugin ran. Each check
 yields `Violation`s that name the invariant and carry the offending rows.
 
 Which checks apply depends on how the run stands. A run still `running` (or killed, which looks the same)
@@ -14,38 +15,45 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
-from attrs import define, field, frozen
-from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, create_engine, exists, func, or_, select, true
-from sqlalchemy.engine import make_url
+from attrs import asdict, define, field, frozen
 
 from elspeth.canonical import stable_hash
-from elspeth.errors import ElspethError, NonCanonicalValueError
-from elspeth.landscape import schema
-from elspeth.landscape.payloads import FilePayloadStore
-from elspeth.landscape.statuses import BatchStatus, RunStatus, StateStatus, TokenOutcome
+from elspeth.errors import NonCanonicalValueError
+from elspeth.landscape.reading import (
+    BatchStatus,
+    Body,
+    Landscape,
+    RunRecords,
+    RunStatus,
+    StateStatus,
+    TokenOutcome,
+    open_landscape,
+)
 
 ROWS_KEPT = 50
 """Offending rows kept per violation; the message gives the full count."""
 
-_JSON_COLUMNS: tuple[tuple[Table, str], ...] = (
-    (schema.runs, "settings_json"),
-    (schema.nodes, "config_json"),
-    (schema.rows, "payload_json"),
-    (schema.tokens, "payload_json"),
-    (schema.node_states, "error_json"),
-    (schema.calls, "error_json"),
-    (schema.batches, "checkpoint_json"),
-    (schema.batches, "error_json"),
-    (schema.batch_members, "payload_json"),
-    (schema.checkpoints, "resume_json"),
-    (schema.token_outcomes, "reason_json"),
+_JSON_FIELDS: tuple[tuple[str, str], ...] = (
+    ("runs", "settings_json"),
+    ("nodes", "config_json"),
+    ("rows", "payload_json"),
+    ("tokens", "payload_json"),
+    ("states", "error_json"),
+    ("calls", "error_json"),
+    ("batches", "checkpoint_json"),
+    ("batches", "error_json"),
+    ("members", "payload_json"),
+    ("checkpoints", "resume_json"),
+    ("outcomes", "reason_json"),
 )
+"""The stored JSON texts besides call bodies (checked with them): (records of the run, field)."""
 
 
 @frozen
@@ -70,8 +78,21 @@ def strict_loads(text: str) -> Any:
     return json.loads(text, parse_constant=_refuse_constant)
 
 
+def row_of(record: Any, **extra: Any) -> dict[str, Any]:
+    """A record as a row to show: its fields, a body as its text, `_ref` and `_hash` (and `_problem`)."""
+    row: dict[str, Any] = {}
+    for name, value in asdict(record, recurse=False).items():
+        if isinstance(value, Body):
+            row.update({name: value.text, f"{name}_ref": value.ref, f"{name}_hash": value.hash})
+            if value.problem is not None:
+                row[f"{name}_problem"] = value.problem
+        else:
+            row[name] = value
+    return {**row, **extra}
+
+
 def _violation(invariant: str, message: str, rows: Iterable[Any] = ()) -> Violation:
-    found = [dict(r) for r in rows]
+    found = [r if isinstance(r, dict) else row_of(r) for r in rows]
     if len(found) > ROWS_KEPT:
         message += f" (first {ROWS_KEPT} of {len(found)} rows shown)"
     return Violation(invariant, message, found[:ROWS_KEPT])
@@ -79,15 +100,10 @@ def _violation(invariant: str, message: str, rows: Iterable[Any] = ()) -> Violat
 
 @define
 class _Run:
-    conn: Connection
-    run_id: str
-    status: str | None
-    payloads: FilePayloadStore | None
+    records: RunRecords
+    status: RunStatus | None
     purged: bool
     """Its bodies were purged (retention): every record and hash stays, and the checks of bodies are moot."""
-
-    def rows(self, query: Any) -> list[dict[str, Any]]:
-        return [dict(r) for r in self.conn.execute(query).mappings()]
 
     @property
     def ended(self) -> bool:
@@ -104,99 +120,61 @@ class _Run:
 def _foreign_keys(run: _Run) -> Iterator[Violation]:
     """Every declared reference resolves (checked per constraint, so the rows can be shown), and on SQLite
     PRAGMA foreign_key_check is empty for the whole database."""
-    found = False
-    for table in schema.metadata.tables.values():
-        if "run_id" not in table.c:
-            continue
-        for fk in table.foreign_key_constraints:
-            parent = fk.referred_table.alias("parent")
-            pairs = [(el.parent, parent.c[el.column.name]) for el in fk.elements]
-            query = select(table).where(
-                table.c.run_id == run.run_id,
-                *(child.is_not(None) for child, _ in pairs),
-                ~exists(select(pairs[0][1]).where(and_(*(p == c for c, p in pairs)))),
-            )
-            bad = run.rows(query)
-            if bad:
-                found = True
-                columns = ", ".join(c.name for c, _ in pairs)
-                targets = ", ".join(p.name for _, p in pairs)
-                yield _violation(
-                    "fk-check",
-                    f"{len(bad)} {table.name} row(s) whose ({columns}) match no {fk.referred_table.name} ({targets})",
-                    bad,
-                )
-    if run.conn.dialect.name == "sqlite" and not found:
-        reported = [dict(r) for r in run.conn.exec_driver_sql("PRAGMA foreign_key_check").mappings()]
-        if reported:
-            yield _violation(
-                "fk-check", f"PRAGMA foreign_key_check reports {len(reported)} dangling reference(s)", reported
-            )
+    for dangling in run.records.dangling():
+        yield _violation("fk-check", dangling.description, dangling.rows)
 
 
 def _open_states(run: _Run) -> Iterator[Violation]:
     if not run.ended:
         return
-    ns = schema.node_states
-    bad = run.rows(select(ns).where(ns.c.run_id == run.run_id, ns.c.status == StateStatus.OPEN))
+    bad = [s for s in run.records.states if s.status == StateStatus.OPEN]
     if bad:
-        yield _violation("open-state", f"{len(bad)} node_state(s) still open in a run that is {run.status!r}", bad)
+        yield _violation("open-state", f"{len(bad)} node_state(s) still open in a run that is '{run.status}'", bad)
 
 
 def _stuck_batches(run: _Run) -> Iterator[Violation]:
     if not run.ended:
         return
-    b = schema.batches
-    condition: ColumnElement[bool]
     if run.completed:
-        condition = b.c.status.in_([BatchStatus.DRAFT, BatchStatus.EXECUTING])
+        bad = [b for b in run.records.batches if b.status in (BatchStatus.DRAFT, BatchStatus.EXECUTING)]
         what = "not completed or failed in a completed run"
     else:
-        condition = and_(b.c.status == BatchStatus.EXECUTING, b.c.checkpoint_json.is_(None))
-        what = f"left executing, with no pending checkpoint, in a run that is {run.status!r}: nothing runs them"
-    bad = run.rows(select(b).where(b.c.run_id == run.run_id, condition))
+        bad = [b for b in run.records.batches if b.status == BatchStatus.EXECUTING and b.checkpoint_json is None]
+        what = f"left executing, with no pending checkpoint, in a run that is '{run.status}': nothing runs them"
     if bad:
         yield _violation("stuck-batch", f"{len(bad)} batch(es) {what}", bad)
 
 
 def _outcomes(run: _Run) -> Iterator[Violation]:
-    t, o = schema.tokens, schema.token_outcomes
+    outcomes = run.records.outcomes
     if run.completed:
-        bad = run.rows(
-            select(t)
-            .outerjoin(o, and_(o.c.run_id == t.c.run_id, o.c.token_id == t.c.token_id))
-            .where(t.c.run_id == run.run_id, o.c.token_id.is_(None))
-            .order_by(t.c.token_id)
-        )
+        ended = {o.token_id for o in outcomes}
+        bad = [t for t in run.records.tokens if t.token_id not in ended]
         if bad:
             yield _violation("outcome-missing", f"{len(bad)} token(s) of a completed run have no outcome", bad)
-    twice = select(o.c.token_id).where(o.c.run_id == run.run_id).group_by(o.c.token_id).having(func.count() > 1)
-    bad = run.rows(select(o).where(o.c.run_id == run.run_id, o.c.token_id.in_(twice)).order_by(o.c.token_id))
-    if bad:
-        yield _violation("outcome-duplicate", "token(s) with more than one terminal outcome", bad)
+    counted = Counter(o.token_id for o in outcomes)
+    bad_outcomes = [o for o in outcomes if counted[o.token_id] > 1]
+    if bad_outcomes:
+        yield _violation("outcome-duplicate", "token(s) with more than one terminal outcome", bad_outcomes)
 
 
 def _rows_have_tokens(run: _Run) -> Iterator[Violation]:
-    r, t = schema.rows, schema.tokens
-    has_token = exists(select(t.c.token_id).where(t.c.run_id == r.c.run_id, t.c.row_id == r.c.row_id))
-    bad = run.rows(select(r).where(r.c.run_id == run.run_id, ~has_token).order_by(r.c.row_id))
+    with_tokens = {t.row_id for t in run.records.tokens}
+    bad = [r for r in run.records.rows if r.row_id not in with_tokens]
     if bad:
         yield _violation("row-token", f"{len(bad)} source row(s) without any token", bad)
 
 
 def _call_indexes(run: _Run) -> Iterator[Violation]:
-    c = schema.calls
-    gappy = (
-        select(c.c.state_id)
-        .where(c.c.run_id == run.run_id)
-        .group_by(c.c.state_id)
-        .having(or_(func.min(c.c.call_index) != 0, func.max(c.c.call_index) != func.count() - 1))
-    )
-    bad = run.rows(
-        select(c.c.run_id, c.c.state_id, c.c.call_index, c.c.call_type, c.c.provider, c.c.status)
-        .where(c.c.run_id == run.run_id, c.c.state_id.in_(gappy))
-        .order_by(c.c.state_id, c.c.call_index)
-    )
+    indexes: dict[int, list[int]] = defaultdict(list)
+    for call in run.records.calls:
+        indexes[call.state_id].append(call.call_index)
+    gappy = {state for state, found in indexes.items() if sorted(found) != list(range(len(found)))}
+    bad = [
+        {k: row_of(c)[k] for k in ("state_id", "call_index", "call_type", "provider", "status")}
+        for c in run.records.calls
+        if c.state_id in gappy
+    ]
     if bad:
         yield _violation("call-index-gap", "call_index is not 0..n-1 under these node_states", bad)
 
@@ -206,32 +184,23 @@ def _calls(run: _Run) -> Iterator[Violation]:
     canonical JSON, to the recorded request_hash / response_hash."""
     if run.purged:
         return
-    c = schema.calls
     missing, corrupt, mismatched, not_json = [], [], [], []
-    for call in run.rows(select(c).where(c.c.run_id == run.run_id).order_by(c.c.state_id, c.c.call_index)):
-        for side in ("request", "response"):
-            inline, ref, digest = call[f"{side}_json"], call[f"{side}_ref"], call[f"{side}_hash"]
-            if inline is None and ref is None:
-                if digest is not None or side == "request":
-                    missing.append({**call, "side": side})
+    for call in run.records.calls:
+        for side, body in (("request", call.request), ("response", call.response)):
+            if not body.recorded:
+                if body.hash is not None or side == "request":
+                    missing.append(row_of(call, side=side))
                 continue
-            if ref is not None:
-                if run.payloads is None:
-                    missing.append({**call, "side": side, "problem": "no payload_dir to read the ref from"})
-                    continue
-                try:
-                    inline = run.payloads.get(ref).decode("utf-8")
-                except (ElspethError, UnicodeDecodeError) as exc:
-                    corrupt.append({**call, "side": side, "problem": str(exc)})
-                    continue
+            if body.text is None:
+                corrupt.append(row_of(call, side=side, problem=body.problem))
+                continue
             try:
-                value = strict_loads(inline)
-                ok = digest is not None and stable_hash(value) == digest
+                ok = body.hash is not None and stable_hash(strict_loads(body.text)) == body.hash
             except (ValueError, NonCanonicalValueError) as exc:
-                not_json.append({**call, "side": side, "problem": str(exc)})
+                not_json.append(row_of(call, side=side, problem=str(exc)))
                 continue
             if not ok:
-                mismatched.append({**call, "side": side})
+                mismatched.append(row_of(call, side=side))
     if missing:
         yield _violation("call-body", "call(s) whose request or response is not stored (metadata only)", missing)
     if corrupt:
@@ -270,37 +239,36 @@ def _artifacts(run: _Run) -> Iterator[Violation]:
     """Each sink's latest artifact describes all the bytes now at its uri (files that can be reached). A run
     that has not completed may have written past its last flush, which a resume discards: there the
     artifact must describe the first `size` bytes, which nothing may have changed."""
-    a = schema.artifacts
-    latest = select(func.max(a.c.artifact_id)).where(a.c.run_id == run.run_id).group_by(a.c.node_id).scalar_subquery()
+    latest = {a.node_id: a for a in run.records.artifacts}  # in artifact_id order: the last one stays
     bad = []
-    for art in run.rows(select(a).where(a.c.run_id == run.run_id, a.c.artifact_id.in_(latest))):
-        path = _file_of(art["uri"])
+    for art in latest.values():
+        path = _file_of(art.uri)
         if path is None:
             continue
-        digest, size = _file_digest(path, None if run.completed else art["size"])
-        if digest != art["content_hash"] or size != art["size"]:
-            bad.append({**art, "file_sha256": digest, "file_size": size})
+        digest, size = _file_digest(path, None if run.completed else art.size)
+        if digest != art.content_hash or size != art.size:
+            bad.append(row_of(art, file_sha256=digest, file_size=size))
     if bad:
         scope = "the bytes stored at its uri" if run.completed else "the first `size` bytes at its uri"
         yield _violation("artifact-bytes", f"latest artifact's content_hash/size do not describe {scope}", bad)
 
 
 def _batches(run: _Run) -> Iterator[Violation]:
-    b, ns = schema.batches, schema.node_states
-    unrecorded = run.rows(
-        select(b).where(
-            b.c.run_id == run.run_id,
-            b.c.status.in_([BatchStatus.COMPLETED, BatchStatus.FAILED]),
-            or_(b.c.trigger.is_(None), b.c.flush_state_id.is_(None)),
-        )
-    )
+    batches = run.records.batches
+    unrecorded = [
+        b
+        for b in batches
+        if b.status in (BatchStatus.COMPLETED, BatchStatus.FAILED) and (b.trigger is None or b.flush_state_id is None)
+    ]
     if unrecorded:
         yield _violation("batch-flush", "finished batch(es) without a trigger or flush state", unrecorded)
-    elsewhere = run.rows(
-        select(b, ns.c.node_id.label("flush_state_node_id"), ns.c.operation.label("flush_state_operation"))
-        .join(ns, and_(ns.c.run_id == b.c.run_id, ns.c.state_id == b.c.flush_state_id))
-        .where(b.c.run_id == run.run_id, ns.c.node_id != b.c.node_id)
-    )
+    states = {s.state_id: s for s in run.records.states}
+    elsewhere = [
+        row_of(b, flush_state_node_id=state.node_id, flush_state_operation=state.operation)
+        for b in batches
+        if (state := states.get(b.flush_state_id if b.flush_state_id is not None else -1)) is not None
+        and state.node_id != b.node_id
+    ]
     if elsewhere:
         yield _violation("batch-flush", "batch(es) whose flush state belongs to another node", elsewhere)
 
@@ -308,23 +276,19 @@ def _batches(run: _Run) -> Iterator[Violation]:
 def _consumed(run: _Run) -> Iterator[Violation]:
     """CONSUMED tokens are members of exactly one completed batch (the one their outcome names), and every
     member of a completed batch is CONSUMED."""
-    b, m, o = schema.batches, schema.batch_members, schema.token_outcomes
+    completed = {b.batch_id for b in run.records.batches if b.status == BatchStatus.COMPLETED}
     completed_in: dict[int, list[int]] = defaultdict(list)
-    member_query = (
-        select(m.c.token_id, m.c.batch_id)
-        .join(b, and_(b.c.run_id == m.c.run_id, b.c.batch_id == m.c.batch_id))
-        .where(m.c.run_id == run.run_id, b.c.status == BatchStatus.COMPLETED)
-    )
-    for token_id, batch_id in run.conn.execute(member_query):
-        completed_in[token_id].append(batch_id)
-    outcomes = {r["token_id"]: r for r in run.rows(select(o).where(o.c.run_id == run.run_id))}
+    for member in run.records.members:
+        if member.batch_id in completed:
+            completed_in[member.token_id].append(member.batch_id)
+    outcomes = {o.token_id: o for o in run.records.outcomes}
     bad_consumed = []
     for token_id, outcome in outcomes.items():
-        if outcome["outcome"] != TokenOutcome.CONSUMED:
+        if outcome.outcome != TokenOutcome.CONSUMED:
             continue
         batches = completed_in.get(token_id, [])
-        if batches != [outcome["batch_id"]]:
-            bad_consumed.append({**outcome, "completed_batches": batches})
+        if batches != [outcome.batch_id]:
+            bad_consumed.append(row_of(outcome, completed_batches=batches))
     if bad_consumed:
         yield _violation(
             "consumed-batch", "CONSUMED token(s) not a member of exactly the one completed batch named", bad_consumed
@@ -332,10 +296,8 @@ def _consumed(run: _Run) -> Iterator[Violation]:
     bad_members = []
     for token_id, batches in sorted(completed_in.items()):
         found = outcomes.get(token_id)
-        if found is None or found["outcome"] != TokenOutcome.CONSUMED:
-            bad_members.append(
-                {"token_id": token_id, "completed_batches": batches, "outcome": found and found["outcome"]}
-            )
+        if found is None or found.outcome != TokenOutcome.CONSUMED:
+            bad_members.append({"token_id": token_id, "completed_batches": batches, "outcome": found and found.outcome})
     if bad_members:
         yield _violation("consumed-batch", "member(s) of a completed batch that are not CONSUMED", bad_members)
 
@@ -345,112 +307,117 @@ def _bodies(run: _Run) -> Iterator[Violation]:
     take it away. (The database lets these be NULL for purged runs' sake.)"""
     if run.purged:
         return
-    r, m, t = schema.rows, schema.batch_members, schema.tokens
-    for table, extra in ((r, true()), (m, true()), (t, t.c.row_id.is_(None))):
-        bad = run.rows(select(table).where(table.c.run_id == run.run_id, table.c.payload_json.is_(None), extra))
+    records = run.records
+    for name, bad in (
+        ("rows", [r for r in records.rows if r.payload_json is None]),
+        ("batch_members", [m for m in records.members if m.payload_json is None]),
+        ("tokens", [t for t in records.tokens if t.payload_json is None and t.row_id is None]),
+    ):
         if bad:
-            yield _violation("row-body", f"{table.name} without their payload in a run that was not purged", bad)
+            yield _violation("row-body", f"{name} without their payload in a run that was not purged", bad)
 
 
 def _row_hashes(run: _Run) -> Iterator[Violation]:
-    r = schema.rows
     bad = []
-    query = select(r).where(r.c.run_id == run.run_id, r.c.quarantined.is_(False), r.c.payload_json.is_not(None))
-    for row in run.rows(query):
+    for row in run.records.rows:
+        if row.quarantined or row.payload_json is None:
+            continue
         try:
-            payload = strict_loads(row["payload_json"])
+            payload = strict_loads(row.payload_json)
         except ValueError:
             continue  # reported by the JSON check
         try:
-            ok = row["payload_hash"] is not None and stable_hash(payload) == row["payload_hash"]
+            ok = row.payload_hash is not None and stable_hash(payload) == row.payload_hash
         except NonCanonicalValueError as exc:
-            bad.append({**row, "problem": str(exc)})
+            bad.append(row_of(row, problem=str(exc)))
             continue
         if not ok:
-            bad.append(row)
+            bad.append(row_of(row))
     if bad:
         yield _violation("payload-hash", "row(s) whose payload_hash is not stable_hash(payload)", bad)
 
 
 def _json_columns(run: _Run) -> Iterator[Violation]:
     """Stored JSON is JSON: no NaN or Infinity written by a plain json.dumps."""
-    for table, column in _JSON_COLUMNS:
+    for kind, name in _JSON_FIELDS:
+        records = [run.records.run] if kind == "runs" else getattr(run.records, kind)
         bad = []
-        for row in run.rows(select(table).where(table.c.run_id == run.run_id, table.c[column].is_not(None))):
+        for record in records:
+            text = getattr(record, name, None)
+            if text is None:
+                continue
             try:
-                strict_loads(row[column])
+                strict_loads(text)
             except ValueError as exc:
-                bad.append({**row, "problem": str(exc)})
+                bad.append(row_of(record, problem=str(exc)))
         if bad:
-            yield _violation("non-canonical-json", f"{table.name}.{column} holds text that is not strict JSON", bad)
+            yield _violation("non-canonical-json", f"{kind}.{name} holds text that is not strict JSON", bad)
 
 
 def _lineage(run: _Run) -> Iterator[Violation]:
     """Children exist only under an EXPANDED parent and batch outputs only under a completed batch; and all
     of them exist: the children's rows hash to what the expanding state recorded as its output (the hash
     of the list of rows), a batch's outputs to what its flush state recorded (the hash of their hashes)."""
-    t, o, b, ns = schema.tokens, schema.token_outcomes, schema.batches, schema.node_states
-    orphans = run.rows(
-        select(t, o.c.outcome.label("parent_outcome"))
-        .outerjoin(o, and_(o.c.run_id == t.c.run_id, o.c.token_id == t.c.parent_token_id))
-        .where(
-            t.c.run_id == run.run_id,
-            t.c.parent_token_id.is_not(None),
-            or_(o.c.outcome.is_(None), o.c.outcome != TokenOutcome.EXPANDED),
-        )
-    )
+    records = run.records
+    outcomes = {o.token_id: o for o in records.outcomes}
+    batches = {b.batch_id: b for b in records.batches}
+    orphans = []
+    for t in records.tokens:
+        if t.parent_token_id is None:
+            continue
+        parent = outcomes.get(t.parent_token_id)
+        if parent is None or parent.outcome != TokenOutcome.EXPANDED:
+            orphans.append(row_of(t, parent_outcome=parent and parent.outcome))
     if orphans:
         yield _violation("lineage", "child token(s) whose parent is not EXPANDED", orphans)
-    unborn = run.rows(
-        select(t, b.c.status.label("batch_status"))
-        .join(b, and_(b.c.run_id == t.c.run_id, b.c.batch_id == t.c.origin_batch_id))
-        .where(t.c.run_id == run.run_id, b.c.status != BatchStatus.COMPLETED)
-    )
+    unborn = [
+        row_of(t, batch_status=batches[t.origin_batch_id].status)
+        for t in records.tokens
+        if t.origin_batch_id in batches and batches[t.origin_batch_id].status != BatchStatus.COMPLETED
+    ]
     if unborn:
         yield _violation("lineage", "output token(s) of a batch that is not completed", unborn)
 
     children: dict[int, list[Any]] = defaultdict(list)
     outputs: dict[int, list[Any]] = defaultdict(list)
-    for token in run.rows(
-        select(t.c.token_id, t.c.parent_token_id, t.c.origin_batch_id, t.c.payload_json)
-        .where(t.c.run_id == run.run_id, or_(t.c.parent_token_id.is_not(None), t.c.origin_batch_id.is_not(None)))
-        .order_by(t.c.token_id)
-    ):
-        if token["parent_token_id"] is not None:
-            children[token["parent_token_id"]].append(token)
-        else:
-            outputs[token["origin_batch_id"]].append(token)
+    for token in records.tokens:
+        if token.parent_token_id is not None:
+            children[token.parent_token_id].append(token)
+        elif token.origin_batch_id is not None:
+            outputs[token.origin_batch_id].append(token)
 
     def payload_hash(tokens: list[Any], combine: Callable[[list[Any]], Any]) -> str | None:
         try:
-            return stable_hash(combine([strict_loads(tok["payload_json"]) for tok in tokens]))
+            return stable_hash(combine([strict_loads(tok.payload_json) for tok in tokens]))
         except (TypeError, ValueError, NonCanonicalValueError):
             return None  # reported by the JSON checks
 
     # The expanding state is the last completed one of the token at the node its outcome names.
-    expanding: dict[int, dict[str, Any]] = {}
-    for row in run.rows(
-        select(o, ns.c.state_id.label("expanding_state"), ns.c.output_hash)
-        .outerjoin(
-            ns,
-            and_(
-                ns.c.run_id == o.c.run_id,
-                ns.c.token_id == o.c.token_id,
-                ns.c.node_id == o.c.node_id,
-                ns.c.status == StateStatus.COMPLETED,
-            ),
-        )
-        .where(o.c.run_id == run.run_id, o.c.outcome == TokenOutcome.EXPANDED)
-        .order_by(o.c.token_id, ns.c.state_id)
-    ):
-        expanding[row["token_id"]] = row
+    expanding: dict[int, Any] = {o.token_id: None for o in records.outcomes if o.outcome == TokenOutcome.EXPANDED}
+    for state in records.states:
+        outcome = outcomes.get(state.token_id) if state.token_id is not None else None
+        if (
+            outcome is not None
+            and outcome.token_id in expanding
+            and state.node_id == outcome.node_id
+            and state.status == StateStatus.COMPLETED
+        ):
+            expanding[outcome.token_id] = state
     if run.purged:
         return  # the rows to hash are gone; their hashes stay in the states
     short = []
-    for token_id, outcome in expanding.items():
+    for token_id, state in expanding.items():
         kids = children.get(token_id, [])
-        if outcome["output_hash"] is None or payload_hash(kids, list) != outcome["output_hash"]:
-            short.append({**outcome, "children": [k["token_id"] for k in kids]})
+        output_hash = None if state is None else state.output_hash
+        if output_hash is None or payload_hash(kids, list) != output_hash:
+            short.append(
+                row_of(
+                    outcomes[token_id],
+                    expanding_state=None if state is None else state.state_id,
+                    output_hash=output_hash,
+                    children=[k.token_id for k in kids],
+                )
+            )
     if short:
         yield _violation(
             "expansion-children",
@@ -461,16 +428,23 @@ def _lineage(run: _Run) -> Iterator[Violation]:
     def hash_of_hashes(rows: list[Any]) -> list[str]:
         return [stable_hash(row) for row in rows]
 
+    states = {s.state_id: s for s in records.states}
     short = []
-    flushed = run.rows(
-        select(b.c.batch_id, b.c.node_id, b.c.flush_state_id, ns.c.output_hash)
-        .join(ns, and_(ns.c.run_id == b.c.run_id, ns.c.state_id == b.c.flush_state_id))
-        .where(b.c.run_id == run.run_id, b.c.status == BatchStatus.COMPLETED)
-    )
-    for batch in flushed:
-        made = outputs.get(batch["batch_id"], [])
-        if payload_hash(made, hash_of_hashes) != batch["output_hash"]:
-            short.append({**batch, "output_tokens": [tok["token_id"] for tok in made]})
+    for batch in batches.values():
+        flush = states.get(batch.flush_state_id) if batch.flush_state_id is not None else None
+        if batch.status != BatchStatus.COMPLETED or flush is None:
+            continue
+        made = outputs.get(batch.batch_id, [])
+        if payload_hash(made, hash_of_hashes) != flush.output_hash:
+            short.append(
+                {
+                    "batch_id": batch.batch_id,
+                    "node_id": batch.node_id,
+                    "flush_state_id": batch.flush_state_id,
+                    "output_hash": flush.output_hash,
+                    "output_tokens": [tok.token_id for tok in made],
+                }
+            )
     if short:
         yield _violation(
             "batch-outputs", "completed batch(es) whose output tokens are not the rows the aggregate returned", short
@@ -478,19 +452,19 @@ def _lineage(run: _Run) -> Iterator[Violation]:
 
 
 def _outcome_sinks(run: _Run) -> Iterator[Violation]:
-    o, a, c = schema.token_outcomes, schema.artifacts, schema.checkpoints
-    bad = run.rows(
-        select(o, a.c.node_id.label("artifact_node_id"))
-        .join(a, and_(a.c.run_id == o.c.run_id, a.c.artifact_id == o.c.artifact_id))
-        .where(o.c.run_id == run.run_id, a.c.node_id != o.c.sink_node_id)
-    )
+    artifacts = {a.artifact_id: a for a in run.records.artifacts}
+    bad = [
+        row_of(o, artifact_node_id=artifacts[o.artifact_id].node_id)
+        for o in run.records.outcomes
+        if o.artifact_id in artifacts and artifacts[o.artifact_id].node_id != o.sink_node_id
+    ]
     if bad:
         yield _violation("outcome-artifact", "outcome(s) confirmed by another sink's artifact", bad)
-    bad = run.rows(
-        select(c.c.run_id, c.c.checkpoint_id, c.c.node_id, c.c.artifact_id, a.c.node_id.label("artifact_node_id"))
-        .join(a, and_(a.c.run_id == c.c.run_id, a.c.artifact_id == c.c.artifact_id))
-        .where(c.c.run_id == run.run_id, a.c.node_id != c.c.node_id)
-    )
+    bad = [
+        row_of(c, artifact_node_id=artifacts[c.artifact_id].node_id)
+        for c in run.records.checkpoints
+        if c.artifact_id in artifacts and artifacts[c.artifact_id].node_id != c.node_id
+    ]
     if bad:
         yield _violation("outcome-artifact", "checkpoint(s) pointing at another sink's artifact", bad)
 
@@ -517,34 +491,27 @@ CHECKS: tuple[Callable[[_Run], Iterator[Violation]], ...] = (
 # ---------------------------------------------------------------- entry points
 
 
-def default_payload_dir(engine: Engine) -> Path | None:
-    """Where the engine puts payloads when settings do not say: beside a SQLite file."""
-    url = make_url(str(engine.url))
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        return Path(url.database).resolve().parent / "payloads"
-    return None
+@contextmanager
+def opened(landscape: Landscape | str, payload_dir: str | Path | None = None) -> Iterator[Landscape]:
+    """`landscape` itself, or the one at that URL (with `payload_dir`, default where the engine puts it),
+    closed when done."""
+    if isinstance(landscape, Landscape):
+        yield landscape
+        return
+    with open_landscape(landscape, payload_dir) as reader:
+        yield reader
 
 
-def sweep(engine_or_url: Engine | str, run_id: str, payload_dir: str | Path | None = None) -> list[Violation]:
-    """Every invariant violation in run `run_id` of the Landscape at `engine_or_url`. `payload_dir` is the
-    payload store (default: `payloads` beside a SQLite file, as the engine does)."""
-    engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
-    try:
-        directory = Path(payload_dir) if payload_dir is not None else default_payload_dir(engine)
-        payloads = FilePayloadStore(directory) if directory is not None else None
-        with engine.connect() as conn:
-            r = schema.runs
-            status = conn.execute(select(r.c.status).where(r.c.run_id == run_id)).scalar()
-            purged = conn.execute(select(schema.purges.c.run_id).where(schema.purges.c.run_id == run_id)).first()
-            run = _Run(conn, run_id, status, payloads, purged is not None)
-            found = [] if status is not None else [_violation("run-missing", f"no run {run_id!r} in the landscape")]
-            for check in CHECKS:
-                found.extend(check(run))
-            conn.rollback()
-        return found
-    finally:
-        if isinstance(engine_or_url, str):
-            engine.dispose()
+def sweep(landscape: Landscape | str, run_id: str, payload_dir: str | Path | None = None) -> list[Violation]:
+    """Every invariant violation in run `run_id` of `landscape` (open, or its URL). `payload_dir` is the
+    payload store of a URL (default: where the engine puts it, `payloads` beside a SQLite file)."""
+    with opened(landscape, payload_dir) as reader:
+        records = reader.run(run_id)
+        info = records.run
+        if info is None:
+            return [_violation("run-missing", f"no run {run_id!r} in the landscape")]
+        run = _Run(records, info.status, records.purge is not None)
+        return [violation for check in CHECKS for violation in check(run)]
 
 
 def _cell(value: Any, width: int = 36) -> str:
@@ -575,9 +542,9 @@ def report(violations: list[Violation], run_id: str) -> str:
     return "\n".join(parts)
 
 
-def assert_clean(engine_or_url: Engine | str, run_id: str, payload_dir: str | Path | None = None) -> None:
+def assert_clean(landscape: Landscape | str, run_id: str, payload_dir: str | Path | None = None) -> None:
     """Raise AssertionError with a readable report when the sweep finds anything."""
-    violations = sweep(engine_or_url, run_id, payload_dir)
+    violations = sweep(landscape, run_id, payload_dir)
     if violations:
         raise AssertionError(report(violations, run_id))
 
@@ -586,9 +553,10 @@ __all__ = [
     "CHECKS",
     "Violation",
     "assert_clean",
-    "default_payload_dir",
     "format_rows",
+    "opened",
     "report",
+    "row_of",
     "strict_loads",
     "sweep",
 ]

@@ -46,14 +46,11 @@ from typing import Any
 from urllib.parse import unquote
 
 from attrs import frozen
-from sqlalchemy import Engine, and_, create_engine, select
 
-from elspeth.errors import ElspethError
-from elspeth.landscape import schema
-from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.reading import Body, CallRecord, CallStatus, Landscape, RunRecords
 from elspeth.landscape.redaction import Redactor
 from elspeth_testkit.fault_proxy import Exchange
-from elspeth_testkit.sweep import Violation, default_payload_dir, report, strict_loads
+from elspeth_testkit.sweep import Violation, opened, report, strict_loads
 
 PREVIEW_CHARS = 200
 CANDIDATES_SHOWN = 3
@@ -237,7 +234,7 @@ class _State:
 @frozen
 class _Call:
     order: int
-    row: dict[str, Any]
+    record: CallRecord
     request: StoredBody
     response: StoredBody | None
     state: _State | None = None
@@ -245,32 +242,28 @@ class _Call:
 
     @property
     def is_error(self) -> bool:
-        return self.row["status"] == "error" and self.row["error_json"] is not None
+        return self.record.status == CallStatus.ERROR and self.record.error_json is not None
 
     def brief(self) -> dict[str, Any]:
-        r = self.row
+        r = self.record
         return {
-            "state_id": r["state_id"],
-            "call_index": r["call_index"],
-            "call_type": r["call_type"],
-            "provider": r["provider"],
-            "status": r["status"],
+            "state_id": r.state_id,
+            "call_index": r.call_index,
+            "call_type": r.call_type,
+            "provider": r.provider,
+            "status": str(r.status),
             "request": _preview_value(self.request.value),
             "response": _preview_value(None if self.response is None else self.response.value),
-            "error": r["error_json"],
+            "error": r.error_json,
         }
 
 
-def _stored(inline: str | None, ref: str | None, payloads: FilePayloadStore | None) -> Any:
+def _stored(body: Body) -> Any:
+    if body.text is None:
+        return _UNREADABLE if body.ref is not None else None
     try:
-        if ref is not None:
-            if payloads is None:
-                return _UNREADABLE
-            inline = payloads.get(ref).decode("utf-8")
-        if inline is None:
-            return None
-        return strict_loads(inline)
-    except (ElspethError, UnicodeDecodeError, ValueError):
+        return strict_loads(body.text)
+    except ValueError:
         return _UNREADABLE
 
 
@@ -285,44 +278,36 @@ class _Landscape:
     started_at: float
 
 
-def _load(engine: Engine, run_id: str, payloads: FilePayloadStore | None) -> _Landscape:
-    c, ns, t = schema.calls, schema.node_states, schema.tokens
-    state_query = (
-        select(ns, t.c.row_id)
-        .select_from(ns.outerjoin(t, and_(t.c.run_id == ns.c.run_id, t.c.token_id == ns.c.token_id)))
-        .where(ns.c.run_id == run_id)
-    )
-    query = select(c).where(c.c.run_id == run_id).order_by(c.c.created_at, c.c.state_id, c.c.call_index)
+def _load(records: RunRecords) -> _Landscape:
+    row_of_token = {t.token_id: t.row_id for t in records.tokens}
+    states = {
+        s.state_id: _State(
+            s.state_id,
+            s.node_id,
+            s.operation,
+            s.token_id,
+            None if s.token_id is None else row_of_token.get(s.token_id),
+            s.attempt,
+            s.started_at,
+            s.ended_at,
+        )
+        for s in records.states
+    }
+    made = sorted(records.calls, key=lambda c: (c.created_at, c.state_id, c.call_index))
     calls, orphans = [], []
-    with engine.connect() as conn:
-        states = {
-            r["state_id"]: _State(
-                r["state_id"],
-                r["node_id"],
-                r["operation"],
-                r["token_id"],
-                r["row_id"],
-                r["attempt"],
-                r["started_at"],
-                r["ended_at"],
-            )
-            for r in conn.execute(state_query).mappings()
-        }
-        started = conn.execute(select(schema.runs.c.started_at).where(schema.runs.c.run_id == run_id)).scalar()
-        for i, row in enumerate(conn.execute(query).mappings()):
-            data = dict(row)
-            response = _stored(data["response_json"], data["response_ref"], payloads)
-            call = _Call(
-                order=i,
-                row=data,
-                request=StoredBody(_stored(data["request_json"], data["request_ref"], payloads)),
-                response=None if response is None else StoredBody(response),
-                state=states.get(data["state_id"]),
-            )
-            calls.append(call)
-            if call.state is None:
-                orphans.append(call)
-        conn.rollback()
+    for i, record in enumerate(made):
+        response = _stored(record.response)
+        call = _Call(
+            order=i,
+            record=record,
+            request=StoredBody(_stored(record.request)),
+            response=None if response is None else StoredBody(response),
+            state=states.get(record.state_id),
+        )
+        calls.append(call)
+        if call.state is None:
+            orphans.append(call)
+    started = records.run.started_at if records.run is not None else None
     origin = started if started is not None else min((s.started_at for s in states.values()), default=0.0)
     return _Landscape(calls, orphans, states, origin)
 
@@ -408,7 +393,7 @@ class _Sent:
         """An ok call holds an answer its client had before recording it: the exchange must have ended
         while the state was open. (An ERROR call may be a client that stopped waiting.)"""
         closed = None if call.state is None else call.state.ended_at
-        return call.row["status"] == "ok" and closed is not None and self.exchange.ended_at > closed
+        return call.record.status == CallStatus.OK and closed is not None and self.exchange.ended_at > closed
 
     def in_time(self, call: _Call) -> bool:
         """The exchange lies inside the open interval of the call's state, as far as the wire can tell."""
@@ -482,7 +467,7 @@ def _failure(exchange: Exchange) -> str:
 
 
 def _nearest(calls: Iterable[_Call], exchange: Exchange) -> list[dict[str, Any]]:
-    ranked = sorted(calls, key=lambda call: abs(call.row["created_at"] - exchange.ended_at))
+    ranked = sorted(calls, key=lambda call: abs(call.record.created_at - exchange.ended_at))
     return [call.brief() for call in ranked[:CANDIDATES_SHOWN]]
 
 
@@ -536,13 +521,13 @@ class WireMatch:
     calls row it was matched to (None: unmatched) and its request body as a needle (None: no body)."""
 
     violations: list[Violation]
-    calls: dict[int, dict[str, Any] | None]
+    calls: dict[int, CallRecord | None]
     requests: dict[int, Needle | None]
 
 
 def compare_wire_with_calls(
     exchanges: Iterable[Exchange],
-    engine_or_url: Engine | str,
+    landscape_or_url: Landscape | str,
     run_id: str,
     payload_dir: str | Path | None = None,
     secrets: Iterable[str] = (),
@@ -550,12 +535,12 @@ def compare_wire_with_calls(
     """Violations of the wire invariants for run `run_id`: `call-unrecorded`, `call-metadata-only`,
     `call-error-unrecorded`, `call-outside-state` and `call-orphan`. `payload_dir` defaults to `payloads`
     beside a SQLite file. `secrets` are the values the run kept out of the Landscape (as the engine redacts them)."""
-    return match_wire(exchanges, engine_or_url, run_id, payload_dir, secrets).violations
+    return match_wire(exchanges, landscape_or_url, run_id, payload_dir, secrets).violations
 
 
 def match_wire(
     exchanges: Iterable[Exchange],
-    engine_or_url: Engine | str,
+    landscape_or_url: Landscape | str,
     run_id: str,
     payload_dir: str | Path | None = None,
     secrets: Iterable[str] = (),
@@ -563,14 +548,8 @@ def match_wire(
 ) -> WireMatch:
     """`compare_wire_with_calls`, with the matching it found. An exchange that matches no call is not reported
     when `excused` says it may never have been recorded (its client was killed before it could record it)."""
-    engine = create_engine(engine_or_url) if isinstance(engine_or_url, str) else engine_or_url
-    try:
-        directory = Path(payload_dir) if payload_dir is not None else default_payload_dir(engine)
-        payloads = FilePayloadStore(directory) if directory is not None else None
-        landscape = _load(engine, run_id, payloads)
-    finally:
-        if isinstance(engine_or_url, str):
-            engine.dispose()
+    with opened(landscape_or_url, payload_dir) as reader:
+        landscape = _load(reader.run(run_id))
 
     calls, orphans = landscape.calls, landscape.orphans
     redact = Redactor.of(secrets)
@@ -609,7 +588,7 @@ def match_wire(
                 )
             continue
         call = calls[match[i]]
-        where = f"calls row (state_id {call.row['state_id']}, call_index {call.row['call_index']})"
+        where = f"calls row (state_id {call.record.state_id}, call_index {call.record.call_index})"
         missing = []
         if i in path_only:
             missing.append("the request body that was sent (the row matched by its path only)")
@@ -631,7 +610,7 @@ def match_wire(
                 Violation(
                     "call-error-unrecorded",
                     f"{what}: it failed on the wire ({_failure(exchange)}) but its {where} has status "
-                    f"{call.row['status']!r} and no error. Record a failure as an ERROR call with the error "
+                    f"'{call.record.status}' and no error. Record a failure as an ERROR call with the error "
                     "filled in (ctx.call does so when the exception leaves its block; or pass error=... to "
                     "ctx.record_call)"
                     + (", or keep the garbled body as the response." if exchange.fault == "malformed" else "."),
@@ -651,7 +630,7 @@ def match_wire(
         )
     return WireMatch(
         found,
-        {s.exchange.index: calls[match[i]].row if i in match else None for i, s in enumerate(sent)},
+        {s.exchange.index: calls[match[i]].record if i in match else None for i, s in enumerate(sent)},
         {s.exchange.index: s.request_needle for s in sent},
     )
 
@@ -664,13 +643,13 @@ def wire_report(violations: list[Violation], run_id: str) -> str:
 
 def assert_wire_matches_calls(
     exchanges: Iterable[Exchange],
-    engine_or_url: Engine | str,
+    landscape_or_url: Landscape | str,
     run_id: str,
     payload_dir: str | Path | None = None,
     secrets: Iterable[str] = (),
 ) -> None:
     """Raise AssertionError with a readable report when `compare_wire_with_calls` finds anything."""
-    violations = compare_wire_with_calls(exchanges, engine_or_url, run_id, payload_dir, secrets)
+    violations = compare_wire_with_calls(exchanges, landscape_or_url, run_id, payload_dir, secrets)
     if violations:
         raise AssertionError(wire_report(violations, run_id))
 

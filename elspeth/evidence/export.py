@@ -17,7 +17,7 @@ from typing import IO, Any
 
 import attrs
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from elspeth import __version__
 from elspeth.errors import ElspethError, LandscapeError
@@ -33,9 +33,8 @@ from elspeth.evidence.records import (
     encode_line,
 )
 from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.reading import run_rows
 from elspeth.landscape.retention import purge_of
-
-_FETCH = 2000
 
 
 class _SignedWriter:
@@ -127,12 +126,8 @@ def _write(
 
 def _records(conn: Connection, run_id: str, store: FilePayloadStore) -> Iterator[tuple[str, dict[str, Any]]]:
     for record_type, table in RECORD_TABLES:
-        keys = [c for c in table.primary_key.columns if c.name != "run_id"]
-        columns = [c for c in table.columns if c.name != "run_id"]
-        names = ["type", *(c.name for c in columns)]
-        query = select(*columns).where(table.c.run_id == run_id).order_by(*keys)
-        for row in conn.execution_options(yield_per=_FETCH).execute(query):
-            record: dict[str, Any] = dict(zip(names, (record_type, *row), strict=True))
+        for row in run_rows(conn, table, run_id):
+            record: dict[str, Any] = {"type": record_type, **row}
             if record_type == "call":
                 _add_bodies(record, store, BODY_FIELDS)
             elif record_type == "state":

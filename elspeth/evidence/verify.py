@@ -23,6 +23,7 @@ from elspeth.evidence.read_back import ReadBackContext
 from elspeth.evidence.records import BODY_FIELDS, hash_problem
 from elspeth.landscape import schema
 from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.landscape.reading import Landscape
 from elspeth.landscape.retention import purge_of
 
 _CHUNK = 1 << 20
@@ -71,6 +72,12 @@ def verify_run(conn: Connection, run_id: str, store: FilePayloadStore, sink_for:
         else:
             result.payloads.append(finding)
     return result
+
+
+def verify_landscape(landscape: Landscape, run_id: str, sink_for: SinkFor) -> Verification:
+    """`verify_run` on a Landscape open for reading, with its payload store (what tools and the kit hold)."""
+    with landscape.engine.connect() as conn:
+        return verify_run(conn, run_id, landscape.payloads, sink_for)
 
 
 def _latest_artifacts(conn: Connection, run_id: str) -> list[tuple[str, str, str, int, int]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from elspeth.api import Capability
+from elspeth.landscape.reading import BatchRecord, BatchStatus
 from elspeth_testkit import cardinality, checks
 from elspeth_testkit.harness import Harness, generic_rows, read_jsonl
 
@@ -27,8 +28,8 @@ def _pipeline(h: Harness, rows: list, subdir: str = "", count: int = 4, **engine
     return h.pipeline(rows, aggregations=[aggregation], engine=engine)
 
 
-def _batches(h: Harness, result) -> list[dict]:  # type: ignore[no-untyped-def]
-    return sorted(result.rows("batches", node_id=NODE), key=lambda b: b["batch_id"])
+def _batches(h: Harness, result) -> list[BatchRecord]:  # type: ignore[no-untyped-def]
+    return [b for b in result.records().batches if b.node_id == NODE]
 
 
 def test_aggregate_contract(h: Harness, plugin_info) -> None:
@@ -47,17 +48,16 @@ def test_aggregate_batch_state(h: Harness, plugin_info) -> None:
     rows = _rows(h, 10)
     result = h.run(_pipeline(h, rows, count=4))
     h.check(result)
-    final = [b for b in _batches(h, result) if b["status"] == "completed"]
-    triggers = [b["trigger"] for b in final]
+    final = [b for b in _batches(h, result) if b.status == BatchStatus.COMPLETED]
+    triggers = [b.trigger for b in final]
     if triggers[:2] != ["count", "count"] or triggers[-1:] != ["end_of_source"] or len(final) != 3:
         h.fail(
             "batch-triggers",
             f"expected completed batches fired by count, count, end_of_source; got {triggers}",
             _batches(h, result),
         )
-    members = result.rows("batch_members")
-    consumed = [m for m in members if m["batch_id"] in {b["batch_id"] for b in final}]
-    if len(consumed) != len(rows) or len({m["token_id"] for m in consumed}) != len(rows):
+    consumed = [m for m in result.records().members if m.batch_id in {b.batch_id for b in final}]
+    if len(consumed) != len(rows) or len({m.token_id for m in consumed}) != len(rows):
         h.fail("batch-members", f"{len(rows)} rows should each be in one completed batch", consumed)
 
 
@@ -94,9 +94,9 @@ def test_aggregate_recovery_half_full_buffer(h: Harness, plugin_info) -> None:
         h.check(resumed)
         checks.wire_across_resume(h, proxy, settings)
     got = read_jsonl(h.sink_path("main"))
-    completed = [b for b in _batches(h, resumed) if b["status"] == "completed"]
-    members = [m for m in resumed.rows("batch_members") if m["batch_id"] in {b["batch_id"] for b in completed}]
-    if sorted(m["token_id"] for m in members) != sorted({m["token_id"] for m in members}) or len(members) != 10:
+    completed = {b.batch_id for b in _batches(h, resumed) if b.status == BatchStatus.COMPLETED}
+    members = [m for m in resumed.records().members if m.batch_id in completed]
+    if sorted(m.token_id for m in members) != sorted({m.token_id for m in members}) or len(members) != 10:
         h.fail("batch-members", "after resume each row must be in exactly one completed batch", members)
     reference = h.run(_pipeline(h, rows, "reference"))
     h.check(reference)

@@ -8,8 +8,8 @@ import pytest
 
 from elspeth.api import Capability, Sink, can_read_back
 from elspeth.evidence.read_back import ReadBackContext
-from elspeth.evidence.verify import Status, verify_run
-from elspeth.landscape.payloads import FilePayloadStore
+from elspeth.evidence.verify import Status, verify_landscape
+from elspeth.landscape.reading import open_landscape
 from elspeth.settings import structure
 from elspeth_testkit import checks
 from elspeth_testkit.harness import Harness, generic_rows
@@ -60,8 +60,9 @@ def test_sink_multi_write(h: Harness, plugin_info) -> None:
     settings, options = _pipeline(h, rows, write_batch_rows=4, checkpoint_every_rows=9)
     result = h.run(settings)
     h.check(result)
-    writes = [s for s in result.rows("node_states", node_id=SINK) if s["operation"] == "write"]
-    flushes = [s for s in result.rows("node_states", node_id=SINK) if s["operation"] == "flush"]
+    states = [s for s in result.records().states if s.node_id == SINK]
+    writes = [s for s in states if s.operation == "write"]
+    flushes = [s for s in states if s.operation == "flush"]
     if len(writes) < 3 or len(flushes) < 2:
         h.fail("multi-write-exercised", f"expected 3+ writes and 2+ flushes, saw {len(writes)} and {len(flushes)}")
     data = read(options)
@@ -86,18 +87,16 @@ def test_sink_read_back(h: Harness, plugin_info) -> None:
     def sink_for(_node_id: str) -> Sink:
         return cls(structure(options, cls.config_class, where="read_back"))
 
-    store = FilePayloadStore(result.payload_dir)
-    with result.engine().connect() as conn:
-        findings = verify_run(conn, result.run_id, store, sink_for).artifacts
+    with open_landscape(result.url, result.payload_dir) as landscape:
+        findings = verify_landscape(landscape, result.run_id, sink_for).artifacts
+        uri = [a for a in landscape.run(result.run_id).artifacts if a.node_id == SINK][-1].uri
+        ctx = ReadBackContext(result.run_id, SINK, landscape.payloads)
     mine = [f for f in findings if f.subject.startswith(f"{SINK} ")]
     if [f.status for f in mine] != [Status.MATCHES]:
         h.fail("read-back", f"elspeth verify of the run's artifact: {[(f.status, f.detail) for f in mine]}")
     read = h.plugin.setup.read_output
-    if read is not None:
-        uri = max(result.rows("artifacts", node_id=SINK), key=lambda a: a["artifact_id"])["uri"]
-        ctx = ReadBackContext(result.run_id, SINK, store)
-        if b"".join(sink_for(SINK).read_back(uri, ctx)) != read(options):
-            h.fail("read-back", "read_back yields other bytes than the destination holds")
+    if read is not None and b"".join(sink_for(SINK).read_back(uri, ctx)) != read(options):
+        h.fail("read-back", "read_back yields other bytes than the destination holds")
 
 
 def _recovery(h: Harness, kill: dict) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 
 import pytest
 
+from elspeth.landscape.reading import TokenOutcome
 from elspeth_testkit import checks
 from elspeth_testkit.harness import Harness, generic_rows, read_jsonl
 from elspeth_testkit.setups import Options, Row
@@ -54,8 +55,8 @@ def test_source_round_trip(h: Harness, plugin_info) -> None:
     result = h.run(settings)
     h.check(result)
     checks.same_rows(h, "source-rows", read_jsonl(h.sink_path("main")), rows, "rows through the source")
-    stored = result.rows("rows")
-    if len(stored) != len(rows) or any(r["quarantined"] for r in stored):
+    stored = result.records().rows
+    if len(stored) != len(rows) or any(r.quarantined for r in stored):
         h.fail("source-rows-stored", f"{len(rows)} good rows should be stored, found {len(stored)}", stored[:10])
 
 
@@ -82,9 +83,9 @@ def test_source_quarantine(h: Harness, plugin_info) -> None:
     setup.write_raw_input(setup.bad_input, options)
     result = h.run(settings)
     h.check(result)
-    outcomes = {o["token_id"]: o for o in result.rows("token_outcomes")}
-    quarantined = [o for o in outcomes.values() if o["outcome"] == "quarantined"]
-    completed = [o for o in outcomes.values() if o["outcome"] == "completed"]
+    outcomes = {o.token_id: o for o in result.records().outcomes}
+    quarantined = [o for o in outcomes.values() if o.outcome == TokenOutcome.QUARANTINED]
+    completed = [o for o in outcomes.values() if o.outcome == TokenOutcome.COMPLETED]
     counts = (
         f"bad_input holds {good + bad} records ({good} good, {bad} bad); {len(completed)} became rows and "
         f"{len(quarantined)} were quarantined"
@@ -98,11 +99,11 @@ def test_source_quarantine(h: Harness, plugin_info) -> None:
         )
     if len(completed) != good or len(quarantined) != bad:
         h.fail("quarantine", f"{counts}, expected exactly {good} and {bad}", list(outcomes.values()))
-    unexplained = [o for o in quarantined if not o["reason_json"]]
+    unexplained = [o for o in quarantined if not o.reason_json]
     if unexplained:
         h.fail("quarantine-reason", "quarantined records must carry their reason", unexplained)
     h.require(
-        any(ENGINE_QUARANTINE not in o["reason_json"] for o in quarantined),
+        any(ENGINE_QUARANTINE not in (o.reason_json or "") for o in quarantined),
         "every bad record of bad_input was quarantined by the engine (values it cannot record, such as NaN), so "
         "the source's own handling of bad records went untested: add records the source itself must reject, "
         "such as a malformed line of its format",

@@ -182,6 +182,25 @@ class World:
         assert_clean(self.url, run_id, self.payload_dir)
 
 
+def healthy(w: World) -> str:
+    """A completed run that writes to every table: fan-out, calls (some too big to keep inline), routing, an
+    aggregation, two sinks."""
+    settings = w.settings(
+        source={"plugin": "test_numbers", "options": {"count": 30, "b_every": 4}},
+        transforms=[
+            {"plugin": "test_fanout", "options": {"copies": 2}},
+            {"plugin": "test_caller", "options": {"calls": 2, "big_every": 10}},
+            {"plugin": "route", "options": {"field": "dest", "routes": {"b": "b"}}},
+        ],
+        aggregations=[{"plugin": "test_batcher", "options": {}, "trigger": {"count": 10}}],
+        sinks=["out", "b"],
+        default_sink="out",
+    )
+    summary = w.run(settings)
+    assert summary.status == "completed", summary.error
+    return summary.run_id
+
+
 @pytest.fixture(scope="session")
 def registry() -> PluginRegistry:
     return PluginRegistry(make_plugin_manager(extra_plugins=[sample_plugins]))

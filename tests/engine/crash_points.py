@@ -43,6 +43,7 @@ from sqlalchemy.engine import make_url
 
 from elspeth.api import Artifact, Context, Row, Sink
 from elspeth.landscape import schema
+from elspeth.landscape.reading import Landscape
 from elspeth.landscape.recorder import Recorder
 from elspeth.plugin_manager import PluginRegistry
 from elspeth_testkit.sweep import report, sweep
@@ -563,7 +564,7 @@ def play(
         _check_attempt(story, ended, chain, url, run_id, payload_dir, resume)
     for problem in integrity_problems(url):
         story.failed(problem)
-    violations = sweep(landscape(url), run_id, payload_dir)
+    violations = sweep(Landscape(landscape(url), payload_dir), run_id)
     if violations:
         story.failed(f"after the run completed: {report(violations, run_id)}")
     got = read_outputs(settings)
@@ -601,6 +602,6 @@ def _check_attempt(
         story.failed(f"attempt {len(story.attempts)} returned {status!r} but runs.status is {recorded!r}")
         return
     if status == "interrupted":
-        violations = sweep(landscape(url), run_id, payload_dir)
+        violations = sweep(Landscape(landscape(url), payload_dir), run_id)
         if violations:
             story.failed(f"after attempt {len(story.attempts)} was interrupted: " + report(violations, run_id))

@@ -11,26 +11,9 @@ import pytest
 
 from elspeth_testkit.sweep import assert_clean, sweep
 
-from .conftest import World
+from .conftest import World, healthy
 
 Tamper = Callable[[World, sqlite3.Connection], None]
-
-
-def healthy(w: World) -> str:
-    settings = w.settings(
-        source={"plugin": "test_numbers", "options": {"count": 30, "b_every": 4}},
-        transforms=[
-            {"plugin": "test_fanout", "options": {"copies": 2}},
-            {"plugin": "test_caller", "options": {"calls": 2, "big_every": 10}},
-            {"plugin": "route", "options": {"field": "dest", "routes": {"b": "b"}}},
-        ],
-        aggregations=[{"plugin": "test_batcher", "options": {}, "trigger": {"count": 10}}],
-        sinks=["out", "b"],
-        default_sink="out",
-    )
-    summary = w.run(settings)
-    assert summary.status == "completed", summary.error
-    return summary.run_id
 
 
 def sql(*statements: str) -> Tamper:

@@ -136,8 +136,8 @@ def test_the_expected_output_takes_the_concurrent_runs_rows_where_a_fault_reache
 
 
 def test_peak_counts_states_open_at_once() -> None:
-    def state(start: float, end: float | None) -> dict[str, float | None]:
-        return {"started_at": start, "ended_at": end}
+    def state(start: float, end: float | None) -> tuple[float, float | None]:
+        return start, end
 
     assert _peak([state(0, 1), state(1, 2), state(2, 3)]) == 1  # one closes as the next opens
     assert _peak([state(0, 3), state(1, 2), state(1.5, 4), state(5, 6)]) == 3

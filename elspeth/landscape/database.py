@@ -89,12 +89,8 @@ def open_database(url: str) -> Engine:
             state = migrations.schema_state(conn)
         if state.empty:
             migrations.upgrade(engine)
-        elif state.pending:
-            shown = parsed.render_as_string()
-            raise LandscapeError(
-                f"the landscape at {shown} is at schema {state.version}; this elspeth ({__version__}) needs "
-                f"{migrations.HEAD}. Back it up, then upgrade it: elspeth db upgrade --landscape {shown}"
-            )
+        else:
+            refuse_pending(state, parsed)
     except DatabaseError as exc:  # OperationalError ("unable to open"), "file is not a database", ...
         engine.dispose()
         raise LandscapeError(f"cannot open the landscape at {parsed.render_as_string()}: {exc.orig}") from None
@@ -102,6 +98,16 @@ def open_database(url: str) -> Engine:
         engine.dispose()
         raise
     return engine
+
+
+def refuse_pending(state: migrations.SchemaState, parsed: URL) -> None:
+    """A LandscapeError, saying how to upgrade, when the database lacks migrations this elspeth has."""
+    if state.pending:
+        shown = parsed.render_as_string()
+        raise LandscapeError(
+            f"the landscape at {shown} is at schema {state.version}; this elspeth ({__version__}) needs "
+            f"{migrations.HEAD}. Back it up, then upgrade it: elspeth db upgrade --landscape {shown}"
+        )
 
 
 def require_existing(url: str) -> None:

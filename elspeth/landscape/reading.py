@@ -23,8 +23,8 @@ from attrs import field, frozen
 from sqlalchemy import Connection, Engine, Table, and_, create_engine, exists, select
 
 from elspeth.errors import ElspethError, LandscapeError
-from elspeth.landscape import schema
-from elspeth.landscape.database import check_url
+from elspeth.landscape import migrations, schema
+from elspeth.landscape.database import check_url, refuse_pending
 from elspeth.landscape.payloads import FilePayloadStore, payload_dir
 from elspeth.landscape.retention import Purge, purge_of
 from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, StateStatus, TokenOutcome, TriggerReason
@@ -263,6 +263,16 @@ def open_landscape(url: str, payloads: str | Path | None = None) -> Landscape:
         engine = create_engine(url)
     except ModuleNotFoundError as exc:
         raise LandscapeError(f"the driver for {parsed.drivername} is not installed ({exc.name})") from None
+    try:
+        with engine.connect() as conn:
+            state = migrations.schema_state(conn)
+        if state.empty:
+            raise LandscapeError(f"no landscape at {parsed.render_as_string()}: the database holds no Landscape")
+        # Read with this elspeth's schema, a database of an older one would fail at its first query instead.
+        refuse_pending(state, parsed)
+    except BaseException:
+        engine.dispose()
+        raise
     return Landscape(engine, payload_dir(url, None if payloads is None else str(payloads)), owned=True)
 
 

@@ -25,6 +25,7 @@ from elspeth.landscape import migrations, schema
 from elspeth.landscape.database import open_database, upgrade_database
 from elspeth.landscape.migrations import m0001_initial
 from elspeth.landscape.migrations.operations import add_column
+from elspeth.landscape.reading import open_landscape
 
 V1 = Path(__file__).with_name("v1_landscape")
 REPO = Path(__file__).resolve().parents[2]
@@ -251,3 +252,16 @@ def test_two_upgrades_at_once_apply_each_migration_once(tmp_path):
     with sqlite3.connect(db) as conn:
         names = [r[0] for r in conn.execute("SELECT name FROM elspeth_migrations ORDER BY name")]
     assert names == [m.name for m in migrations.MIGRATIONS]
+
+
+def test_the_read_api_refuses_an_older_schema_and_an_empty_database_saying_what_to_do(tmp_path):
+    """Read with this elspeth's schema, an older database would fail at its first query, naming a column."""
+    db = v1_copy(tmp_path) / "landscape.db"
+    with pytest.raises(LandscapeError, match=r"is at schema 0001_initial.*elspeth db upgrade"):
+        open_landscape(f"sqlite:///{db}")
+    upgrade_database(f"sqlite:///{db}")
+    with open_landscape(f"sqlite:///{db}") as landscape:
+        assert landscape.runs()
+    sqlite3.connect(tmp_path / "empty.db").close()
+    with pytest.raises(LandscapeError, match="holds no Landscape"):
+        open_landscape(f"sqlite:///{tmp_path / 'empty.db'}")

@@ -55,16 +55,19 @@ def statements(head: str, width: int, rows: Rows) -> list[tuple[str, list[Any]]]
         shared = _common_values(rows, width)
         if not shared:
             break
-        key = itemgetter(*shared)
-        keys = list(map(key, rows))
-        model = tuple(shared.values()) if len(shared) > 1 else next(iter(shared.values()))
-        group = list(compress(rows, map(eq, keys, repeat(model))))
+        if all(list(map(itemgetter(j), rows)).count(value) == len(rows) for j, value in shared.items()):
+            group, rest = rows, []  # the common case, without a key per row
+        else:
+            keys = list(map(itemgetter(*shared), rows))
+            model = tuple(shared.values()) if len(shared) > 1 else next(iter(shared.values()))
+            group = list(compress(rows, map(eq, keys, repeat(model))))
+            rest = list(compress(rows, map(ne, keys, repeat(model))))
         literals = _literals(group, list(shared)) if len(group) >= LITERALS_FROM_ROWS else None
         if literals is None:
             break
         values = ", ".join(literals.get(j, "?") for j in range(width))
         out.append((f"{head}({values})", list(map(_picker([j for j in range(width) if j not in literals]), group))))
-        rows = [] if len(group) == len(rows) else list(compress(rows, map(ne, keys, repeat(model))))
+        rows = rest
     if rows:
         out.append((f"{head}({', '.join('?' * width)})", list(map(tuple, rows))))
     return out
@@ -87,7 +90,7 @@ def _common_values(rows: Rows, width: int) -> dict[int, Any]:
     return found
 
 
-def _literals(group: list[Sequence[Any]], columns: list[int]) -> dict[int, str] | None:
+def _literals(group: Rows, columns: list[int]) -> dict[int, str] | None:
     """Column -> literal for `columns`, whose values are equal across `group`; None where equal is not enough:
     1 == True == 1.0, but 1.0 is stored as a REAL (an int and a bool are both bound as an integer)."""
     found = {}

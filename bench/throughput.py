@@ -125,9 +125,9 @@ def sqlite_ceiling(src: Path, work: Path, typed: bool, literals: bool = False) -
     token_outcomes) and per checkpoint (the flush's state, artifact and checkpoint), with the Landscape's own
     schema, pragmas and statements, in batches the size of the recorder's, committed as often. Only the
     database calls are timed: building their parameters (JSON and hashes included) is not, so this is the
-    database's share alone, the most any audited run could reach. `literals`: each batch's constants written
-    into the statements as the recorder now sends them (sqlite_inserts.py), not every value bound as the
-    issue's ceiling binds them."""
+    database's share alone, the most any audited run could reach. `literals`: the statements as the recorder
+    now sends them (sqlite_inserts.py: each batch's constants written in, many rows a statement), not every
+    value bound one row a statement as the issue's ceiling sends them."""
     import hashlib
 
     from sqlalchemy.dialects import sqlite as sqlite_dialect
@@ -401,7 +401,7 @@ def index_cost(
 
 def against(codes: list[str], src: Path, root: Path, rows: int, repeat: int, typed: bool) -> None:
     """The audited run of each code tree and the SQLite ceiling, interleaved `repeat` times."""
-    ceilings = {"sqlite ceiling": "ceiling", "sqlite ceiling, literals": "ceiling-literals"}
+    ceilings = {"sqlite ceiling": "ceiling", "sqlite ceiling, recorder's SQL": "ceiling-literals"}
     labels = [*codes, *ceilings]
     cpu: dict[str, list[float]] = {label: [] for label in labels}
     wall: dict[str, list[float]] = {label: [] for label in labels}
@@ -424,7 +424,7 @@ def against(codes: list[str], src: Path, root: Path, rows: int, repeat: int, typ
         c, w = statistics.median(cpu[label]), statistics.median(wall[label])
         print(
             f"  {label:<36} CPU {c:7.2f} s {rows / c:>8,.0f} rows/CPU-s  wall {w:7.2f} s  "
-            f"of the ceiling: {rows / c / ceiling:5.1%} (literals: {rows / c / literal:5.1%})  "
+            f"of the ceiling: {rows / c / ceiling:5.1%} (recorder's SQL: {rows / c / literal:5.1%})  "
             f"peak RSS {max(rss[label]):6.1f} MiB"
         )
 
@@ -483,7 +483,7 @@ def main() -> None:
             ("plugins", "same plugins, no audit"),
             ("audited", "elspeth, full audit"),
             ("ceiling", "sqlite ceiling (its calls)"),
-            ("ceiling-literals", "the same, literals"),
+            ("ceiling-literals", "the same, recorder's SQL"),
         ):
             r = results[mode]
             print(
@@ -498,7 +498,7 @@ def main() -> None:
         share = results["ceiling"]["cpu_seconds"] / audited_cpu
         print(f"  audited rows/CPU-s / sqlite ceiling's: {share:.1%} (the database's share of the audited CPU at most)")
         share = results["ceiling-literals"]["cpu_seconds"] / audited_cpu
-        print(f"  audited rows/CPU-s / the ceiling with the run's constants as literals: {share:.1%}")
+        print(f"  audited rows/CPU-s / the ceiling with the recorder's SQL (sqlite_inserts.py): {share:.1%}")
         print(f"  audit written (closed database): {results['audited']['audit_bytes'] / args.rows:.0f} bytes per row")
         if args.memory:
             print("peak RSS of the audited run by input size:")

@@ -1,10 +1,12 @@
-"""The recorder's buffered rows into SQLite: one executemany per table, with the values that are the same in
-every row of the flush (the run, the node, the operation, the status, the NULLs) written into the statement
-as literals instead of bound again for each row.
+"""The recorder's buffered rows into SQLite: INSERTs of many rows each, with the values that are the same
+in every row of the flush (the run, the node, the operation, the status, the NULLs) written into the
+statement as literals instead of bound again for each row.
 
 Binding is a large part of what sqlite3 spends on an insert: every bound value is type-checked, converted
-and copied, row after row. Measured on the benchmark's inserts (100,000 source rows into rows, tokens,
-node_states and token_outcomes): 1.87 s of CPU with every value bound, 1.42 s with the constants in the SQL.
+and copied, row after row; and each execution of a statement has a cost of its own (cursors opened on the
+table and its indexes, the statement reset). Measured on the benchmark's inserts (100,000 source rows into
+rows, tokens, node_states and token_outcomes, executemany): 1.87 s of CPU with every value bound one row a
+statement, 1.42 s with the constants in the SQL, 0.86-0.92 s with that and 50-64 rows a statement.
 
 What is stored stays the same, value for value and type for type: only NULL, ints within 64 bits (a bool
 as 0 or 1, as sqlite3 binds it) and ASCII text without NUL are written as literals. Floats (SQLite's own
@@ -14,7 +16,7 @@ parsing of a literal might round otherwise than the double bound) and anything e
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from itertools import compress, repeat
+from itertools import chain, compress, repeat
 from operator import eq, itemgetter, ne
 from typing import Any
 
@@ -25,6 +27,9 @@ from elspeth.landscape.inserts import Inserter, Rows
 LITERALS_FROM_ROWS = 64
 """A table's rows in a flush below this many are all bound: a statement made for one flush costs a prepare,
 more than binding a few rows saves (a call's commit sends a handful of rows at a time)."""
+ROWS_PER_STATEMENT = 64
+_MAX_BOUND = 999
+"""Bound values one statement may hold in every SQLite (the default limit before 3.32)."""
 _INT64 = range(-(2**63), 2**63)
 _INTEGRAL = frozenset({int, bool})
 
@@ -46,10 +51,10 @@ def sqlite_inserter(conn: Connection) -> Inserter:
 
 
 def statements(head: str, width: int, rows: Rows) -> list[tuple[str, list[Any]]]:
-    """INSERTs (`head` is their text up to VALUES) and their parameters, row by row, that store `rows`. A
-    flush mostly holds one kind of row per table (a transform's states) and a few of others (a sink's write
-    states): the rows that share the most common literal-safe values go together, those values written in;
-    then the same for what is left, until what is left is too few, and is bound."""
+    """INSERTs (`head` is their text up to VALUES) and their parameters, for executemany, that store `rows`.
+    A flush mostly holds one kind of row per table (a transform's states) and a few of others (a sink's
+    write states): the rows that share the most common literal-safe values go together, those values
+    written in; then the same for what is left, until what is left is too few, and is bound."""
     out = []
     while len(rows) >= LITERALS_FROM_ROWS:
         shared = _common_values(rows, width)
@@ -65,11 +70,27 @@ def statements(head: str, width: int, rows: Rows) -> list[tuple[str, list[Any]]]
         literals = _literals(group, list(shared)) if len(group) >= LITERALS_FROM_ROWS else None
         if literals is None:
             break
-        values = ", ".join(literals.get(j, "?") for j in range(width))
-        out.append((f"{head}({values})", list(map(_picker([j for j in range(width) if j not in literals]), group))))
+        values = "(" + ", ".join(literals.get(j, "?") for j in range(width)) + ")"
+        out += _many_a_statement(
+            head, values, list(map(_picker([j for j in range(width) if j not in literals]), group))
+        )
         rows = rest
     if rows:
-        out.append((f"{head}({', '.join('?' * width)})", list(map(tuple, rows))))
+        out += _many_a_statement(head, f"({', '.join('?' * width)})", list(map(tuple, rows)))
+    return out
+
+
+def _many_a_statement(head: str, values: str, params: list[tuple[Any, ...]]) -> list[tuple[str, list[Any]]]:
+    """`values` (one row's) repeated in a statement of ROWS_PER_STATEMENT rows, their parameters run together,
+    for as many rows as fill such statements; the rest one row a statement."""
+    per_statement = max(1, min(ROWS_PER_STATEMENT, _MAX_BOUND // max(1, len(params[0]))))
+    whole = len(params) - len(params) % per_statement
+    out: list[tuple[str, list[Any]]] = []
+    if whole:
+        together = [tuple(chain.from_iterable(params[i : i + per_statement])) for i in range(0, whole, per_statement)]
+        out.append((head + ", ".join([values] * per_statement), together))
+    if whole < len(params):
+        out.append((head + values, params[whole:]))
     return out
 
 

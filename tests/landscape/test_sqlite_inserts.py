@@ -1,5 +1,6 @@
-"""Constants written into the INSERT as literals must store exactly what binding them stores: the same
-values of the same SQLite types, row for row, whatever mix of rows a flush holds."""
+"""Constants written into the INSERT as literals, and many rows a statement, must store exactly what binding
+every value one row a statement stores: the same values of the same SQLite types, row for row, whatever mix
+of rows a flush holds."""
 
 from __future__ import annotations
 
@@ -12,7 +13,13 @@ from hypothesis import strategies as st
 
 from elspeth.landscape import schema
 from elspeth.landscape.database import open_database
-from elspeth.landscape.sqlite_inserts import LITERALS_FROM_ROWS, sql_literal, sqlite_inserter, statements
+from elspeth.landscape.sqlite_inserts import (
+    LITERALS_FROM_ROWS,
+    ROWS_PER_STATEMENT,
+    sql_literal,
+    sqlite_inserter,
+    statements,
+)
 
 WIDTH = 4
 # Few distinct values, so that columns often hold one value in most rows, mixed with others that are not
@@ -45,11 +52,9 @@ def test_literals_store_what_binding_stores(tmp_path: Path, rows: list[tuple[obj
     try:
         keyed = [(k, *row) for k, row in enumerate(rows)]
         conn.executemany(f"INSERT INTO bound VALUES ({', '.join('?' * WIDTH)})", keyed)
-        sent = 0
         for sql, params in statements("INSERT INTO literal (k, c1, c2, c3) VALUES ", WIDTH, keyed):
             conn.executemany(sql, params)
-            sent += len(params)
-        assert sent == len(rows)
+        assert len(_stored(conn, "bound")) == len(rows)
         assert _stored(conn, "literal") == _stored(conn, "bound")
     finally:
         conn.execute("DELETE FROM bound")
@@ -61,16 +66,17 @@ def test_literals_store_what_binding_stores(tmp_path: Path, rows: list[tuple[obj
 def test_a_flush_of_one_kind_of_row_and_a_few_others_writes_each_kind_s_constants() -> None:
     main = [("run", k, "transform", "completed", None) for k in range(200)]
     others = [("run", 200 + k, "sink", "completed", None) for k in range(3)]
-    rows = main[:100] + others + main[100:]
-    sent = statements("INSERT INTO t (a, b, c, d, e) VALUES ", 5, rows)
-    assert sent[0] == (
-        "INSERT INTO t (a, b, c, d, e) VALUES ('run', ?, 'transform', 'completed', NULL)",
-        [(k,) for k in range(200)],
-    )
-    assert sent[1] == ("INSERT INTO t (a, b, c, d, e) VALUES (?, ?, ?, ?, ?)", others)
+    head = "INSERT INTO t (a, b, c, d, e) VALUES "
+    sent = statements(head, 5, main[:100] + others + main[100:])
+    one = "('run', ?, 'transform', 'completed', NULL)"
+    assert sent == [
+        (head + ", ".join([one] * ROWS_PER_STATEMENT), [tuple(range(i, i + 64)) for i in (0, 64, 128)]),
+        (head + one, [(k,) for k in range(192, 200)]),
+        (head + "(?, ?, ?, ?, ?)", others),
+    ]
 
 
-def test_few_rows_are_bound() -> None:
+def test_few_rows_are_bound_one_a_statement() -> None:
     rows = [("run", k) for k in range(LITERALS_FROM_ROWS - 1)]
     assert statements("INSERT INTO t (a, b) VALUES ", 2, rows) == [("INSERT INTO t (a, b) VALUES (?, ?)", rows)]
 

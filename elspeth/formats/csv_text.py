@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TextIO
@@ -20,6 +21,8 @@ DEFAULT_MAX_FIELD_SIZE = 16 * 1024 * 1024
 """Characters in one CSV field; Python's own default (128 KiB) quarantines ordinary long texts."""
 _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
+_WRITTEN_AS_IS = frozenset({str, int, type(None)})
+"""Cell types csv.writer writes as `_cell` would (a bool is not an int here: its type is bool)."""
 
 
 def _to_int(text: str) -> int | None:
@@ -61,28 +64,20 @@ _COERCIONS: dict[str, Callable[[str], Any]] = {"int": _to_int, "float": _to_floa
 
 
 class _RecordText:
-    """Feeds a file's lines to csv.reader and keeps those of the record being parsed, so a bad record can be
-    quarantined as it stands in the file."""
+    """The text of the record csv.reader parsed last, so a bad record can be quarantined as it stands in the
+    file. The reader reads `ahead`; `take` draws the same lines from `behind`, a copy held back by as many
+    (csv.reader counts the lines it read), without a Python call per line in between."""
 
     def __init__(self, lines: TextIO) -> None:
-        self._lines = lines
-        self._pending: list[str] = []
-        self.line_number = 0
+        self.ahead, self._behind = itertools.tee(lines)
+        self.taken = 0
 
-    def __iter__(self) -> _RecordText:
-        return self
-
-    def __next__(self) -> str:
-        line = next(self._lines)
-        self._pending.append(line)
-        self.line_number += 1
-        return line
-
-    def take(self) -> tuple[int, str]:
-        """The line number the record started on, and its text without the final line break."""
-        start = self.line_number - len(self._pending) + 1
-        text = "".join(self._pending).rstrip("\r\n")
-        self._pending.clear()
+    def take(self, line_num: int) -> tuple[int, str]:
+        """The line number the record started on, and its text as read (line breaks included); `line_num`:
+        the reader's count of lines read so far."""
+        start, self.taken = self.taken + 1, line_num
+        count = line_num - start + 1
+        text = next(self._behind) if count == 1 else "".join(itertools.islice(self._behind, count))
         return start, text
 
 
@@ -105,13 +100,14 @@ def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Q
     """Rows of CSV text with a header line, as dicts in column order; malformed records are quarantined.
     `f` is opened with newline="" (`open_text`, `text_stream`)."""
     records = _RecordText(f)
-    reader = csv.reader(records, delimiter=options.delimiter, strict=True)
+    reader = csv.reader(records.ahead, delimiter=options.delimiter, strict=True)
     limit: int = getattr(options, "max_field_size", DEFAULT_MAX_FIELD_SIZE)
     csv.field_size_limit(limit)
     header = _header(reader, records, options, origin)
     if not header:
         return
     coercions = [(col, _COERCIONS[kind]) for col, kind in options.types.items() if kind != "str"]
+    take = records.take
     while True:
         # The limit is the csv module's, for the whole process: set it for every record, so that two
         # sources read in turn each keep their own.
@@ -121,7 +117,7 @@ def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Q
         except StopIteration:
             return
         except csv.Error as exc:
-            line, text = records.take()
+            line, text = take(reader.line_num)
             reason = f"line {line}: malformed CSV: {exc}"
             if "field limit" in str(exc):
                 reason = (
@@ -130,10 +126,11 @@ def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Q
                 )
             yield _quarantine(text, reason, options)
             continue
-        line, text = records.take()
+        line, text = take(reader.line_num)
         if not values:
             continue
-        if UNDECODABLE.search(text):
+        # Bytes the encoding rejected are lone surrogates: never in ASCII text (which str knows without a scan).
+        if not text.isascii() and UNDECODABLE.search(text):
             yield _quarantine(
                 text,
                 f"line {line}: not valid {options.encoding} (bad bytes shown as \\xNN); fix the {origin.noun}, "
@@ -146,7 +143,7 @@ def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Q
                 text, f"line {line}: the header has {len(header)} fields, this record {len(values)}", options
             )
             continue
-        row: Row = dict(zip(header, values, strict=True))
+        row: Row = dict(zip(header, values, strict=False))  # as long as each other: checked above
         try:
             for col, coerce in coercions:
                 row[col] = coerce(row[col])
@@ -156,13 +153,13 @@ def read_csv(f: TextIO, options: CsvReading, origin: Origin) -> Iterator[Row | Q
         yield row
 
 
-def _header(reader: Iterator[list[str]], records: _RecordText, options: CsvReading, origin: Origin) -> list[str]:
+def _header(reader: Any, records: _RecordText, options: CsvReading, origin: Origin) -> list[str]:
     kind, where = origin.kind, origin.where
     try:
-        header = next((values for values in reader if values), [])
+        header: list[str] = next((values for values in reader if values), [])
     except csv.Error as exc:
         raise ConfigError(f"{kind}: the header of {where} is not valid CSV ({exc}); fix the {origin.noun}") from None
-    _, text = records.take()
+    _, text = records.take(reader.line_num)
     if not header:
         return header
     if UNDECODABLE.search(text):
@@ -184,7 +181,7 @@ def _header(reader: Iterator[list[str]], records: _RecordText, options: CsvReadi
 
 
 def _quarantine(text: str, reason: str, options: CsvReading) -> Quarantine:
-    return Quarantine(raw=show_undecodable(text, options.encoding), reason=reason)
+    return Quarantine(raw=show_undecodable(text.rstrip("\r\n"), options.encoding), reason=reason)
 
 
 def _cell(column: str, value: Any) -> str:
@@ -234,9 +231,16 @@ class CsvEncoder:
                     f"(columns: {', '.join(fields)}); list it in the sink's `fields` option, or drop or "
                     "rename it with a field_map transform"
                 )
-            # Text, most cells, is written as it is without a call per cell.
+            # Text, ints, None and finite floats (a NaN or an infinity less itself is not 0), most cells, go to
+            # csv.writer as they are, without a call per cell: it writes None empty and numbers by repr, as
+            # _cell would.
             cells = map(row.get, fields)
-            writer.writerow([v if type(v) is str else _cell(col, v) for col, v in zip(fields, cells, strict=True)])
+            writer.writerow(
+                [
+                    v if type(v) in _WRITTEN_AS_IS or (type(v) is float and v - v == 0) else _cell(col, v)
+                    for col, v in zip(fields, cells, strict=True)
+                ]
+            )
         return buffer.getvalue().encode("utf-8")
 
     def restore(self, stored: list[str] | None) -> None:

@@ -1,9 +1,10 @@
 """Sending the recorder's buffered rows to the database, each dialect its fastest way, inside the open
 transaction: the recorder commits.
 
-SQLite: one executemany per table of an INSERT compiled once, the rows handed straight to the driver
-(SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, and these columns need
-no conversion). PostgreSQL through psycopg: COPY, see postgres_copy.py.
+One executemany per table of an INSERT compiled once, the rows handed straight to the driver (SQLAlchemy's
+per-row parameter processing costs more than the database's insert itself, and these columns need no
+conversion); on SQLite with the flush's constants in the statement, see sqlite_inserts.py. PostgreSQL
+through psycopg: COPY, see postgres_copy.py.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ def inserter(conn: Connection) -> Inserter:
         from elspeth.landscape.postgres_copy import CopyInserter
 
         return CopyInserter(conn)
+    if conn.dialect.name == "sqlite":
+        from elspeth.landscape.sqlite_inserts import sqlite_inserter
+
+        return sqlite_inserter(conn)
     return _executemany(conn)
 
 

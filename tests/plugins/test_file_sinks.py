@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import itertools
 import json
 import os
@@ -16,6 +18,7 @@ from hypothesis import strategies as st
 
 from elspeth.api import Artifact, Capability
 from elspeth.errors import ConfigError, ElspethError, NonCanonicalValueError, ResumeError
+from elspeth.formats.csv_text import CsvEncoder, _cell
 from elspeth.plugins.csv_files import CsvSink, CsvSource
 from elspeth.plugins.jsonl_files import JsonlSink, JsonlSource
 from elspeth.plugins.local_file_sink import LocalFileSink
@@ -282,6 +285,29 @@ def test_csv_header_is_written_once_and_missing_keys_are_empty(tmp_path: Path, c
     sink.flush(ctx)
     sink.close()
     assert path.read_bytes().decode() == 'b,a,c\r\nx,1,\r\n,true,\r\n"{""k"":1.5}","[1,""two""]",\r\n'
+
+
+cells = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text()
+    | st.lists(st.integers(), max_size=2)
+)
+
+
+@given(st.lists(st.tuples(cells, cells), max_size=5))
+def test_csv_cells_passed_to_csv_writer_as_they_are_read_as_each_written_by_itself(pairs) -> None:
+    """The encoder hands most cells to csv.writer untouched (issue 11): the bytes must be those of writing
+    every cell's `_cell` text, a single empty cell and a single None included."""
+    rows = [{"a": a, "b": b} for a, b in pairs] + [{"a": None}, {"a": ""}]
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    for row in rows:
+        writer.writerow([_cell(col, row.get(col)) for col in ("a", "b")])
+    encoded = CsvEncoder(",", ["a", "b"], kind="csv sink", where="out.csv").encode(rows, header=False)
+    assert encoded == expected.getvalue().encode()
 
 
 def test_csv_fields_default_to_the_first_rows_keys(tmp_path: Path, ctx) -> None:

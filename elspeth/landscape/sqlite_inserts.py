@@ -33,6 +33,10 @@ ROWS_PER_STATEMENT = 64
 _MAX_BOUND = 999
 """Bound values one statement may hold in every SQLite (the default limit before 3.32)."""
 _INTEGRAL = frozenset({int, bool})
+LONGEST_LITERAL = 256
+"""Text longer than this stays bound: the constants worth writing in are ids, statuses and hashes, while a
+row's payload shared by a whole flush (a source repeating one row) would be copied into the statement once
+per row in it, and the statement kept in sqlite3's cache: memory growing with the input's rows."""
 
 
 def sqlite_inserter(conn: Connection) -> Inserter:
@@ -134,7 +138,7 @@ def sql_literal(value: Any) -> str | None:
     kind = type(value)
     if kind is bool:
         return "1" if value else "0"
-    if kind is str and value.isascii() and "\x00" not in value:
+    if kind is str and len(value) <= LONGEST_LITERAL and value.isascii() and "\x00" not in value:
         return "'" + value.replace("'", "''") + "'"
     return None
 

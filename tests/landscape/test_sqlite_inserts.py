@@ -15,6 +15,7 @@ from elspeth.landscape import schema
 from elspeth.landscape.database import open_database
 from elspeth.landscape.sqlite_inserts import (
     LITERALS_FROM_ROWS,
+    LONGEST_LITERAL,
     ROWS_PER_STATEMENT,
     sql_literal,
     sqlite_inserter,
@@ -90,6 +91,8 @@ def test_few_rows_are_bound_one_a_statement() -> None:
         (1, None),
         (-(2**63), None),
         ("it's", "'it''s'"),
+        ("x" * LONGEST_LITERAL, f"'{'x' * LONGEST_LITERAL}'"),
+        ("x" * (LONGEST_LITERAL + 1), None),
         ("é", None),
         ("a\x00b", None),
         (1.5, None),

@@ -12,6 +12,7 @@ import json
 import math
 from collections.abc import Callable
 from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
+from operator import add, itemgetter
 from typing import Any
 
 import rfc8785
@@ -148,8 +149,67 @@ def dumps(obj: Any) -> str:
         raise NonCanonicalValueError(describe_non_canonical(obj) or str(exc)) from exc
 
 
+_FLAT_PLANS_MAX = 64
+"""Key sequences whose plan is kept: a source's rows share one or a few; rows of ever new keys (a JSON source
+of free-form records) take the general path beyond these, so memory stays flat."""
+_flat_plans: dict[tuple[str, ...], tuple[list[str], Callable[[list[str]], Any] | None, list[str]]] = {}
+
+
+def _flat_plan(keys: tuple[str, ...]) -> tuple[list[str], Callable[[list[str]], Any] | None, list[str]] | None:
+    """For a row's keys (two or more, ASCII): each key's `"key":` prefix in the row's order, what puts the
+    values in sorted key order (None: they are in it already), and the prefixes in that order."""
+    try:
+        if len(keys) < 2 or not "".join(keys).isascii():
+            return None
+    except TypeError:  # a key that is not a string
+        return None
+    prefixes = [encode_basestring(key) + ":" for key in keys]
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    plan = (prefixes, None if order == list(range(len(keys))) else itemgetter(*order), [prefixes[i] for i in order])
+    if len(_flat_plans) < _FLAT_PLANS_MAX:
+        _flat_plans[keys] = plan
+    return plan
+
+
+def _flat_dumps_and_hash(row: dict[Any, Any]) -> tuple[str, str] | None:
+    """`dumps_and_hash` of a dict of scalars under ASCII keys whose floats `repr` writes as ECMAScript does, or
+    None for any other value. Each value is written once and the two texts assembled from the same pieces in
+    the two key orders: json's C encoder, called twice, writes every value twice and sorts the items anew."""
+    keys = tuple(row)
+    plan = _flat_plans.get(keys) or _flat_plan(keys)
+    if plan is None:
+        return None
+    parts: list[str] = []
+    put = parts.append
+    for value in row.values():
+        t = type(value)
+        if t is str:
+            put(encode_basestring(value))
+        elif t is int and -_MAX_SAFE_INT <= value <= _MAX_SAFE_INT:
+            put(int.__repr__(value))
+        elif t is float and not value.is_integer() and _REPR_FLOOR <= abs(value) < 1e16:  # see _tree_kind
+            put(float.__repr__(value))
+        elif value is None:
+            put("null")
+        elif t is bool:
+            put("true" if value else "false")
+        else:
+            return None
+    prefixes, to_sorted, sorted_prefixes = plan
+    stored = "{" + ",".join(map(add, prefixes, parts)) + "}"
+    text = stored if to_sorted is None else "{" + ",".join(map(add, sorted_prefixes, to_sorted(parts))) + "}"
+    try:
+        return stored, hashlib.sha256(text.encode()).hexdigest()
+    except UnicodeEncodeError as exc:
+        raise NonCanonicalValueError(f"a string holds a lone surrogate and is not valid Unicode: {exc}") from exc
+
+
 def dumps_and_hash(obj: Any) -> tuple[str, str]:
     """`dumps(obj)` and `stable_hash(obj)` together, looking at `obj` once: what a source row costs."""
+    if type(obj) is dict:
+        flat = _flat_dumps_and_hash(obj)
+        if flat is not None:
+            return flat
     kind = _tree_kind(obj)
     if not kind:
         return dumps(obj), stable_hash(obj)

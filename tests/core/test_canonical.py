@@ -1,5 +1,6 @@
 """The fast path of canonical JSON must give exactly the bytes of the RFC 8785 reference."""
 
+import hashlib
 import math
 
 import pytest
@@ -136,3 +137,24 @@ def test_non_canonical_values_are_refused(bad):
 def test_refusal_says_where():
     with pytest.raises(NonCanonicalValueError, match=r"\$\.outer\.inner\[1\]"):
         canonical.dumps({"outer": {"inner": [1, math.nan]}})
+
+
+@settings(max_examples=500)
+@given(typed_rows)
+@example({"b": 1, "a": 2.5, "c": None, "d": True, "e": "x"})  # keys out of order: the two texts differ
+@example({"a": "\ud800", "b": 1})  # a lone surrogate
+def test_a_source_rows_text_and_hash_match_storage_and_reference(row):
+    """A flat row takes `dumps_and_hash`'s own path (issue 11): its stored text is `dumps`'s, its hash the
+    SHA-256 of the reference's bytes, and what the reference refuses is refused."""
+    if _valid_text(row):
+        assert canonical.dumps_and_hash(row) == (canonical.dumps(row), hashlib.sha256(rfc8785.dumps(row)).hexdigest())
+    else:
+        with pytest.raises(NonCanonicalValueError):
+            canonical.dumps_and_hash(row)
+
+
+def test_the_flat_path_keeps_a_bounded_number_of_key_sequences():
+    for i in range(canonical._FLAT_PLANS_MAX + 10):
+        row = {f"k{i}": 1, "v": 2.5}
+        assert canonical.dumps_and_hash(row)[1] == hashlib.sha256(rfc8785.dumps(row)).hexdigest()
+    assert len(canonical._flat_plans) <= canonical._FLAT_PLANS_MAX

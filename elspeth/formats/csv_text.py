@@ -9,6 +9,8 @@ import io
 import itertools
 import math
 from collections.abc import Callable, Iterator
+from itertools import chain, compress, repeat
+from operator import is_, itemgetter
 from typing import Any, Protocol, TextIO
 
 from elspeth.api import Quarantine, Row
@@ -23,6 +25,8 @@ _TRUE = frozenset({"true", "yes", "1"})
 _FALSE = frozenset({"false", "no", "0"})
 _WRITTEN_AS_IS = frozenset({str, int, type(None)})
 """Cell types csv.writer writes as `_cell` would (a bool is not an int here: its type is bool)."""
+_PLAIN_CELLS = _WRITTEN_AS_IS | {float}
+"""The same, with floats that are finite."""
 
 
 def _to_int(text: str) -> int | None:
@@ -209,6 +213,8 @@ class CsvEncoder:
         self.where = where
         self.fields: list[str] | None = None
         self._known: frozenset[str] = frozenset()
+        self._getter: Callable[[Row], tuple[Any, ...]] | None = None
+        """The cells of a row in column order, for two columns or more (itemgetter of one gives the cell)."""
         if fields is not None:
             self._set_fields(list(fields))
 
@@ -223,6 +229,10 @@ class CsvEncoder:
         writer = csv.writer(buffer, delimiter=self.delimiter)
         if header:
             writer.writerow(fields)
+        plain = self._plain(rows)
+        if plain is not None:
+            writer.writerows(plain)
+            return buffer.getvalue().encode("utf-8")
         for row in rows:
             if not row.keys() <= self._known:
                 extra = next(key for key in row if key not in self._known)
@@ -243,6 +253,24 @@ class CsvEncoder:
             )
         return buffer.getvalue().encode("utf-8")
 
+    def _plain(self, rows: list[Row]) -> list[tuple[Any, ...]] | None:
+        """The cells of `rows` in column order, when every row holds every column and nothing else, and every
+        cell is text, an int, None or a finite float (the sum of finite floats is finite or overflows, and
+        one NaN or infinity in it makes it neither): csv.writer writes them as `_cell` would, and the whole
+        batch goes to it without a Python call per row. None otherwise: the rows take the path row by row."""
+        getter, width = self._getter, len(self._known)
+        if getter is None:
+            return None
+        if not all(map(self._known.issuperset, rows)) or not all(map(width.__eq__, map(len, rows))):
+            return None
+        plain = list(map(getter, rows))
+        cells = list(chain.from_iterable(plain))
+        if not _PLAIN_CELLS.issuperset(map(type, cells)):
+            return None
+        if not math.isfinite(sum(compress(cells, map(is_, map(type, cells), repeat(float))))):
+            return None
+        return plain
+
     def restore(self, stored: list[str] | None) -> None:
         """Take back the columns an earlier attempt wrote under (None: it wrote nothing)."""
         wanted = self.wanted
@@ -257,4 +285,5 @@ class CsvEncoder:
     def _set_fields(self, fields: list[str]) -> list[str]:
         self.fields = fields
         self._known = frozenset(fields)
+        self._getter = itemgetter(*fields) if len(fields) > 1 else None
         return fields

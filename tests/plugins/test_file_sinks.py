@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from elspeth.api import Artifact, Capability
@@ -308,6 +308,31 @@ def test_csv_cells_passed_to_csv_writer_as_they_are_read_as_each_written_by_itse
         writer.writerow([_cell(col, row.get(col)) for col in ("a", "b")])
     encoded = CsvEncoder(",", ["a", "b"], kind="csv sink", where="out.csv").encode(rows, header=False)
     assert encoded == expected.getvalue().encode()
+
+
+plain_cells = st.none() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
+
+
+@given(st.lists(st.tuples(plain_cells, plain_cells, cells), min_size=1, max_size=5))
+@example([(1e308, 1e308, 1.5)])  # finite floats whose sum overflows: written all the same
+@example([("x", None, "y"), (-0.0, 2**60, 0.1)])
+def test_csv_a_batch_of_whole_rows_reads_as_each_cell_written_by_itself(triples) -> None:
+    """A batch whose rows all hold every column, in text, ints, None and finite floats, goes to csv.writer
+    whole (issue 11); any other batch row by row: the bytes are the same."""
+    rows = [{"a": a, "b": b, "c": c} for a, b, c in triples]
+    expected = io.StringIO()
+    writer = csv.writer(expected)
+    for row in rows:
+        writer.writerow([_cell(col, row[col]) for col in ("a", "b", "c")])
+    encoded = CsvEncoder(",", ["a", "b", "c"], kind="csv sink", where="out.csv").encode(rows, header=False)
+    assert encoded == expected.getvalue().encode()
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_csv_a_batch_of_whole_rows_refuses_a_non_finite_float(bad: float) -> None:
+    encoder = CsvEncoder(",", ["a", "b"], kind="csv sink", where="out.csv")
+    with pytest.raises(NonCanonicalValueError, match="'b'"):
+        encoder.encode([{"a": 1.5, "b": 2.5}, {"a": 1, "b": bad}], header=False)
 
 
 def test_csv_fields_default_to_the_first_rows_keys(tmp_path: Path, ctx) -> None:

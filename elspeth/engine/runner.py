@@ -642,6 +642,14 @@ class Runner:
             elif b.status == BatchStatus.EXECUTING and b.checkpoint is not None:
                 agg.pending.append(Batch(b.batch_id, b.attempt, members, checkpoint=b.checkpoint, poll_at=0.0))
             else:
+                if b.status == BatchStatus.EXECUTING:
+                    # Failed now, not when its turn to run again comes: a stop before then would leave the run
+                    # interrupted with a batch that claims to be executing.
+                    self.rec.update_batch(
+                        b.batch_id,
+                        status=BatchStatus.FAILED,
+                        error={"type": "Interrupted", "message": "the process ended while this batch was executing"},
+                    )
                 to_retry.append(b)
         return to_retry
 
@@ -663,12 +671,6 @@ class Runner:
 
     def _rerun(self, b: UnfinishedBatch) -> None:
         agg = self.aggregations[self._agg_by_node[b.node_id]]
-        if b.status == BatchStatus.EXECUTING:
-            self.rec.update_batch(
-                b.batch_id,
-                status=BatchStatus.FAILED,
-                error={"type": "Interrupted", "message": "the process ended while this batch was executing"},
-            )
         members = [Member(t, row, canonical.stable_hash(row)) for t, row in b.members]
         agg.retry(b.batch_id, b.attempt + 1, members)
 

@@ -56,6 +56,8 @@ database, claim the run and close what the killed attempt left open, then its si
 fewer commits than N is not killed."""
 RESUME_CALLS = [3, 9, 20, 40]
 """Recorder calls of a resume at which it is signalled in turn."""
+RESUME_SIGNALLED_EVERY = 3
+"""Of the commits a run is killed at, every third has its resume signalled (every one with FULL)."""
 POSTGRES_PIPELINES = ("passthrough", "routing", "pending")
 POSTGRES_EVERY = 3
 """PostgreSQL takes every third point of these pipelines."""
@@ -79,6 +81,12 @@ def enumerate_points(pipeline: str, counts: dict[str, int]) -> Iterator[Point]:
     for i, (n, when) in enumerate(commits):
         k, then = DEPTH_TWO[i % len(DEPTH_TWO)]
         yield point([Strike("commit", n, when, "KILL")], [Strike("commit", k, then, "KILL")])
+        # The resume of a killed run stopped by a signal before it has redone what the kill left (a batch
+        # executing, rows in flight): the run is interrupted, and all of that must say so.
+        if FULL or i % RESUME_SIGNALLED_EVERY == 0:
+            sig = ("INT", "TERM")[i // RESUME_SIGNALLED_EVERY % 2]
+            again = Strike("call", RESUME_CALLS[i // RESUME_SIGNALLED_EVERY % len(RESUME_CALLS)], "before", sig)
+            yield point([Strike("commit", n, when, "KILL")], [again])
     sinks = [("write", n, "mid") for n in range(1, counts["write"] + 1)]
     sinks += [("flush", n, when) for n in range(1, counts["flush"] + 1) for when in ("before", "after")]
     for i, (site, n, when) in enumerate(sinks):

@@ -6,9 +6,9 @@ import contextlib
 import hashlib
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any
 
 from attrs import define
 
@@ -42,29 +42,17 @@ class CallScope:
     response: Any = None
 
 
-class RecordCall(Protocol):
-    def __call__(
-        self,
-        *,
-        call_type: str,
-        provider: str,
-        request: Any,
-        response: Any = None,
-        error: Any = None,
-        latency_ms: float | None = None,
-    ) -> object: ...
-
-
 @contextmanager
 def timed_call(
-    record: RecordCall,
+    record: Callable[..., object],
     call_type: str,
     provider: str,
     request: Any,
     counted: contextlib.AbstractContextManager[object] = _UNCOUNTED,
 ) -> Iterator[CallScope]:
-    """What `ctx.call` does for every ctx: time the block and record the call as it ended, its response or
-    its error, with the request as the block left it (a plugin may add to it, e.g. a retry's headers)."""
+    """What `ctx.call` does for every ctx: time the block and record the call through `record` (the ctx's
+    record_call) as it ended, its response or its error, with the request as the block left it (a plugin
+    may add to it, e.g. a retry's headers)."""
     scope = CallScope(request=request)
     started = time.perf_counter()
     try:

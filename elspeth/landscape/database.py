@@ -90,7 +90,7 @@ def open_database(url: str) -> Engine:
         if state.empty:
             migrations.upgrade(engine)
         else:
-            refuse_pending(state, parsed)
+            _refuse_pending(state, parsed)
     except DatabaseError as exc:  # OperationalError ("unable to open"), "file is not a database", ...
         engine.dispose()
         raise LandscapeError(f"cannot open the landscape at {parsed.render_as_string()}: {exc.orig}") from None
@@ -100,7 +100,7 @@ def open_database(url: str) -> Engine:
     return engine
 
 
-def refuse_pending(state: migrations.SchemaState, parsed: URL) -> None:
+def _refuse_pending(state: migrations.SchemaState, parsed: URL) -> None:
     """A LandscapeError, saying how to upgrade, when the database lacks migrations this elspeth has."""
     if state.pending:
         shown = parsed.render_as_string()
@@ -120,6 +120,27 @@ def require_existing(url: str) -> None:
             f"no landscape at {database}; run a pipeline first ('elspeth run SETTINGS.yaml') "
             "or point at one with --landscape URL"
         )
+
+
+def open_existing(url: str) -> Engine:
+    """An engine on the Landscape at `url`, changing nothing: a LandscapeError when there is none (no file, or a
+    database holding no Landscape) or it is at another schema than this elspeth's, which would fail at its
+    first query instead."""
+    require_existing(url)
+    engine, parsed = _engine(url)
+    try:
+        with engine.connect() as conn:
+            state = migrations.schema_state(conn)
+        if state.empty:
+            raise LandscapeError(f"no landscape at {parsed.render_as_string()}: the database holds no Landscape")
+        _refuse_pending(state, parsed)
+    except DatabaseError as exc:
+        engine.dispose()
+        raise LandscapeError(f"cannot open the landscape at {parsed.render_as_string()}: {exc.orig}") from None
+    except BaseException:
+        engine.dispose()
+        raise
+    return engine
 
 
 @contextlib.contextmanager

@@ -20,11 +20,11 @@ from typing import Any, TypeVar
 
 import attrs
 from attrs import field, frozen
-from sqlalchemy import Connection, Engine, Table, and_, create_engine, exists, select
+from sqlalchemy import Connection, Engine, Table, and_, exists, select
 
-from elspeth.errors import ElspethError, LandscapeError
-from elspeth.landscape import migrations, schema
-from elspeth.landscape.database import check_url, refuse_pending
+from elspeth.errors import ElspethError
+from elspeth.landscape import schema
+from elspeth.landscape.database import open_existing
 from elspeth.landscape.payloads import FilePayloadStore, payload_dir
 from elspeth.landscape.retention import Purge, purge_of
 from elspeth.landscape.statuses import BatchStatus, CallStatus, RunStatus, StateStatus, TokenOutcome, TriggerReason
@@ -255,24 +255,9 @@ class Landscape:
 
 def open_landscape(url: str, payloads: str | Path | None = None) -> Landscape:
     """The Landscape at `url`, read-only. `payloads` is its payload store (default: where the engine puts it,
-    `payloads` beside a SQLite file). A LandscapeError when there is none there, or the URL is wrong."""
-    parsed = check_url(url)
-    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
-        raise LandscapeError(f"no landscape at {url!r}: that SQLite file does not exist; check the path")
-    try:
-        engine = create_engine(url)
-    except ModuleNotFoundError as exc:
-        raise LandscapeError(f"the driver for {parsed.drivername} is not installed ({exc.name})") from None
-    try:
-        with engine.connect() as conn:
-            state = migrations.schema_state(conn)
-        if state.empty:
-            raise LandscapeError(f"no landscape at {parsed.render_as_string()}: the database holds no Landscape")
-        # Read with this elspeth's schema, a database of an older one would fail at its first query instead.
-        refuse_pending(state, parsed)
-    except BaseException:
-        engine.dispose()
-        raise
+    `payloads` beside a SQLite file). A LandscapeError when there is none there, it is at another schema than
+    this elspeth's, or the URL is wrong."""
+    engine = open_existing(url)
     return Landscape(engine, payload_dir(url, None if payloads is None else str(payloads)), owned=True)
 
 

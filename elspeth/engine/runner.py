@@ -631,8 +631,9 @@ class Runner:
     # ------------------------------------------------------------ resuming
 
     def restore_batches(self, batches: Iterable[UnfinishedBatch]) -> list[UnfinishedBatch]:
-        """Put drafts back in their buffers and pending batches back on the poll list; returns the batches
-        that must run again (interrupted mid-flush, or failed without finishing their members)."""
+        """Put drafts back in their buffers and pending batches back on the poll list, and record as failed
+        the batches a killed attempt left executing; returns the batches that must run again (those, and
+        failed ones whose members never finished)."""
         to_retry = []
         for b in batches:
             agg = self.aggregations[self._agg_by_node[b.node_id]]
